@@ -1,0 +1,87 @@
+"""Elasticsearch adapter: ``dense_vector`` (HNSW, cosine) and the top-level ``knn`` section.
+
+The integ-test build this project can run locally lacks the ``analysis-common`` module, so the
+``english`` analyzer is detected rather than assumed; users' full distributions have it.
+``GET /`` answers 405 on that build, so nothing here relies on ``info()``.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import elastic_transport
+from elasticsearch import ApiError, Elasticsearch, helpers
+
+from engines.base import EngineError, EngineRequestError, EngineUnavailable, SearchEngine
+
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 128
+_JSON = {"accept": "application/json", "content-type": "application/json"}
+_NDJSON = {"accept": "application/json", "content-type": "application/x-ndjson"}
+
+
+class ElasticsearchEngine(SearchEngine):
+    kind = "elasticsearch"
+
+    def __init__(self, url: str, timeout_s: float = 30.0) -> None:
+        super().__init__(url)
+        self.client = Elasticsearch(
+            url, request_timeout=timeout_s, max_retries=2, retry_on_timeout=True
+        )
+
+    def request(
+        self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None
+    ) -> Any:
+        headers = _NDJSON if isinstance(body, str) else _JSON
+        try:
+            response = self.client.perform_request(
+                method, path, params=dict(params or {}), headers=headers, body=body
+            )
+        except Exception as exc:
+            raise self._translate(exc) from exc
+        return response.body
+
+    def _streaming_bulk(self) -> Callable[..., Iterator[tuple[bool, dict[str, Any]]]]:
+        return lambda actions, **kw: helpers.streaming_bulk(self.client, actions, **kw)
+
+    def _translate(self, exc: Exception) -> EngineError:
+        if isinstance(exc, ApiError):
+            status = exc.meta.status
+            if status == 429 or status >= 500:
+                return EngineUnavailable(f"Elasticsearch answered {status}: {exc.body}")
+            return EngineRequestError(status, exc.body)
+        if isinstance(exc, elastic_transport.TransportError):
+            return EngineUnavailable(f"Elasticsearch at {self.url} unreachable: {exc}")
+        if isinstance(exc, EngineError):
+            return exc
+        return EngineUnavailable(f"Elasticsearch request failed: {exc!r}")
+
+    def vector_mapping(self, dimension: int) -> dict[str, Any]:
+        # Float HNSW, stated explicitly: recent versions default to quantised (int8/bbq) graphs.
+        return {
+            "type": "dense_vector",
+            "dims": dimension,
+            "index": True,
+            "similarity": "cosine",
+            "index_options": {"type": "hnsw", "m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION},
+        }
+
+    def text_analyzer(self) -> dict[str, Any]:
+        if self.has_analyzer("english"):
+            return {"type": "english"}
+        return {"type": "standard", "stopwords": "_english_"}
+
+    def knn_query(
+        self, field: str, vector: Sequence[float], k: int, filters: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        knn: dict[str, Any] = {
+            "field": field,
+            "query_vector": [float(x) for x in vector],
+            "k": k,
+            "num_candidates": max(2 * k, 100),
+        }
+        if filters:
+            knn["filter"] = list(filters)
+        return {"size": k, "knn": knn}
+
+    def close(self) -> None:
+        self.client.close()

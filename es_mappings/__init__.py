@@ -1,0 +1,9 @@
+"""The one logical product schema, rendered for OpenSearch and Elasticsearch, and index naming.
+
+Nothing here talks to an engine: these are pure functions from settings to request bodies, so a
+reader can print the exact JSON that creates an index.
+"""
+from es_mappings.naming import IndexNames
+from es_mappings.schema import PRODUCT_FIELDS, VECTOR_FIELD, Field, index_body
+
+__all__ = ["Field", "IndexNames", "PRODUCT_FIELDS", "VECTOR_FIELD", "index_body"]

@@ -1,0 +1,84 @@
+"""The logical product schema and its rendering into an index body.
+
+The schema is written once, engine-neutrally. An engine adapter supplies only what differs: the
+vector field's mapping, index-level settings (``index.knn`` on OpenSearch), and the text
+analyzer the node offers (the reduced Elasticsearch build has no ``english`` analyzer).
+Optional fields stay optional: the benchmark catalogue fills only id, title, category and image.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+VECTOR_FIELD = "vector"
+TEXT_ANALYZER = "product_text"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One logical field: a name, its mapping, and whether BM25 searches it (with a boost)."""
+
+    name: str
+    mapping: Mapping[str, Any]
+    bm25_boost: float | None = None
+
+
+def _text(with_keyword: bool = False) -> dict[str, Any]:
+    mapping: dict[str, Any] = {"type": "text", "analyzer": TEXT_ANALYZER}
+    if with_keyword:
+        mapping["fields"] = {"keyword": {"type": "keyword", "ignore_above": 256}}
+    return mapping
+
+
+PRODUCT_FIELDS: tuple[Field, ...] = (
+    Field("product_id", {"type": "keyword"}),
+    Field("title", _text(), bm25_boost=3.0),
+    Field("description", _text(), bm25_boost=1.0),
+    # "Apparel > Topwear": searchable as text, filterable by exact path and by any ancestor.
+    Field("category", _text(with_keyword=True), bm25_boost=1.5),
+    Field("category_path", {"type": "keyword"}),
+    Field("brand", _text(with_keyword=True), bm25_boost=2.0),
+    # Free-form key/value attributes supplied by the catalogue owner, kept as keywords.
+    Field("attributes", {"type": "object", "dynamic": True}),
+    Field("price", {"type": "scaled_float", "scaling_factor": 100}),
+    Field("image", {"type": "keyword", "index": False}),
+    Field("has_image", {"type": "boolean"}),
+    Field("model_version", {"type": "keyword"}),
+    Field("event_version", {"type": "long"}),
+    Field("updated_at", {"type": "date"}),
+)
+
+BM25_FIELDS: tuple[str, ...] = tuple(
+    f"{f.name}^{f.bm25_boost:g}" for f in PRODUCT_FIELDS if f.bm25_boost is not None
+)
+
+
+def index_body(
+    *,
+    vector_mapping: Mapping[str, Any],
+    text_analyzer: Mapping[str, Any],
+    extra_settings: Mapping[str, Any] | None = None,
+    shards: int = 1,
+    replicas: int = 0,
+) -> dict[str, Any]:
+    """The body of ``PUT /<index>``: settings, analyzer and mappings for one index version."""
+    properties = {f.name: dict(f.mapping) for f in PRODUCT_FIELDS}
+    properties[VECTOR_FIELD] = dict(vector_mapping)
+    return {
+        "settings": {
+            "index": {"number_of_shards": shards, "number_of_replicas": replicas, **(extra_settings or {})},
+            "analysis": {"analyzer": {TEXT_ANALYZER: dict(text_analyzer)}},
+        },
+        "mappings": {
+            "dynamic": "strict",
+            "dynamic_templates": [
+                {
+                    "attributes_as_keywords": {
+                        "path_match": "attributes.*",
+                        "mapping": {"type": "keyword", "ignore_above": 256},
+                    }
+                }
+            ],
+            "properties": properties,
+        },
+    }

@@ -1,0 +1,60 @@
+"""Product events: the typed edge of the write path.
+
+An event carries the product's full state (upsert) or its removal (delete), and a monotonically
+increasing ``version`` chosen by the source of truth (e.g. the catalogue's updated-at in ms).
+The engine's external versioning turns that number into idempotent, order-independent writes.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    product_id: Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^/#?\s]+$")]
+    version: Annotated[int, Field(ge=1, lt=2**63)]
+
+
+class ProductUpsert(_Event):
+    """Create or replace a product. Only ``title`` is required; every other field is optional."""
+
+    type: Literal["upsert"] = "upsert"
+    title: Annotated[str, Field(min_length=1, max_length=2000)]
+    description: str | None = None
+    category: str | None = Field(default=None, description='A path such as "Apparel > Topwear".')
+    brand: str | None = None
+    attributes: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    price: Annotated[float, Field(ge=0)] | None = None
+    image: str | None = Field(default=None, description="A file path, absolute or under PRODUCT_IMAGE_ROOT.")
+
+
+class ProductDelete(_Event):
+    type: Literal["delete"] = "delete"
+
+
+ProductEvent = Annotated[Union[ProductUpsert, ProductDelete], Field(discriminator="type")]
+_ADAPTER: TypeAdapter[ProductUpsert | ProductDelete] = TypeAdapter(ProductEvent)
+
+
+class InvalidEvent(ValueError):
+    """An event that does not match the schema; the message names each offending field."""
+
+    def __init__(self, message: str, raw: Any) -> None:
+        super().__init__(message)
+        self.raw = raw
+
+
+def parse_event(raw: Any) -> ProductUpsert | ProductDelete:
+    """Validate a raw (decoded JSON) event, or raise :class:`InvalidEvent` naming the fields."""
+    if isinstance(raw, (ProductUpsert, ProductDelete)):
+        return raw
+    try:
+        return _ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<event>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise InvalidEvent(f"invalid product event: {problems}", raw) from None

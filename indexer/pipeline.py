@@ -1,0 +1,186 @@
+"""One batch of events through the write path: validate, encode, bulk-write with versions.
+
+Every event gets exactly one outcome. ``indexed``/``deleted``/``stale`` are done (a stale event
+lost to a newer version already in the index, which is what idempotent replay means);
+``rejected`` events can never succeed as they are and must be parked for an operator;
+``retry`` events hit a transient engine problem and should be tried again.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from acebert.encoder import Encoder, ProductInput
+from acebert.images import ImageError
+from engines import BulkOutcome, SearchEngine
+from es_mappings import VECTOR_FIELD
+from indexer.documents import build_document, encoder_input
+from indexer.events import InvalidEvent, ProductDelete, ProductUpsert, parse_event
+
+log = logging.getLogger(__name__)
+
+
+class Status(str, Enum):
+    INDEXED = "indexed"
+    DELETED = "deleted"
+    STALE = "stale"
+    REJECTED = "rejected"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    raw: Any
+    status: Status
+    error: str | None = None
+
+    @property
+    def product_id(self) -> str | None:
+        return self.raw.get("product_id") if isinstance(self.raw, dict) else None
+
+
+@dataclass
+class BatchReport:
+    outcomes: list[EventOutcome] = field(default_factory=list)
+
+    def with_status(self, *statuses: Status) -> list[EventOutcome]:
+        return [o for o in self.outcomes if o.status in statuses]
+
+    def counts(self) -> dict[str, int]:
+        counts = {status.value: 0 for status in Status}
+        for outcome in self.outcomes:
+            counts[outcome.status.value] += 1
+        return counts
+
+
+def _readable_image(product: ProductInput) -> ProductInput:
+    """Replace an image path by its bytes, checking that it decodes; raise :class:`ImageError`."""
+    if product.image is None or isinstance(product.image, bytes):
+        return product
+    path = Path(product.image)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"cannot read image {path}: {exc.strerror or exc}") from exc
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ImageError(f"image {path} is not a decodable picture: {exc}") from exc
+    return ProductInput(title=product.title, image=data)
+
+
+def _encode(
+    encoder: Encoder, upserts: Sequence[tuple[Any, ProductUpsert]], image_root: Path
+) -> tuple[list[tuple[Any, ProductUpsert, ProductInput, np.ndarray]], list[EventOutcome]]:
+    """Encode the upserts; a bad image rejects that event alone, not the batch."""
+    ready: list[tuple[Any, ProductUpsert, ProductInput]] = []
+    rejected: list[EventOutcome] = []
+    for raw, event in upserts:
+        try:
+            ready.append((raw, event, _readable_image(encoder_input(event, image_root))))
+        except ImageError as exc:
+            rejected.append(EventOutcome(raw, Status.REJECTED, f"product {event.product_id}: {exc}"))
+    if not ready:
+        return [], rejected
+    inputs = [product for _, _, product in ready]
+    try:
+        vectors = encoder.encode_products(inputs)
+    except ImageError:
+        # Find the culprit(s) one by one; the rest of the batch still goes through.
+        encoded, rows = [], []
+        for item in ready:
+            try:
+                rows.append(encoder.encode_products([item[2]])[0])
+                encoded.append(item)
+            except ImageError as exc:
+                rejected.append(EventOutcome(item[0], Status.REJECTED, f"product {item[1].product_id}: {exc}"))
+        ready, vectors = encoded, np.asarray(rows, dtype=np.float32)
+    return [(raw, ev, prod, vec) for (raw, ev, prod), vec in zip(ready, vectors)], rejected
+
+
+def _outcome(raw: Any, event: ProductUpsert | ProductDelete, result: BulkOutcome) -> EventOutcome:
+    if result.ok:
+        return EventOutcome(raw, Status.DELETED if result.op == "delete" else Status.INDEXED)
+    if result.stale:
+        return EventOutcome(raw, Status.STALE)
+    if result.op == "delete" and result.status == 404:
+        return EventOutcome(raw, Status.DELETED)
+    message = f"product {event.product_id}: engine answered {result.status}: {result.error}"
+    return EventOutcome(raw, Status.RETRY if result.retryable else Status.REJECTED, message)
+
+
+def index_events(
+    raw_events: Iterable[Any],
+    *,
+    engine: SearchEngine,
+    encoder: Encoder,
+    index: str,
+    image_root: Path = Path("."),
+) -> BatchReport:
+    """Write one batch of raw (decoded JSON) events into ``index`` (usually the write alias).
+
+    Raises :class:`engines.EngineUnavailable` when the engine cannot be reached at all: the
+    whole batch is then worth retrying, and nothing has been partially reported.
+    """
+    report = BatchReport()
+    upserts: list[tuple[Any, ProductUpsert]] = []
+    deletes: list[tuple[Any, ProductDelete]] = []
+    for raw in raw_events:
+        try:
+            event = parse_event(raw)
+        except InvalidEvent as exc:
+            report.outcomes.append(EventOutcome(raw, Status.REJECTED, str(exc)))
+            continue
+        (upserts if isinstance(event, ProductUpsert) else deletes).append((raw, event))  # type: ignore[arg-type]
+
+    encoded, rejected = _encode(encoder, upserts, image_root)
+    report.outcomes += rejected
+
+    actions: list[dict[str, Any]] = []
+    pending: list[tuple[Any, ProductUpsert | ProductDelete]] = []
+    for raw, event, product, vector in encoded:
+        document = build_document(
+            event, model_version=encoder.model_version, has_image=product.image is not None
+        )
+        document[VECTOR_FIELD] = vector.tolist()
+        actions.append(_action("index", index, event, document))
+        pending.append((raw, event))
+    for raw, delete in deletes:
+        actions.append(_action("delete", index, delete))
+        pending.append((raw, delete))
+
+    results = engine.bulk(actions) if actions else []
+    if len(results) != len(pending):
+        raise RuntimeError(f"bulk returned {len(results)} outcomes for {len(pending)} actions")
+    # Items re-sent after a 429 come back later than the rest: match outcomes by id, in order.
+    by_id: dict[str, deque[tuple[Any, ProductUpsert | ProductDelete]]] = defaultdict(deque)
+    for raw, event in pending:
+        by_id[event.product_id].append((raw, event))
+    for result in results:
+        raw, event = by_id[result.doc_id].popleft()
+        report.outcomes.append(_outcome(raw, event, result))
+    log.info("batch written: %s", report.counts())
+    return report
+
+
+def _action(
+    op: str, index: str, event: ProductUpsert | ProductDelete, source: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    action: dict[str, Any] = {
+        "_op_type": op,
+        "_index": index,
+        "_id": event.product_id,
+        "version": event.version,
+        "version_type": "external",
+    }
+    if source is not None:
+        action["_source"] = source
+    return action

@@ -1,0 +1,1 @@
+"""Read path: query -> normalize/rewrite -> encode -> BM25 leg + kNN leg -> normalize + blend -> hits."""

@@ -1,0 +1,133 @@
+"""Score normalisation and fusion as pure functions over per-leg ranked lists.
+
+A leg is a ranked list of ``(doc_id, score)``. Rules, decided up front and shared with the
+server-side comparison (they follow OpenSearch neural-search's normalisation processor):
+- min-max over each leg's whole candidate list; a single hit, or all scores equal, normalise
+  to 1.0; a matched document never normalises below ``MIN_MAX_FLOOR`` so "matched, but lowest"
+  still beats "not matched" (which counts 0).
+- z-score: ``(s - mean) / std`` per leg; std 0 gives 0 for all; a document a leg did not
+  return counts as that leg's lowest z-score, so missing is never better than matched.
+- RRF: ``sum_leg weight / (k + rank)`` with 1-based ranks; missing contributes nothing.
+Weighted sums divide by the sum of weights (an arithmetic mean), so scores stay comparable
+across weight settings. Ties break by doc id, so a ranking (and its pagination) is stable.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+Leg = Sequence[tuple[str, float]]
+MIN_MAX_FLOOR = 0.001
+RRF_K = 60
+
+
+@dataclass(frozen=True)
+class Blended:
+    doc_id: str
+    score: float
+    raw: dict[str, float] = field(default_factory=dict)         # leg -> engine score
+    normalized: dict[str, float] = field(default_factory=dict)  # leg -> normalised score
+    ranks: dict[str, int] = field(default_factory=dict)         # leg -> 1-based rank
+
+
+def min_max(scores: Sequence[float]) -> list[float]:
+    if not scores:
+        return []
+    low, high = min(scores), max(scores)
+    if high - low <= 0:
+        return [1.0] * len(scores)
+    return [max((s - low) / (high - low), MIN_MAX_FLOOR) for s in scores]
+
+
+def z_score(scores: Sequence[float]) -> list[float]:
+    if not scores:
+        return []
+    mean = sum(scores) / len(scores)
+    std = math.sqrt(sum((s - mean) ** 2 for s in scores) / len(scores))
+    if std == 0:
+        return [0.0] * len(scores)
+    return [(s - mean) / std for s in scores]
+
+
+NORMALIZERS: dict[str, Callable[[Sequence[float]], list[float]]] = {
+    "min_max": min_max,
+    "z_score": z_score,
+}
+METHODS = ("min_max", "z_score", "rrf")
+
+
+def _check(legs: Mapping[str, Leg], weights: Mapping[str, float]) -> None:
+    if set(weights) != set(legs):
+        raise ValueError(f"weights name legs {sorted(weights)} but the legs are {sorted(legs)}")
+    if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+        raise ValueError(f"weights must be non-negative and not all zero, got {dict(weights)}")
+    for name, leg in legs.items():
+        ids = [doc_id for doc_id, _ in leg]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"leg {name!r} lists a document twice")
+
+
+def _collect(legs: Mapping[str, Leg]) -> dict[str, Blended]:
+    docs: dict[str, Blended] = {}
+    for name, leg in legs.items():
+        for rank, (doc_id, score) in enumerate(leg, start=1):
+            doc = docs.setdefault(doc_id, Blended(doc_id, 0.0))
+            doc.raw[name] = score
+            doc.ranks[name] = rank
+    return docs
+
+
+def _ranked(docs: dict[str, Blended], scores: Mapping[str, float]) -> list[Blended]:
+    out = [
+        Blended(doc_id, scores[doc_id], d.raw, d.normalized, d.ranks) for doc_id, d in docs.items()
+    ]
+    return sorted(out, key=lambda b: (-b.score, b.doc_id))
+
+
+def weighted_normalized(
+    legs: Mapping[str, Leg], weights: Mapping[str, float], normalizer: str = "min_max"
+) -> list[Blended]:
+    """Normalise each leg, then the weighted arithmetic mean per document."""
+    try:
+        normalize = NORMALIZERS[normalizer]
+    except KeyError:
+        raise ValueError(f"unknown normalizer {normalizer!r}; expected one of {sorted(NORMALIZERS)}") from None
+    _check(legs, weights)
+    docs = _collect(legs)
+    missing_value: dict[str, float] = {}
+    for name, leg in legs.items():
+        normalized = normalize([score for _, score in leg])
+        for (doc_id, _), value in zip(leg, normalized):
+            docs[doc_id].normalized[name] = value
+        missing_value[name] = 0.0 if normalizer == "min_max" else min(normalized, default=0.0)
+    total = sum(weights.values())
+    scores = {
+        doc_id: sum(w * doc.normalized.get(name, missing_value[name]) for name, w in weights.items()) / total
+        for doc_id, doc in docs.items()
+    }
+    return _ranked(docs, scores)
+
+
+def rrf(legs: Mapping[str, Leg], weights: Mapping[str, float], k: int = RRF_K) -> list[Blended]:
+    """Weighted reciprocal rank fusion."""
+    if k <= 0:
+        raise ValueError(f"RRF k must be positive, got {k}")
+    _check(legs, weights)
+    docs = _collect(legs)
+    for doc in docs.values():
+        doc.normalized.update({name: 1.0 / (k + rank) for name, rank in doc.ranks.items()})
+    scores = {
+        doc_id: sum(weights[name] * value for name, value in doc.normalized.items())
+        for doc_id, doc in docs.items()
+    }
+    return _ranked(docs, scores)
+
+
+def blend(legs: Mapping[str, Leg], weights: Mapping[str, float], method: str = "min_max") -> list[Blended]:
+    """Fuse legs with ``method``: ``min_max``, ``z_score`` (normalise + weighted mean) or ``rrf``."""
+    if method == "rrf":
+        return rrf(legs, weights)
+    if method in NORMALIZERS:
+        return weighted_normalized(legs, weights, method)
+    raise ValueError(f"unknown blend method {method!r}; expected one of {list(METHODS)}")

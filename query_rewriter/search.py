@@ -1,0 +1,157 @@
+"""The search entry point: one query in, a page of blended, explained hits out.
+
+Pagination works over a fixed candidate window (``depth`` per leg): every page of one query is
+cut from the same blended list, so pages never repeat or skip a product. A page past the window
+is refused with a clear error rather than silently re-ranked.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+from acebert.encoder import Encoder
+from engines import SearchEngine
+from query_rewriter.blend import METHODS, Blended, blend
+from query_rewriter.requests import Filters, bm25_body, bm25_query, knn_body
+from query_rewriter.rewrite import rewrite
+
+Mode = Literal["bm25", "knn", "hybrid", "server_hybrid"]
+MODES: tuple[str, ...] = ("bm25", "knn", "hybrid", "server_hybrid")
+DEFAULT_WEIGHTS = {"bm25": 0.5, "knn": 0.5}
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    query: str
+    filters: Filters = Filters()
+    mode: Mode = "hybrid"
+    method: str = "min_max"
+    weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    page: int = 1
+    size: int = 10
+    depth: int = 100
+    rewrite: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; expected one of {list(MODES)}")
+        if self.method not in METHODS:
+            raise ValueError(f"unknown blend method {self.method!r}; expected one of {list(METHODS)}")
+        if self.page < 1 or self.size < 1:
+            raise ValueError("page and size start at 1")
+        if self.page * self.size > self.depth:
+            raise ValueError(
+                f"page {self.page} of size {self.size} reaches past the candidate window of "
+                f"{self.depth}; raise depth (the ranking is cut from the top {self.depth} of each leg)"
+            )
+
+
+@dataclass(frozen=True)
+class Hit:
+    product_id: str
+    score: float
+    source: dict[str, Any]
+    leg_scores: dict[str, float]
+    normalized: dict[str, float]
+    ranks: dict[str, int]
+
+
+@dataclass(frozen=True)
+class SearchResponse:
+    query: str
+    hits: list[Hit]
+    candidates: int
+    timings_ms: dict[str, float]
+
+
+def _leg(response: Mapping[str, Any]) -> tuple[list[tuple[str, float]], dict[str, dict[str, Any]]]:
+    hits = response["hits"]["hits"]
+    return [(h["_id"], float(h["_score"])) for h in hits], {h["_id"]: h.get("_source", {}) for h in hits}
+
+
+class HybridSearcher:
+    """Hybrid BM25 + kNN search over one index (alias), with one encoder for queries."""
+
+    def __init__(self, engine: SearchEngine, encoder: Encoder, index: str) -> None:
+        self.engine = engine
+        self.encoder = encoder
+        self.index = index
+        self._pipelines: set[str] = set()
+
+    def search(self, request: SearchRequest) -> SearchResponse:
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        rewritten = rewrite(request.query) if request.rewrite else None
+        text = rewritten.text if rewritten else request.query
+        filters = request.filters
+        if rewritten and (rewritten.price_min is not None or rewritten.price_max is not None):
+            filters = Filters(
+                filters.category, filters.brand,
+                filters.price_min if filters.price_min is not None else rewritten.price_min,
+                filters.price_max if filters.price_max is not None else rewritten.price_max,
+            )
+        clauses = filters.clauses()
+
+        vector = None
+        if request.mode != "bm25":
+            t = time.perf_counter()
+            vector = self.encoder.encode_queries([text])[0].tolist()
+            timings["encode"] = (time.perf_counter() - t) * 1000
+
+        t = time.perf_counter()
+        if request.mode == "server_hybrid":
+            blended, sources = self._server_hybrid(request, text, clauses, vector)
+        else:
+            bodies = {}
+            if request.mode in ("bm25", "hybrid"):
+                bodies["bm25"] = bm25_body(text, clauses, request.depth)
+            if request.mode in ("knn", "hybrid"):
+                bodies["knn"] = knn_body(self.engine, vector, clauses, request.depth)
+            responses = self.engine.msearch(self.index, list(bodies.values()))
+            timings["engine"] = (time.perf_counter() - t) * 1000
+            t = time.perf_counter()
+            legs, sources = {}, {}
+            for name, response in zip(bodies, responses):
+                legs[name], leg_sources = _leg(response)
+                sources.update(leg_sources)
+            weights = {name: request.weights.get(name, 0.0) for name in legs}
+            if len(legs) == 1:
+                weights = {name: 1.0 for name in legs}
+            blended = blend(legs, weights, request.method)
+            timings["blend"] = (time.perf_counter() - t) * 1000
+
+        start = (request.page - 1) * request.size
+        page = blended[start : start + request.size]
+        hits = [
+            Hit(b.doc_id, b.score, sources.get(b.doc_id, {}), dict(b.raw), dict(b.normalized), dict(b.ranks))
+            for b in page
+        ]
+        timings["total"] = (time.perf_counter() - started) * 1000
+        return SearchResponse(query=text, hits=hits, candidates=len(blended), timings_ms=timings)
+
+    def _server_hybrid(
+        self, request: SearchRequest, text: str, clauses: list[dict[str, Any]], vector: list[float] | None
+    ) -> tuple[list[Blended], dict[str, dict[str, Any]]]:
+        """OpenSearch neural-search's ``hybrid`` query with a normalisation pipeline."""
+        if not self.engine.supports_server_hybrid:
+            raise ValueError(f"{self.engine.kind} here has no server-side hybrid query (neural-search)")
+        weights = [request.weights.get("bm25", 0.0), request.weights.get("knn", 0.0)]
+        pipeline = self._pipeline(request.method, weights)
+        knn = knn_body(self.engine, vector or [], clauses, request.depth)["query"]
+        body = {
+            "size": request.depth,
+            "_source": bm25_body(text, clauses, 0)["_source"],
+            "query": {"hybrid": {"pagination_depth": request.depth, "queries": [bm25_query(text, clauses), knn]}},
+        }
+        response = self.engine.hybrid_search(self.index, body, pipeline)
+        hits = response["hits"]["hits"]
+        blended = [Blended(h["_id"], float(h["_score"])) for h in hits]
+        return blended, {h["_id"]: h.get("_source", {}) for h in hits}
+
+    def _pipeline(self, method: str, weights: list[float]) -> str:
+        name = f"acebert-hybrid-{method}-" + "-".join(f"{w:.3f}" for w in weights)
+        if name not in self._pipelines:
+            self.engine.put_search_pipeline(name, method, weights)
+            self._pipelines.add(name)
+        return name

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install everything the project needs on a fresh Debian machine: Redis, uv, and the pinned
+# Python stack (requirements.lock) into .venv, with uv's cache kept outside the repo so a second
+# install takes seconds (torch alone is 3 GB).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null; then
+  echo "installing redis-server (Debian package)"
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq redis-server >/dev/null; fi
+fi
+
+if ! command -v uv >/dev/null; then
+  python3 -m pip install -q --disable-pip-version-check uv
+fi
+export UV_CACHE_DIR="${UV_CACHE_DIR:-$HOME/.cache/acebert-search/uv}"
+[ -x .venv/bin/python ] || uv venv -q --python "${PYTHON:-python3}" .venv
+uv pip install -q --python .venv/bin/python -r requirements.lock
+uv pip install -q --python .venv/bin/python --no-deps -e .
+echo "installed: $(.venv/bin/python --version), $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)')"

@@ -1,0 +1,240 @@
+"""``hybrid-search``: the command line over the same library the HTTP service uses.
+
+Settings come from the environment (see ``settings.py``); ``--engine``/``--url`` override the
+engine for one call. Heavy imports (torch, the model) happen only in commands that need them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from settings import Settings
+
+
+def _runtime(args: argparse.Namespace):  # -> Runtime, imported lazily
+    from service.runtime import Runtime
+
+    settings = Settings.from_env()
+    if args.engine:
+        settings = replace(settings, engine=args.engine)
+    if args.url:
+        settings = replace(settings, engine_url=args.url)
+    return Runtime(settings)
+
+
+def _read_events(path: str) -> Iterator[Any]:
+    """Events from a JSON Lines file (or ``-`` for stdin); a bad line is reported with its number."""
+    stream = sys.stdin if path == "-" else open(path, encoding="utf-8")
+    with stream:
+        for number, line in enumerate(stream, start=1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise SystemExit(f"{path}:{number}: not valid JSON: {exc.msg}") from None
+
+
+def cmd_init(args: argparse.Namespace) -> None:
+    from indexer.indices import ensure_index
+
+    rt = _runtime(args)
+    index = ensure_index(rt.engine, rt.names, rt.encoder.dimension)
+    print(f"{rt.engine.kind}: {rt.names.read_alias} / {rt.names.write_alias} -> {index}")
+
+
+def cmd_enqueue(args: argparse.Namespace) -> None:
+    from workers.producer import enqueue
+
+    rt = _runtime(args)
+    result = enqueue(list(_read_events(args.file)), rt.queue, rt.settings.batch_size)
+    print(f"queued {result.queued} events")
+    for letter_id, error in result.parked:
+        print(f"parked {letter_id}: {error}", file=sys.stderr)
+
+
+def cmd_load_catalog(args: argparse.Namespace) -> None:
+    from indexer.catalog import catalog_events
+
+    rt = _runtime(args)
+    events = catalog_events(args.catalog, version=args.version, limit=args.limit)
+    if args.direct:
+        from tqdm import tqdm
+
+        from indexer.indices import ensure_index
+        from indexer.pipeline import Status, index_events
+
+        ensure_index(rt.engine, rt.names, rt.encoder.dimension)
+        counts: dict[str, int] = {}
+        for start in tqdm(range(0, len(events), args.batch_size), desc="indexing", unit="batch"):
+            report = index_events(events[start : start + args.batch_size], engine=rt.engine,
+                                  encoder=rt.encoder, index=rt.names.write_alias)
+            for key, value in report.counts().items():
+                counts[key] = counts.get(key, 0) + value
+            for outcome in report.with_status(Status.REJECTED):
+                print(f"rejected: {outcome.error}", file=sys.stderr)
+        print(json.dumps(counts))
+        return
+    from workers.producer import enqueue
+
+    result = enqueue(events, rt.queue, rt.settings.batch_size)
+    print(f"queued {result.queued} events from {args.catalog}; parked {len(result.parked)}")
+
+
+def cmd_wait(args: argparse.Namespace) -> None:
+    rt = _runtime(args)
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        pending, in_flight = rt.queue.pending(), rt.queue.in_flight()
+        if pending == 0 and in_flight == 0:
+            rt.engine.refresh(rt.names.read_alias)
+            print(f"queue drained; {rt.engine.count(rt.names.read_alias)} products searchable")
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"timed out after {args.timeout}s with {rt.queue.pending()} events pending")
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    from query_rewriter.requests import Filters
+    from query_rewriter.search import SearchRequest
+
+    rt = _runtime(args)
+    request = SearchRequest(
+        query=args.query, mode=args.mode, method=args.method,
+        weights={"bm25": args.bm25_weight, "knn": 1.0 - args.bm25_weight},
+        filters=Filters(args.category, args.brand, args.price_min, args.price_max),
+        page=args.page, size=args.size, depth=args.depth,
+    )
+    response = rt.searcher.search(request)
+    if args.json:
+        print(json.dumps([h.__dict__ for h in response.hits], indent=2, default=str))
+        return
+    print(f"{args.mode} ({args.method}) for {response.query!r}: {response.candidates} candidates, "
+          f"{response.timings_ms['total']:.1f} ms")
+    for rank, hit in enumerate(response.hits, start=(args.page - 1) * args.size + 1):
+        legs = " ".join(f"{k}={v:.3f}" for k, v in sorted(hit.leg_scores.items()))
+        print(f"{rank:3d}. {hit.score:.4f}  {hit.source.get('title', '')}  [{legs}]")
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> None:
+    rt = _runtime(args)
+    queue = rt.queue
+    if args.action == "list":
+        for letter in queue.dead_letters():
+            print(f"{letter.id}  {letter.stage:8s}  {letter.error}")
+            if args.verbose:
+                print(f"    {json.dumps(letter.event)}")
+        return
+    if args.action == "discard":
+        for letter_id in args.ids:
+            queue.discard(letter_id)
+        print(f"discarded {len(args.ids)}")
+        return
+    from workers.producer import replay
+
+    ids = [d.id for d in queue.dead_letters()] if args.all else args.ids
+    corrected = json.loads(Path(args.event_file).read_text()) if args.event_file else None
+    print(f"replayed {replay(queue, ids, corrected, rt.settings.batch_size)}")
+
+
+def cmd_reembed(args: argparse.Namespace) -> None:
+    from indexer.reembed import reembed
+
+    rt = _runtime(args)
+    new_index = reembed(rt.engine, rt.names, rt.encoder, image_root=rt.settings.image_root)
+    print(f"{rt.names.read_alias} now reads {new_index} ({rt.encoder.model_version})")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    uvicorn.run("service.http:app", host=args.host, port=args.port, log_level="info")
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    argv = ["celery", "-A", "workers.app", "worker", "--loglevel", "INFO", "-c", str(args.concurrency)]
+    os.execvp(argv[0], argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hybrid-search", description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", choices=["opensearch", "elasticsearch"], help="overrides SEARCH_ENGINE")
+    parser.add_argument("--url", help="engine URL; overrides SEARCH_URL")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("init", help="create index version 1 and its aliases if absent").set_defaults(func=cmd_init)
+
+    p = sub.add_parser("enqueue", help="queue product events from a JSON Lines file")
+    p.add_argument("file", help="events, one JSON object a line; - for stdin")
+    p.set_defaults(func=cmd_enqueue)
+
+    p = sub.add_parser("load-catalog", help="queue (or index directly) a products.csv catalogue")
+    p.add_argument("catalog", help="directory holding products.csv (and images/)")
+    p.add_argument("--version", type=int, default=1, help="event version of every product")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--direct", action="store_true", help="bulk-index in this process, bypassing the workers")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.set_defaults(func=cmd_load_catalog)
+
+    p = sub.add_parser("wait", help="wait until the queue is drained and the index refreshed")
+    p.add_argument("--timeout", type=float, default=600)
+    p.set_defaults(func=cmd_wait)
+
+    p = sub.add_parser("search", help="run one query")
+    p.add_argument("query")
+    p.add_argument("--mode", default="hybrid", choices=["bm25", "knn", "hybrid", "server_hybrid"])
+    p.add_argument("--method", default="min_max", choices=["min_max", "z_score", "rrf"])
+    p.add_argument("--bm25-weight", type=float, default=0.5, help="kNN gets 1 - this")
+    p.add_argument("--category")
+    p.add_argument("--brand")
+    p.add_argument("--price-min", type=float)
+    p.add_argument("--price-max", type=float)
+    p.add_argument("--page", type=int, default=1)
+    p.add_argument("--size", type=int, default=10)
+    p.add_argument("--depth", type=int, default=100)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("dead-letters", help="list, replay or discard parked events")
+    p.add_argument("action", choices=["list", "replay", "discard"])
+    p.add_argument("ids", nargs="*")
+    p.add_argument("--all", action="store_true", help="replay every dead letter")
+    p.add_argument("--event-file", help="replay one dead letter with this corrected event (JSON)")
+    p.set_defaults(func=cmd_dead_letters)
+
+    sub.add_parser("reembed", help="re-encode every product into a new index version, then swap aliases"
+                   ).set_defaults(func=cmd_reembed)
+
+    p = sub.add_parser("serve", help="run the HTTP search service")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("worker", help="run a Celery worker (same as celery -A workers.app worker)")
+    p.add_argument("--concurrency", type=int, default=1)
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("demo", help="the whole path end to end on local engines and the sample catalogue")
+    p.add_argument("--catalog", help="catalogue directory (default: the shipped sample; env DEMO_CATALOG)")
+    p.add_argument("--engine-kind", default="opensearch", choices=["opensearch", "elasticsearch"])
+    p.set_defaults(func=lambda a: __import__("service.demo", fromlist=["run"]).run(a))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+import pytest
+
+from indexer.documents import build_document, category_path
+from indexer.events import InvalidEvent, ProductDelete, ProductUpsert, parse_event
+
+
+def test_upsert_and_delete_parse():
+    up = parse_event({"type": "upsert", "product_id": "p1", "version": 3, "title": "Red shoe"})
+    assert isinstance(up, ProductUpsert) and up.attributes == {}
+    assert isinstance(parse_event({"type": "delete", "product_id": "p1", "version": 4}), ProductDelete)
+
+
+@pytest.mark.parametrize(
+    "raw, field",
+    [
+        ({"type": "upsert", "product_id": "p1", "version": 1}, "title"),
+        ({"type": "upsert", "product_id": "p1", "version": 0, "title": "x"}, "version"),
+        ({"type": "upsert", "product_id": "a b", "version": 1, "title": "x"}, "product_id"),
+        ({"type": "upsert", "product_id": "p", "version": 1, "title": "x", "colour": "red"}, "colour"),
+        ({"type": "upsert", "product_id": "p", "version": 1, "title": "x", "price": -2}, "price"),
+        ({"type": "rename", "product_id": "p", "version": 1}, "type"),
+    ],
+)
+def test_errors_name_the_field(raw, field):
+    with pytest.raises(InvalidEvent, match=field):
+        parse_event(raw)
+
+
+def test_non_object_event_is_invalid():
+    with pytest.raises(InvalidEvent):
+        parse_event(["not", "an", "event"])
+
+
+def test_category_path_lists_ancestors():
+    assert category_path("Apparel > Topwear > Shirts") == ["Apparel", "Apparel > Topwear", "Apparel > Topwear > Shirts"]
+    assert category_path(None) == []
+
+
+def test_document_drops_absent_optional_fields():
+    doc = build_document(parse_event({"type": "upsert", "product_id": "p", "version": 7, "title": "Cap"}),
+                         model_version="m1", has_image=False)
+    assert doc["event_version"] == 7 and doc["model_version"] == "m1"
+    assert "price" not in doc and "brand" not in doc

@@ -1,0 +1,43 @@
+import pytest
+
+from engines.elasticsearch import ElasticsearchEngine
+from engines.opensearch import OpenSearchEngine
+from es_mappings import IndexNames, index_body
+from es_mappings.schema import TEXT_ANALYZER
+
+
+def test_opensearch_vectors_use_the_lucene_engine():
+    # The k-NN zip from Maven has no native libraries: faiss (the default) kills the node.
+    mapping = OpenSearchEngine("http://127.0.0.1:1").vector_mapping(384)
+    assert mapping["type"] == "knn_vector" and mapping["dimension"] == 384
+    assert mapping["method"]["engine"] == "lucene"
+    assert mapping["method"]["space_type"] == "cosinesimil"
+
+
+def test_elasticsearch_vectors_are_float_hnsw_cosine():
+    mapping = ElasticsearchEngine("http://127.0.0.1:1").vector_mapping(384)
+    assert mapping["type"] == "dense_vector" and mapping["dims"] == 384
+    assert mapping["similarity"] == "cosine" and mapping["index_options"]["type"] == "hnsw"
+
+
+def test_index_body_has_schema_analyzer_and_vector():
+    body = index_body(vector_mapping={"type": "dense_vector", "dims": 4}, text_analyzer={"type": "english"},
+                      extra_settings={"knn": True})
+    props = body["mappings"]["properties"]
+    assert props["vector"] == {"type": "dense_vector", "dims": 4}
+    assert props["title"]["analyzer"] == TEXT_ANALYZER
+    assert body["settings"]["analysis"]["analyzer"][TEXT_ANALYZER] == {"type": "english"}
+    assert body["settings"]["index"]["knn"] is True
+    assert {"product_id", "title", "description", "category", "brand", "attributes", "price", "image",
+            "model_version", "event_version"} <= set(props)
+
+
+def test_index_names():
+    names = IndexNames("products")
+    assert names.index(3) == "products-v3"
+    assert (names.read_alias, names.write_alias) == ("products", "products-write")
+    assert names.version_of("products-v12") == 12
+    with pytest.raises(ValueError):
+        names.version_of("other-v1")
+    with pytest.raises(ValueError):
+        IndexNames("Bad Prefix")
