@@ -89,7 +89,7 @@ class OpenSearchEngine(SearchEngine):
 
     @property
     def supports_server_hybrid(self) -> bool:
-        return "neural-search" in self.plugins()
+        return "opensearch-neural-search" in self.plugins()
 
     def put_search_pipeline(self, name: str, method: str, weights: Sequence[float]) -> None:
         """A search pipeline that normalises each sub-query's scores and blends them.

@@ -40,7 +40,8 @@ PRODUCT_FIELDS: tuple[Field, ...] = (
     Field("brand", _text(with_keyword=True), bm25_boost=2.0),
     # Free-form key/value attributes supplied by the catalogue owner, kept as keywords.
     Field("attributes", {"type": "object", "dynamic": True}),
-    Field("price", {"type": "scaled_float", "scaling_factor": 100}),
+    # float, not scaled_float: scaled_float lives in a module some Elasticsearch builds lack.
+    Field("price", {"type": "float"}),
     Field("image", {"type": "keyword", "index": False}),
     Field("has_image", {"type": "boolean"}),
     Field("model_version", {"type": "keyword"}),

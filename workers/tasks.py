@@ -10,7 +10,7 @@ from celery import Task
 from celery.signals import worker_process_init
 
 from acebert.encoder import Encoder, load_encoder
-from engines import EngineUnavailable, SearchEngine, connect
+from engines import EngineError, SearchEngine, connect
 from es_mappings import IndexNames
 from indexer.indices import ensure_index
 from indexer.pipeline import Status, index_events
@@ -58,9 +58,10 @@ def _backoff(retries: int) -> float:
 def drain(self: Task) -> dict[str, int]:
     """Index up to one batch of queued events; park what can never succeed.
 
-    The batch is this task's in-flight list in Redis. Transient engine trouble retries the task
-    (same id, same list) with back-off; once retries are spent, the events are parked with the
-    last error, so an outage ends in the dead-letter list, never in silence.
+    The batch is this task's in-flight list in Redis. A batch-wide failure (engine down, index
+    refused, anything unexpected) retries the task (same id, same list) with back-off; once
+    retries are spent, the events are parked with the last error, so an outage ends in the
+    dead-letter list, never in silence.
     """
     queue = _queue()
     task_id = self.request.id
@@ -76,12 +77,15 @@ def drain(self: Task) -> dict[str, int]:
             index=IndexNames(settings.index_prefix).write_alias,
             image_root=settings.image_root,
         )
-    except EngineUnavailable as exc:
+    except Exception as exc:  # the whole batch failed: engine down, index missing, a bug
+        stage = "engine" if isinstance(exc, EngineError) else "worker"
         if exhausted:
-            queue.park([(event, str(exc)) for event in batch], stage="engine", attempts=self.request.retries + 1)
+            error = f"{type(exc).__name__}: {exc}"
+            queue.park([(event, error) for event in batch], stage=stage, attempts=self.request.retries + 1)
             queue.finish(task_id)
+            log.error("parked a batch of %d after %d attempts: %s", len(batch), self.request.retries + 1, error)
             return {"parked": len(batch)}
-        log.warning("engine unavailable, retrying batch of %d: %s", len(batch), exc)
+        log.warning("batch of %d failed (%s), retrying: %s", len(batch), stage, exc)
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries))
 
     rejected = report.with_status(Status.REJECTED)

@@ -49,12 +49,15 @@ def wait_for(condition: Callable[[], Any], timeout_s: float = 60, what: str = "c
 
 
 @pytest.fixture(scope="session")
-def stack_dir() -> Iterator[Path]:
+def stack_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
     # Not under pytest's tmp dir: that is private to root, and the engines run as their own user.
     path = Path(tempfile.mkdtemp(prefix="acebert-itest-"))
     path.chmod(0o755)
     yield path
-    shutil.rmtree(path, ignore_errors=True)
+    if request.session.testsfailed:
+        print(f"\nengine, Redis and worker logs kept in {path}")
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -40,3 +40,28 @@ def test_events_endpoint_parks_malformed_events(client: TestClient, stack: Stack
 def test_openapi_schema_lists_the_endpoints(client: TestClient):
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/search", "/events", "/dead-letters", "/health"} <= set(paths)
+
+
+def test_reembed_moves_both_aliases_to_a_new_version(stack: Stack):
+    """A model change: re-encode into v2 while v1 serves, then swap; nothing is lost."""
+    from es_mappings import IndexNames
+    from indexer.indices import current_versions
+    from indexer.reembed import reembed
+
+    names = IndexNames("itest-reembed")
+    engine = stack.engine
+    from indexer.indices import ensure_index
+    from indexer.pipeline import index_events
+
+    ensure_index(engine, names, stack.runtime.encoder.dimension)
+    events = [{"type": "upsert", "product_id": f"re-{i}", "version": 5, "title": f"Cotton socks pack of {i}"}
+              for i in range(1, 31)]
+    index_events(events, engine=engine, encoder=stack.runtime.encoder, index=names.write_alias)
+    engine.refresh(names.read_alias)
+    new_index = reembed(engine, names, stack.runtime.encoder, image_root=stack.runtime.settings.image_root)
+    assert new_index == "itest-reembed-v2"
+    assert current_versions(engine, names) == (new_index, new_index)
+    assert engine.count(names.read_alias) == 30
+    assert engine.get(names.read_alias, "re-7")["_version"] == 5  # external versions carried over
+    for index in ("itest-reembed-v1", "itest-reembed-v2"):
+        engine.delete_index(index)
