@@ -32,6 +32,19 @@ class Settings:
     def from_env(cls) -> "Settings":
         return cls()
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as the environment variables a worker or service process reads."""
+        return {
+            "SEARCH_ENGINE": self.engine,
+            "SEARCH_URL": self.engine_url,
+            "REDIS_URL": self.redis_url,
+            "INDEX_PREFIX": self.index_prefix,
+            "ACEBERT_ENCODER": self.encoder,
+            "PRODUCT_IMAGE_ROOT": str(self.image_root),
+            "INGEST_BATCH_SIZE": str(self.batch_size),
+            "QUEUE_PREFIX": self.queue_prefix,
+        }
+
 
 ENV_NAMES = (
     "SEARCH_ENGINE",

@@ -10,12 +10,11 @@ import argparse
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from devstack import start_elasticsearch, start_opensearch, start_redis
+from devstack.worker import start_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
@@ -58,7 +57,6 @@ def run(args: argparse.Namespace) -> None:
     started = []
     worker = None
     try:
-        t = time.perf_counter()
         redis = start_redis(run_dir / "redis", port=_free_port())
         started.append(redis)
         start = start_opensearch if args.engine_kind == "opensearch" else start_elasticsearch
@@ -72,16 +70,9 @@ def run(args: argparse.Namespace) -> None:
             index_prefix="demo", image_root=catalog, queue_prefix="demo",
             encoder=os.environ.get("ACEBERT_ENCODER", "minilm"),
         )
-        env = dict(os.environ, SEARCH_ENGINE=settings.engine, SEARCH_URL=settings.engine_url,
-                   REDIS_URL=settings.redis_url, INDEX_PREFIX=settings.index_prefix,
-                   QUEUE_PREFIX=settings.queue_prefix, ACEBERT_ENCODER=settings.encoder,
-                   PRODUCT_IMAGE_ROOT=str(catalog), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
         log = run_dir / "worker.log"
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-c", "2", "-n", "demo@%h",
-             "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        worker = start_worker(settings.to_env(), "demo", log, concurrency=2)
+        print(f"worker ready in {worker.started_in_s:.1f}s (log: {log})")
         from indexer.catalog import catalog_events
         from indexer.indices import ensure_index
         from workers.app import app
@@ -96,7 +87,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"enqueued {result.queued} product events from {catalog} ({len(result.parked)} parked); "
               f"worker log: {log}")
         while runtime.queue.pending() or runtime.queue.in_flight():
-            if worker.poll() is not None:
+            if worker.process.poll() is not None:
                 raise SystemExit(f"the worker exited; see {log}")
             time.sleep(0.5)
         runtime.engine.refresh(runtime.names.read_alias)
@@ -112,8 +103,7 @@ def run(args: argparse.Namespace) -> None:
             bm25 = runtime.searcher.search(SearchRequest(query=query, size=5, mode="bm25"))
             _print_side_by_side(query, hybrid, bm25)
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.terminate()
-            worker.wait(30)
+        if worker is not None:
+            worker.stop()
         for service in reversed(started):
             service.stop()

@@ -7,11 +7,8 @@ tests then add their own products with ids that cannot collide.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +19,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from devstack import Service, start_elasticsearch, start_opensearch, start_redis
+from devstack.worker import WorkerProcess, start_worker
 from indexer.catalog import catalog_events
 from service.runtime import Runtime
 from settings import Settings
@@ -87,8 +85,7 @@ class Stack:
 
     kind: str
     runtime: Runtime
-    worker: subprocess.Popen
-    worker_log: Path
+    worker: WorkerProcess
 
     @property
     def engine(self):
@@ -105,7 +102,7 @@ class Stack:
 
     def drained(self, timeout_s: float = 120) -> None:
         wait_for(lambda: self.queue.pending() == 0 and self.queue.in_flight() == 0, timeout_s,
-                 f"{self.kind} worker to drain the queue (log: {self.worker_log})")
+                 f"{self.kind} worker to drain the queue (log: {self.worker.log})")
         self.engine.refresh(self.runtime.names.read_alias)
 
     def doc(self, product_id: str) -> dict[str, Any] | None:
@@ -113,42 +110,7 @@ class Stack:
 
 
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        SEARCH_ENGINE=settings.engine, SEARCH_URL=settings.engine_url, REDIS_URL=settings.redis_url,
-        INDEX_PREFIX=settings.index_prefix, QUEUE_PREFIX=settings.queue_prefix,
-        ACEBERT_ENCODER=settings.encoder, INGEST_BATCH_SIZE=str(settings.batch_size),
-        ACEBERT_TORCH_THREADS="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), **extra,
-    )
-    return env
-
-
-def start_worker(env: dict[str, str], name: str, log_dir: Path) -> tuple[subprocess.Popen, Path]:
-    """A real ``celery worker`` process; returns once it reports ready."""
-    log = log_dir / f"worker-{name}.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-c", "1", "-n", f"{name}@%h",
-         "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True,
-    )
-
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"worker {name} exited ({process.returncode}):\n{log.read_text()[-3000:]}")
-        return " ready." in log.read_text()
-
-    wait_for(ready, 180, f"worker {name} to start (log: {log})")
-    return process, log
-
-
-def stop_worker(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    return {**settings.to_env(), "ACEBERT_TORCH_THREADS": "1", **extra}
 
 
 @pytest.fixture(scope="session")
@@ -156,7 +118,7 @@ def _stacks(services: dict[str, Service], stack_dir: Path) -> Iterator[dict[str,
     stacks: dict[str, Stack] = {}
     yield stacks
     for stack in stacks.values():
-        stop_worker(stack.worker)
+        stack.worker.stop()
         stack.runtime.engine.close()
 
 
@@ -176,8 +138,8 @@ def stack(request: pytest.FixtureRequest, services: dict[str, Service], _stacks:
 
     app.conf.broker_url = settings.redis_url  # the producer side of this test process
     runtime = Runtime(settings)
-    worker, log = start_worker(worker_env(settings), kind, stack_dir)
-    stack = Stack(kind, runtime, worker, log)
+    worker = start_worker(worker_env(settings), kind, stack_dir / f"worker-{kind}.log")
+    stack = Stack(kind, runtime, worker)
     _stacks[kind] = stack
 
     events = catalog_events(SAMPLE)

@@ -6,7 +6,8 @@ import uuid
 
 from es_mappings import IndexNames
 from indexer.indices import current_versions
-from tests.integration.conftest import SAMPLE, Stack, start_worker, stop_worker, wait_for, worker_env
+from devstack.worker import start_worker
+from tests.integration.conftest import SAMPLE, Stack, wait_for, worker_env
 
 
 def new_id(tag: str) -> str:
@@ -114,17 +115,18 @@ def test_engine_outage_parks_events_after_retries(stack: Stack, stack_dir):
 
     settings = replace(stack.runtime.settings, engine_url=f"http://127.0.0.1:{free_port()}",
                        queue_prefix=f"itest-outage-{stack.kind}")
-    worker, log = start_worker(worker_env(settings, INGEST_MAX_RETRIES="1"), f"outage-{stack.kind}", stack_dir)
+    worker = start_worker(worker_env(settings, INGEST_MAX_RETRIES="1"), f"outage-{stack.kind}",
+                          stack_dir / f"worker-outage-{stack.kind}.log")
     try:
         runtime = Runtime(settings)
         pid = new_id("outage")
         enqueue([upsert(pid, 1, "Rain jacket")], runtime.queue, batch_size=8)
-        letters = wait_for(lambda: runtime.queue.dead_letters(), 90, f"the event to be parked (log: {log})")
+        letters = wait_for(lambda: runtime.queue.dead_letters(), 90, f"the event to be parked (log: {worker.log})")
         assert letters[0].event["product_id"] == pid and letters[0].stage == "engine"
         assert "unreachable" in letters[0].error or "refused" in letters[0].error.lower()
         assert runtime.queue.pending() == 0 and runtime.queue.in_flight() == 0
     finally:
-        stop_worker(worker)
+        worker.stop()
 
 
 def test_queue_survives_json_round_trip(stack: Stack):

@@ -1,0 +1,63 @@
+"""Start and stop real Celery worker processes for the demo, the tests and the benchmarks."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from devstack.errors import EngineStartError
+from devstack.logtail import tail_lines
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class WorkerProcess:
+    name: str
+    process: subprocess.Popen
+    log: Path
+    started_in_s: float
+
+    def stop(self, grace_s: float = 30) -> None:
+        """Warm shutdown (SIGTERM lets the current batch finish), then SIGKILL after ``grace_s``."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and pool), as a crash would."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, 9)
+            self.process.wait()
+
+
+def start_worker(
+    env: Mapping[str, str], name: str, log: Path, concurrency: int = 1, timeout_s: float = 180
+) -> WorkerProcess:
+    """A ``celery -A workers.app worker`` process with ``env`` added; returns once it is ready."""
+    started = time.perf_counter()
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **env}
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-c", str(concurrency),
+             "-n", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+             "--without-heartbeat"],
+            cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise EngineStartError(f"worker {name} exited with {process.returncode}:\n{tail_lines(log, 40)}")
+        if " ready." in log.read_text(errors="replace"):
+            return WorkerProcess(name, process, log, time.perf_counter() - started)
+        time.sleep(0.25)
+    WorkerProcess(name, process, log, 0).kill()
+    raise EngineStartError(f"worker {name} not ready after {timeout_s}s:\n{tail_lines(log, 40)}")
