@@ -4,9 +4,11 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
+
+from devstack.worker import start_worker
 from es_mappings import IndexNames
 from indexer.indices import current_versions
-from devstack.worker import start_worker
 from tests.integration.conftest import SAMPLE, Stack, wait_for, worker_env
 
 
@@ -136,3 +138,40 @@ def test_queue_survives_json_round_trip(stack: Stack):
     stack.enqueue([event])
     stack.drained()
     assert stack.doc(pid)["_source"]["attributes"] == {"material": "wool"}
+
+
+def test_a_worker_killed_mid_batch_loses_nothing(stack: Stack, stack_dir):
+    """kill -9 a worker while it holds a batch: its task is redelivered and the batch indexed."""
+    if stack.kind != "opensearch":
+        pytest.skip("the queue and worker behaviour is engine-independent; run once")
+    from dataclasses import replace
+
+    from service.runtime import Runtime
+    from workers.producer import enqueue
+
+    settings = replace(stack.runtime.settings, queue_prefix="itest-crash", batch_size=16)
+    env = worker_env(settings, INGEST_VISIBILITY_TIMEOUT="8")
+    runtime = Runtime(settings)
+    tag = new_id("crash")
+    events = [upsert(f"{tag}-{i}", 1, f"Crash test tee number {i}") for i in range(200)]
+    first = start_worker(env, "crash-a", stack_dir / "worker-crash-a.log")
+    second = None
+    try:
+        enqueue(events, runtime.queue, batch_size=16)
+        ids_query = {"prefix": {"product_id": tag}}
+        wait_for(lambda: runtime.queue.in_flight() > 0, 120, "the worker to claim a batch")
+        first.kill()
+        assert runtime.queue.in_flight() > 0 or runtime.queue.pending() > 0  # work was cut off
+        second = start_worker(env, "crash-b", stack_dir / "worker-crash-b.log")
+
+        def all_indexed() -> bool:
+            stack.engine.refresh("itest")
+            return stack.engine.count("itest", ids_query) == len(events)
+
+        wait_for(all_indexed, 180, f"every event after the crash (log: {second.log})")
+        wait_for(lambda: runtime.queue.in_flight() == 0 and runtime.queue.pending() == 0, 60, "an empty queue")
+        assert runtime.queue.dead_letters() == []
+    finally:
+        first.kill()
+        if second:
+            second.stop()
