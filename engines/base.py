@@ -90,9 +90,15 @@ class SearchEngine(ABC):
     ) -> dict[str, Any]:
         """A search body whose hits are the ``k`` nearest products that pass ``filters``."""
 
-    @abstractmethod
     def text_analyzer(self) -> dict[str, Any]:
-        """The analyzer for text fields: ``english`` where the node has it."""
+        """The analyzer for text fields: ``english`` where the node has it.
+
+        Reduced builds (the Elasticsearch integ-test zip) lack ``analysis-common``; there the
+        standard analyzer with English stop words is the closest stand-in (no stemming).
+        """
+        if self.has_analyzer("english"):
+            return {"type": "english"}
+        return {"type": "standard", "stopwords": "_english_"}
 
     # --- shared behaviour ------------------------------------------------------------------
     def health(self, wait_for_status: str = "yellow", timeout: str = "30s") -> dict[str, Any]:

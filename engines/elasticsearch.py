@@ -65,11 +65,6 @@ class ElasticsearchEngine(SearchEngine):
             "index_options": {"type": "hnsw", "m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION},
         }
 
-    def text_analyzer(self) -> dict[str, Any]:
-        if self.has_analyzer("english"):
-            return {"type": "english"}
-        return {"type": "standard", "stopwords": "_english_"}
-
     def knn_query(
         self, field: str, vector: Sequence[float], k: int, filters: Sequence[Mapping[str, Any]]
     ) -> dict[str, Any]:

@@ -6,12 +6,17 @@ vector). Lucene's HNSW also supports efficient filtering inside the kNN search.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from opensearchpy import OpenSearch, helpers
 from opensearchpy import exceptions as os_exc
 
 from engines.base import EngineError, EngineRequestError, EngineUnavailable, SearchEngine
+
+# The client logs every non-2xx answer as a warning; this adapter turns each into an exception
+# (a 404 on an alias lookup is an ordinary answer), so the client's own log is only noise.
+logging.getLogger("opensearch").setLevel(logging.ERROR)
 
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 128
@@ -66,11 +71,6 @@ class OpenSearchEngine(SearchEngine):
 
     def index_settings(self) -> dict[str, Any]:
         return {"knn": True}
-
-    def text_analyzer(self) -> dict[str, Any]:
-        if self.has_analyzer("english"):
-            return {"type": "english"}
-        return {"type": "standard", "stopwords": "_english_"}
 
     def knn_query(
         self, field: str, vector: Sequence[float], k: int, filters: Sequence[Mapping[str, Any]]

@@ -162,6 +162,12 @@ def cmd_worker(args: argparse.Namespace) -> None:
     os.execvp(argv[0], argv)
 
 
+def cmd_demo(args: argparse.Namespace) -> None:
+    from service.demo import run
+
+    run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hybrid-search", description=__doc__.splitlines()[0])
     parser.add_argument("--engine", choices=["opensearch", "elasticsearch"], help="overrides SEARCH_ENGINE")
@@ -224,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the whole path end to end on local engines and the sample catalogue")
     p.add_argument("--catalog", help="catalogue directory (default: the shipped sample; env DEMO_CATALOG)")
     p.add_argument("--engine-kind", default="opensearch", choices=["opensearch", "elasticsearch"])
-    p.set_defaults(func=lambda a: __import__("service.demo", fromlist=["run"]).run(a))
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

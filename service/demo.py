@@ -71,7 +71,9 @@ def run(args: argparse.Namespace) -> None:
             encoder=os.environ.get("ACEBERT_ENCODER", "minilm"),
         )
         log = run_dir / "worker.log"
-        worker = start_worker(settings.to_env(), "demo", log, concurrency=2)
+        # Two pool processes with one torch thread each: two threads per process would fight
+        # for the same two cores.
+        worker = start_worker({**settings.to_env(), "ACEBERT_TORCH_THREADS": "1"}, "demo", log, concurrency=2)
         print(f"worker ready in {worker.started_in_s:.1f}s (log: {log})")
         from indexer.catalog import catalog_events
         from indexer.indices import ensure_index
