@@ -75,12 +75,17 @@ class MiniLMEncoder:
 def load_encoder(spec: str | None = None) -> Encoder:
     """Build the encoder named by ``spec`` (default: env ``ACEBERT_ENCODER``).
 
-    ``minilm`` (or empty) gives the MiniLM baseline; any other value is a path to an ACE-BERT
-    checkpoint directory.
+    ``minilm`` (or empty) gives the MiniLM baseline; ``onnx:PATH`` / ``onnx-int8:PATH`` the
+    checkpoint's ONNX export (:mod:`acebert.onnx_encoder`); any other value is a path to an
+    ACE-BERT checkpoint directory.
     """
     spec = spec if spec is not None else os.environ.get("ACEBERT_ENCODER", "")
     if spec in ("", "minilm"):
         return MiniLMEncoder()
+    if spec.startswith(("onnx:", "onnx-int8:")):
+        from acebert.onnx_encoder import load_onnx_encoder, parse_spec
+
+        return load_onnx_encoder(*parse_spec(spec))
     from acebert.checkpoint import load_checkpoint_encoder
 
     return load_checkpoint_encoder(Path(spec))

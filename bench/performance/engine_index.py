@@ -1,0 +1,82 @@
+"""Engines for the benchmarks, and indices filled by bulk writes of precomputed vectors.
+
+The query, ingestion-ceiling and scale benchmarks all need "these documents, with these
+vectors, in a fresh index": the encoding cost is measured by the encoding benchmark, so here
+only the engine's share is timed.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+from bench.performance.common import bulk_actions
+from bench.relevance_stack import force_merge, recreate_index, running_services
+from devstack import Service
+from engines import SearchEngine, connect
+from es_mappings import IndexNames
+
+
+@contextmanager
+def engine_stack(kind: str, with_redis: bool = False) -> Iterator[tuple[SearchEngine, dict[str, Service]]]:
+    """One engine (plus Redis, started either way) in a private temporary directory; all stopped on exit."""
+    run_root = Path(tempfile.mkdtemp(prefix=f"acebert-perf-{kind}-"))
+    try:
+        with running_services([kind], run_root) as services:
+            engine = connect(kind, services[kind].url)
+            try:
+                yield engine, services
+            finally:
+                engine.close()
+    finally:
+        shutil.rmtree(run_root, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class BulkLoad:
+    """What loading one index took, and what it holds."""
+
+    index: str
+    documents: int
+    bulk_s: float  # first action sent -> all documents refreshed (searchable)
+    merge_s: float | None
+
+    @property
+    def docs_per_s(self) -> float:
+        return self.documents / self.bulk_s
+
+
+def bulk_load(
+    engine: SearchEngine, prefix: str, docs: Iterable[Mapping[str, Any]], dimension: int, merge: bool = True
+) -> BulkLoad:
+    """A fresh index ``<prefix>-v1`` (behind alias ``prefix``) holding ``docs``, optionally force-merged.
+
+    ``docs`` may be a generator: a million documents with their vectors as JSON-ready lists would
+    not fit in memory at once, so they are streamed through the bulk helper.
+
+    Merging to one segment makes kNN answers and latencies repeatable between runs (the same
+    choice as the relevance benchmark); its time is reported apart from the bulk time.
+    """
+    names = IndexNames(prefix)
+    index = recreate_index(engine, names, dimension, engine.text_analyzer())
+    started = time.perf_counter()
+    outcomes = engine.bulk(bulk_actions(docs, index))
+    engine.refresh(index)
+    bulk_s = time.perf_counter() - started
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(outcomes)} bulk writes failed; first: {failed[0].error}")
+    merge_s = force_merge(engine, index) if merge else None
+    return BulkLoad(index, len(outcomes), bulk_s, merge_s)
+
+
+def index_stats(engine: SearchEngine, index: str) -> dict[str, int]:
+    """Documents, store size on disk (bytes) and segment count of ``index``'s primaries."""
+    engine.request("POST", f"/{index}/_flush")
+    stats = engine.request("GET", f"/{index}/_stats/docs,store,segments")["indices"][index]["primaries"]
+    return {"documents": stats["docs"]["count"], "store_bytes": stats["store"]["size_in_bytes"],
+            "segments": stats["segments"]["count"]}

@@ -1,0 +1,289 @@
+"""Target 3: ingestion, from enqueue to searchable, through Redis and two real Celery workers.
+
+``python -m bench.performance.ingestion [--rate 50] [--duration 60] [--repeats 3] [--tiny]``
+
+Three measurements, on one engine, with the production write path (producer -> Redis ->
+``workers.drain`` -> encoder -> bulk with external versions):
+
+* **sustained**: every catalogue product enqueued at once; events/s from the first enqueue
+  until the last one is searchable (visible to ``_count`` after a refresh);
+* **offered load**: ``--rate`` events/s for ``--duration`` s, each event enqueued alone at its
+  scheduled time; a poller asks the engine (``ids`` query, every ``--poll`` s) which are
+  searchable and records each event's enqueue-to-searchable delay. Target: p95 < 2 s;
+* **ceiling**: the same documents bulk-written with their vectors precomputed (no Redis, no
+  encoding): what the engine itself can absorb on this machine. Reported as the ratio
+  sustained / ceiling.
+
+Workers: two processes, concurrency 1, ``ACEBERT_TORCH_THREADS=1`` (one core each), so they
+share the two cores with the engine, as a small deployment would.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from bench.performance.common import (
+    RunInfo,
+    add_common_args,
+    catalogue_events,
+    catalogue_vectors,
+    documents,
+    finish_args,
+    load_inputs,
+    prepare_encoder,
+    section_header,
+    write_outputs,
+)
+from bench.performance.engine_index import bulk_load, engine_stack
+from bench.performance.stats import latency_summary, ratio, throughput_summary, verdict
+from bench.relevance_stack import recreate_index
+from bench.report import markdown_table
+from devstack.worker import WorkerProcess, start_worker
+from engines import SearchEngine
+from es_mappings import IndexNames
+from settings import Settings
+from workers.queue import EventQueue
+
+TARGET_P95_S = 2.0
+WORKERS = 2
+INDEX_PREFIX = "perf-ingest"
+CEILING_PREFIX = "perf-ceiling"
+IDS_PER_POLL = 5000
+TINY_EVENTS = 200
+WARM_UP_EVENTS = 8
+
+
+@contextmanager
+def running_workers(settings: Settings, log_dir: Path, count: int = WORKERS) -> Iterator[list[WorkerProcess]]:
+    """``count`` Celery worker processes (concurrency 1, one torch/ONNX thread each); stopped on exit."""
+    env = {**settings.to_env(), "ACEBERT_TORCH_THREADS": "1"}
+    started: list[WorkerProcess] = []
+    try:
+        for number in range(1, count + 1):
+            started.append(start_worker(env, f"perf-{number}", log_dir / f"worker-{number}.log", concurrency=1))
+        yield started
+    finally:
+        for worker in started:
+            worker.stop()
+
+
+def searchable(engine: SearchEngine, alias: str, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` a search sees now (refreshed into a searchable segment)."""
+    found: set[str] = set()
+    for start in range(0, len(ids), IDS_PER_POLL):
+        chunk = list(ids[start : start + IDS_PER_POLL])
+        body = {"size": len(chunk), "_source": False, "query": {"ids": {"values": chunk}}}
+        found.update(hit["_id"] for hit in engine.search(alias, body)["hits"]["hits"])
+    return found
+
+
+def wait_searchable(engine: SearchEngine, alias: str, prefix: str, total: int, poll_s: float, timeout_s: float) -> float:
+    """Block until ``total`` documents with ids starting ``prefix`` are searchable; returns the time."""
+    deadline = time.monotonic() + timeout_s
+    query = {"prefix": {"product_id": prefix}}
+    while engine.count(alias, query) < total:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {engine.count(alias, query)} of {total} events searchable after {timeout_s}s")
+        time.sleep(poll_s)
+    return time.perf_counter()
+
+
+def warm_up(engine: SearchEngine, queue: EventQueue, settings: Settings, events: list[dict[str, Any]], poll_s: float) -> None:
+    """A few events one by one (so both workers get some) until searchable: first-task set-up is not measured."""
+    from workers.producer import enqueue
+
+    for event in events:
+        enqueue([event], queue, settings.batch_size)
+    wait_searchable(engine, settings.index_prefix, "warm-", len(events), poll_s, timeout_s=300)
+
+
+def sustained(
+    engine: SearchEngine, queue: EventQueue, settings: Settings, events: list[dict[str, Any]], prefix: str, poll_s: float
+) -> dict[str, float]:
+    """Enqueue every event at once; events/s until the last one is searchable."""
+    from workers.producer import enqueue
+
+    started = time.perf_counter()
+    enqueue(events, queue, settings.batch_size)
+    enqueued = time.perf_counter()
+    done = wait_searchable(engine, settings.index_prefix, prefix, len(events), poll_s, timeout_s=max(600, len(events)))
+    return {"events": len(events), "seconds": done - started, "events_per_s": len(events) / (done - started),
+            "enqueue_s": enqueued - started}
+
+
+class Producer(threading.Thread):
+    """Enqueues one event at a time on a fixed schedule, recording when each was handed over."""
+
+    def __init__(self, queue: EventQueue, events: list[dict[str, Any]], rate: float, batch_size: int) -> None:
+        super().__init__(daemon=True)
+        self.queue, self.events, self.rate, self.batch_size = queue, events, rate, batch_size
+        self.sent: dict[str, float] = {}
+        self.seconds = 0.0
+
+    def run(self) -> None:
+        from workers.producer import enqueue
+
+        start = time.perf_counter()
+        for number, event in enumerate(self.events):
+            delay = start + number / self.rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            self.sent[event["product_id"]] = time.perf_counter()
+            enqueue([event], self.queue, self.batch_size)
+        self.seconds = time.perf_counter() - start
+
+
+def offered_load(
+    engine: SearchEngine, queue: EventQueue, settings: Settings, events: list[dict[str, Any]],
+    rate: float, poll_s: float, drain_timeout_s: float,
+) -> dict[str, Any]:
+    """Enqueue-to-searchable delay of each event under a fixed offered rate."""
+    producer = Producer(queue, events, rate, settings.batch_size)
+    delays: dict[str, float] = {}
+    producer.start()
+    deadline = None
+    while len(delays) < len(events):
+        waiting = [pid for pid in list(producer.sent) if pid not in delays]
+        seen_at = time.perf_counter()
+        for pid in searchable(engine, settings.index_prefix, waiting) if waiting else ():
+            delays[pid] = seen_at - producer.sent[pid]
+        if not producer.is_alive():
+            deadline = deadline or time.monotonic() + drain_timeout_s
+            if time.monotonic() > deadline:
+                break
+        time.sleep(poll_s)
+    producer.join()
+    values = list(delays.values())
+    return {"events": len(events), "offered_per_s": len(events) / producer.seconds, "searchable": len(values),
+            "lost": len(events) - len(values), "delay_s": latency_summary(values) if values else None,
+            "max_delay_s": max(values, default=None)}
+
+
+def ceiling(engine: SearchEngine, docs: list[dict[str, Any]], dimension: int) -> dict[str, float]:
+    """The same documents bulk-written with vectors precomputed into a fresh index."""
+    load = bulk_load(engine, CEILING_PREFIX, docs, dimension, merge=False)
+    return {"events": load.documents, "seconds": load.bulk_s, "events_per_s": load.docs_per_s}
+
+
+def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
+    """Start the stack, run the three measurements, stop everything."""
+    catalog, _ = load_inputs(args)
+    if args.tiny:
+        catalog = catalog.head(TINY_EVENTS)
+    encoder = prepare_encoder(args.encoder)
+    vectors = catalogue_vectors(encoder, catalog)
+    load_events = int(args.rate * args.duration)
+    if load_events > len(catalog):
+        raise ValueError(f"--rate x --duration = {load_events} events, but the catalogue has {len(catalog)}")
+    results: dict[str, Any] = {"sustained": [], "ceiling": []}
+    with engine_stack(args.engine) as (engine, services):
+        settings = Settings(engine=args.engine, engine_url=engine.url, redis_url=services["redis"].url,
+                            index_prefix=INDEX_PREFIX, encoder=args.encoder, image_root=args.catalog,
+                            batch_size=args.batch_size, queue_prefix=INDEX_PREFIX)
+        from workers.app import app
+
+        app.conf.broker_url = settings.redis_url  # this process is the producer
+        queue = EventQueue.from_url(settings.redis_url, settings.queue_prefix)
+        names = IndexNames(INDEX_PREFIX)
+        recreate_index(engine, names, encoder.dimension, engine.text_analyzer())
+        with running_workers(settings, log_dir) as workers:
+            results["worker_start_s"] = [w.started_in_s for w in workers]
+            warm_up(engine, queue, settings, catalogue_events(args.catalog, catalog.head(WARM_UP_EVENTS), "warm-"),
+                    args.poll)
+            for repeat in range(args.repeats):
+                recreate_index(engine, names, encoder.dimension, engine.text_analyzer())
+                events = catalogue_events(args.catalog, catalog, f"s{repeat}-")
+                results["sustained"].append(sustained(engine, queue, settings, events, f"s{repeat}-", args.poll))
+                print(f"sustained {repeat + 1}/{args.repeats}: {results['sustained'][-1]['events_per_s']:.1f} events/s",
+                      flush=True)
+            recreate_index(engine, names, encoder.dimension, engine.text_analyzer())
+            events = catalogue_events(args.catalog, catalog.head(load_events), "load-")
+            results["offered_load"] = offered_load(engine, queue, settings, events, args.rate, args.poll,
+                                                   drain_timeout_s=120)
+            print(f"offered load: {results['offered_load']['delay_s']}", flush=True)
+        results["dead_letters"] = len(queue.dead_letters())
+        for repeat in range(args.repeats):
+            docs = documents(catalogue_events(args.catalog, catalog, f"c{repeat}-"), vectors, encoder.model_version)
+            results["ceiling"].append(ceiling(engine, docs, encoder.dimension))
+            print(f"ceiling {repeat + 1}/{args.repeats}: {results['ceiling'][-1]['events_per_s']:.1f} events/s", flush=True)
+    results["model_version"] = encoder.model_version
+    return results
+
+
+def summarize(results: Mapping[str, Any]) -> dict[str, Any]:
+    """Medians over repeats, the sustained/ceiling ratio, and the verdict on the delay target."""
+    worker_rate = throughput_summary([r["events_per_s"] for r in results["sustained"]])
+    bulk_rate = throughput_summary([r["events_per_s"] for r in results["ceiling"]])
+    load = results["offered_load"]
+    p95 = load["delay_s"]["p95"] if load["delay_s"] else float("inf")
+    return {"sustained_events_per_s": worker_rate, "ceiling_events_per_s": bulk_rate,
+            "ratio_to_ceiling": ratio(worker_rate["median"], bulk_rate["median"]),
+            "p95_delay_s": p95, "p95_verdict": verdict(p95, TARGET_P95_S, higher_is_better=False) if not load["lost"]
+            else "not met"}
+
+
+def render(payload: Mapping[str, Any], info: RunInfo) -> str:
+    summary, load = payload["summary"], payload["results"]["offered_load"]
+    sustained_, ceiling_ = summary["sustained_events_per_s"], summary["ceiling_events_per_s"]
+    delay = load["delay_s"] or {}
+    rows = [
+        ["sustained, 2 workers (enqueue all -> all searchable)", f"{sustained_['median']:.1f}",
+         f"{sustained_['min']:.1f}-{sustained_['max']:.1f}", f"{summary['ratio_to_ceiling']:.2f}x"],
+        ["ceiling: bulk with precomputed vectors", f"{ceiling_['median']:.1f}",
+         f"{ceiling_['min']:.1f}-{ceiling_['max']:.1f}", "1.00x"],
+    ]
+    delays = [[f"{load['offered_per_s']:.1f}", load["events"], load["searchable"], load["lost"],
+               *(f"{delay[k]:.2f}" if delay else "-" for k in ("p50", "p95", "p99")),
+               f"{load['max_delay_s']:.2f}" if load["max_delay_s"] is not None else "-"]]
+    return "\n".join([
+        section_header("Target 3: ingestion, enqueue to searchable", info),
+        f"{payload['engine']}, {WORKERS} Celery workers (concurrency 1, 1 thread each), encoder "
+        f"`{payload['encoder']}` ({payload['results']['model_version']}), batch {payload['batch_size']}, "
+        f"refresh interval 1 s (default), {payload['events']} catalogue events per sustained run, "
+        f"{payload['repeats']} repeats; searchable = visible to a search (polled every {payload['poll_s']} s).\n",
+        markdown_table(["measurement", "events/s (median)", "min-max", "vs ceiling"], rows),
+        f"\nOffered load: one event enqueued every {1 / payload['rate']:.3f} s for {payload['duration_s']} s:\n",
+        markdown_table(["offered events/s", "events", "searchable", "lost", "delay p50 s", "p95 s", "p99 s", "max s"],
+                       delays),
+        f"\n**Target: p95 enqueue-to-searchable delay < {TARGET_P95_S} s at {payload['rate']} events/s: "
+        f"p95 {summary['p95_delay_s']:.2f} s, {summary['p95_verdict']}. Sustained / ceiling: "
+        f"{summary['ratio_to_ceiling']:.2f}x.** Dead letters: {payload['results']['dead_letters']}.\n",
+    ])
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.performance.ingestion", description=__doc__.splitlines()[0])
+    add_common_args(parser, repeats=3)
+    parser.add_argument("--engine", default="opensearch", choices=["opensearch", "elasticsearch"])
+    parser.add_argument("--rate", type=float, default=50.0, help="offered load, events/s")
+    parser.add_argument("--duration", type=float, default=60.0, help="offered load duration, s")
+    parser.add_argument("--poll", type=float, default=0.05, help="searchability poll interval, s")
+    parser.add_argument("--batch-size", type=int, default=64, help="worker micro-batch (INGEST_BATCH_SIZE)")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.rate, args.duration = 10.0, 5.0
+    return finish_args(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    info = RunInfo.now("bench.performance.ingestion", argv)
+    log_dir = Path(tempfile.mkdtemp(prefix="acebert-perf-workers-"))
+    print(f"worker logs in {log_dir}", flush=True)
+    results = run(args, log_dir)
+    payload = {**info.as_dict(), "engine": args.engine, "encoder": args.encoder, "batch_size": args.batch_size,
+               "rate": args.rate, "duration_s": args.duration, "poll_s": args.poll, "repeats": args.repeats,
+               "events": results["sustained"][0]["events"], "results": results}
+    payload["summary"] = summarize(results)
+    write_outputs(args, "ingestion", payload, render(payload, info))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""The evaluation half of the relevance benchmark: pure functions over qrels and rankings.
+
+Nothing here talks to an engine, so every number the report prints can be unit-tested on a toy
+qrels/run pair. Means come from :func:`acebert.metrics.evaluate_run` (ranx, graded nDCG@10,
+grade 2 relevant for recall and MRR); per-query values come from the same ranx metrics, so
+confidence intervals and paired tests describe exactly the means in the table.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from acebert.metrics import Qrels, Run, evaluate_run
+
+Ranking = Sequence[str]
+NO_RESULTS = "<no results>"
+"""Stands in for an empty result list: ranx cannot score an empty run, yet "found nothing" is
+a real outcome that must count as 0, not vanish from the average."""
+CI_METRIC = "ndcg@10"
+
+
+def to_run(rankings: Mapping[str, Ranking]) -> Run:
+    """Ranked id lists as a ranx run whose scores reproduce exactly that order.
+
+    Scores are ``n, n-1, ..., 1`` rather than the engine's own, because blended scores can tie
+    and ranx would then break ties its own way, not the way the search module did.
+    """
+    run: Run = {}
+    for qid, ranked in rankings.items():
+        run[qid] = {pid: float(len(ranked) - rank) for rank, pid in enumerate(ranked)} or {NO_RESULTS: 0.0}
+    return run
+
+
+def _ranx_qrels(qrels: Qrels, query_ids: Iterable[str]) -> Qrels:
+    """Only positive grades, as :func:`evaluate_run` passes them, so per-query values match its means."""
+    return {qid: {pid: int(g) for pid, g in qrels[qid].items() if g > 0} for qid in query_ids}
+
+
+def per_query(qrels: Qrels, run: Run, metric: str = CI_METRIC) -> dict[str, float]:
+    """``{query_id: value}`` of one ranx metric for every judged query (ranx names, e.g. ``ndcg@10``)."""
+    from ranx import Qrels as RanxQrels
+    from ranx import Run as RanxRun
+    from ranx import evaluate
+
+    query_ids = sorted(qrels)
+    ranx_run = RanxRun({qid: run[qid] for qid in query_ids})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="unsafe cast from uint64 to int64")
+        evaluate(RanxQrels(_ranx_qrels(qrels, query_ids)), ranx_run, [metric], make_comparable=False)
+    return {qid: float(value) for qid, value in ranx_run.scores[metric].items()}
+
+
+def bootstrap_ci(
+    values: Sequence[float], confidence: float = 0.95, resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean, resampling queries with replacement.
+
+    Queries, not documents, are the sampling unit: the question is how much the mean would move
+    with another draw of queries like these. Pass per-query *differences* of two systems to get a
+    paired interval for the difference. The seed is fixed so a rerun prints the same interval.
+    """
+    data = np.asarray(values, dtype=float)
+    if data.size == 0:
+        raise ValueError("bootstrap_ci needs at least one value")
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def paired_p_value(qrels: Qrels, run_a: Run, run_b: Run, metric: str = CI_METRIC,
+                   stat_test: str = "fisher", seed: int = 42) -> float:
+    """Two-sided p-value of ranx's paired test between two runs on the same queries.
+
+    ``fisher`` is the randomization (permutation) test IR papers use; ``student`` the paired t-test.
+    """
+    from ranx import Qrels as RanxQrels
+    from ranx import Run as RanxRun
+    from ranx import compare
+
+    query_ids = sorted(qrels)
+    runs = [RanxRun({qid: run[qid] for qid in query_ids}, name=name) for name, run in (("a", run_a), ("b", run_b))]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="unsafe cast from uint64 to int64")
+        report = compare(RanxQrels(_ranx_qrels(qrels, query_ids)), runs, [metric], stat_test=stat_test,
+                         n_permutations=10_000, random_seed=seed, make_comparable=False)
+    return float(report.comparisons[frozenset(("a", "b"))][metric]["p_value"])
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One system's numbers on one query set."""
+
+    queries: int
+    means: dict[str, float]            # evaluate_run: recall@10, recall@100, mrr@10, ndcg@10
+    ndcg_ci: tuple[float, float]       # 95% bootstrap interval of the mean nDCG@10
+    per_query_ndcg: dict[str, float]
+    slice_queries: int
+    slice_ndcg: float | None           # mean nDCG@10 on the colour slice, None if it is empty
+
+
+def score(qrels: Qrels, run: Run, slice_ids: set[str] | None = None) -> Scores:
+    """Means, the nDCG@10 interval, per-query nDCG@10 and the colour-slice mean of one run."""
+    means = evaluate_run(qrels, run)
+    values = per_query(qrels, run)
+    sliced = sorted(set(slice_ids or ()) & set(qrels))
+    return Scores(
+        queries=len(qrels),
+        means=means,
+        ndcg_ci=bootstrap_ci(list(values.values())),
+        per_query_ndcg=values,
+        slice_queries=len(sliced),
+        slice_ndcg=evaluate_run(qrels, run, sliced)["ndcg@10"] if sliced else None,
+    )
+
+
+def best_setting(dev_ndcg: Mapping[float, float]) -> float:
+    """The setting (e.g. a BM25 weight) with the highest dev nDCG@10; the first one on a tie.
+
+    Ties go to the first setting in the caller's order, so the choice never depends on dict
+    hashing and a rerun picks the same weight.
+    """
+    if not dev_ndcg:
+        raise ValueError("no settings to choose from")
+    return max(dev_ndcg, key=lambda setting: dev_ndcg[setting])
+
+
+@dataclass(frozen=True)
+class Change:
+    """How much one query gained (positive) or lost going from a baseline to a system."""
+
+    query_id: str
+    baseline: float
+    system: float
+
+    @property
+    def delta(self) -> float:
+        return self.system - self.baseline
+
+
+def wins_and_losses(
+    baseline: Mapping[str, float], system: Mapping[str, float], top: int = 10
+) -> tuple[list[Change], list[Change]]:
+    """The ``top`` largest per-query gains and losses of ``system`` over ``baseline`` (ties excluded).
+
+    Sorted by size, then query id, so the lists are stable across reruns.
+    """
+    changes = [Change(qid, baseline[qid], system[qid]) for qid in sorted(baseline)]
+    wins = sorted((c for c in changes if c.delta > 0), key=lambda c: (-c.delta, c.query_id))
+    losses = sorted((c for c in changes if c.delta < 0), key=lambda c: (c.delta, c.query_id))
+    return wins[:top], losses[:top]

@@ -1,0 +1,172 @@
+"""The relevance report as Markdown, rendered from the JSON payload alone.
+
+Rendering only reads the payload, so the report can be rebuilt from ``docs/results/*.json``
+without rerunning anything. The hand-written discussion is the one part a rerun must not
+erase: it lives between two markers and is carried over from the previous report.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from bench.report import header, markdown_table
+
+TITLE = "Relevance: BM25 vs dense vs hybrid, through the real engines"
+START, END = "<!-- discussion:start -->", "<!-- discussion:end -->"
+PLACEHOLDER = "_Not written yet: read the tables above, then write what they mean here; reruns keep this text._"
+
+
+def kept_discussion(path: Path) -> str:
+    """The discussion between the markers of an existing report, or a placeholder."""
+    if path.is_file():
+        match = re.search(re.escape(START) + r"\n(.*?)\n?" + re.escape(END), path.read_text(), re.S)
+        if match and match.group(1).strip():
+            return match.group(1).strip()
+    return PLACEHOLDER
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _ci(value: float, ci: Sequence[float]) -> str:
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _signed_ci(value: float, ci: Sequence[float]) -> str:
+    return f"{value:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]"
+
+
+def _p(value: float) -> str:
+    """A p-value; a randomization test that never saw a difference as large says so, not "0"."""
+    return "< 1e-4" if value == 0 else f"{value:.2g}"
+
+
+def _weight(record: Mapping[str, Any]) -> str:
+    weight = record["bm25_weight"]
+    return "–" if weight is None else f"{weight:g} / {1 - weight:.1f}"
+
+
+def setup(payload: Mapping[str, Any]) -> str:
+    s = payload["setup"]
+    models = "; ".join(f"{m['label']} (`{m['encoder']}`{'' if m['with_images'] else ', events without images'})"
+                       for m in s["models"].values())
+    slice_text = (f"{s['colour_slice']['queries']} test queries whose grade-2 products mostly lack the colour word "
+                  f"in their titles (from `{s['colour_slice']['attributes']}`, used for this analysis only)"
+                  if s["colour_slice"]["attributes"] else "not computed (no attributes file)")
+    return (
+        "## Setup\n\n"
+        f"- Catalogue: {s['products']} products ({s['products_with_image']} with an image) from `{s['catalog']}`. "
+        "Each document is the title and category (BM25) and the vector of title (+ image); "
+        "`attributes.csv` never reaches an index or a model.\n"
+        f"- Reported on `{s['test']['queries']}` ({s['test']['count']} queries, judgments `{s['test']['qrels']}`); "
+        f"blend weights chosen on `{s['dev']['queries']}` ({s['dev']['count']} queries). Judgments restricted to "
+        "the catalogued products; queries without a grade-2 product are dropped.\n"
+        f"- Engines: {', '.join(s['engines'])}; models: {models}.\n"
+        "- Ingestion: catalogue rows -> product events -> Redis queue -> Celery worker (concurrency 2) -> "
+        "bulk writes, one index per model and engine, force-merged to one segment so kNN answers are stable.\n"
+        f"- Queries: `HybridSearcher` (query rewrite, msearch), each leg's top {s['depth']}. Hybrid rows fuse the two "
+        f"legs with `query_rewriter.blend`; {s['spot_checked_hybrid_answers']} fused answers were checked equal to "
+        "`HybridSearcher(mode=\"hybrid\")`. BM25 weight w (kNN 1-w) chosen from "
+        f"{', '.join(f'{w:g}' for w in s['weight_grid'])} by dev nDCG@10; RRF (k=60) untuned, equal weights. "
+        "Server-side rows use OpenSearch neural-search's `hybrid` query with the same method and weight.\n"
+        "- Metrics (ranx): nDCG@10 with graded gains (grade 1 = right type, grade 2 = everything asked), "
+        "Recall@100 and MRR@10 with grade 2 as relevant. 95% CI: percentile bootstrap over queries "
+        "(10,000 resamples, fixed seed).\n"
+        f"- Colour slice: {slice_text}.\n"
+        f"- Wall time of the whole command: {payload['wall_s'] / 60:.1f} min.\n"
+    )
+
+
+def analyzers(payload: Mapping[str, Any]) -> str:
+    rows = [(i["engine"], i["index"], ", ".join(f"{k}={v}" for k, v in i["analyzer"].items()))
+            for i in payload["ingestion"] if i["index"] in _bm25_indices(payload)]
+    return "## Analyzers\n\n" + markdown_table(["Engine", "Index", "Text analyzer"], rows)
+
+
+def _bm25_indices(payload: Mapping[str, Any]) -> set[str]:
+    return {r["index"] for r in payload["systems"] if r["family"] == "BM25"}
+
+
+def results(payload: Mapping[str, Any]) -> str:
+    slice_n = payload["setup"]["colour_slice"]["queries"]
+    headers = ["Engine", "Family", "System", "BM25 / kNN weight", "nDCG@10 [95% CI]", "Recall@100", "MRR@10",
+               f"Colour slice nDCG@10 (n={slice_n})", "dev nDCG@10"]
+    rows = [
+        (r["engine"], r["family"], r["label"], _weight(r), _ci(r["test"]["ndcg@10"], r["test"]["ndcg@10_ci95"]),
+         _num(r["test"]["recall@100"]), _num(r["test"]["mrr@10"]), _num(r["test"]["colour_slice_ndcg@10"]),
+         _num(r["dev_ndcg@10"]))
+        for r in payload["systems"]
+    ]
+    return f"## Results on {payload['setup']['test']['count']} test queries\n\n" + markdown_table(headers, rows)
+
+
+def comparisons(payload: Mapping[str, Any]) -> str:
+    lines = ["## Best hybrid vs BM25 and vs its own dense leg (paired, test)\n",
+             "The best hybrid is the client-side hybrid row with the highest **dev** nDCG@10. Baselines: BM25 with "
+             "the project analyzer, and the dense model of the same index alone. Δ is the mean per-query difference "
+             "in nDCG@10 with a paired bootstrap 95% CI; p-values are ranx's Fisher randomization test "
+             "(10,000 permutations) and paired t-test.\n"]
+    rows = [
+        (c["engine"], c["best_label"], v["baseline_label"], _num(v["baseline_ndcg@10"]), _num(v["system_ndcg@10"]),
+         _signed_ci(v["delta"], v["delta_ci95"]), _p(v["p_fisher"]), _p(v["p_student"]),
+         f"{v['wins']} / {v['ties']} / {v['losses']}")
+        for c in payload["comparisons"] for v in c["versus"]
+    ]
+    lines.append(markdown_table(["Engine", "Best hybrid (chosen on dev)", "Baseline", "Baseline nDCG@10",
+                                 "Hybrid nDCG@10", "Δ [95% CI]", "p (randomization)", "p (paired t)",
+                                 "wins / ties / losses"], rows))
+    return "\n".join(lines)
+
+
+def wins_losses(payload: Mapping[str, Any]) -> str:
+    parts = ["## Per-query wins and losses of the best hybrid over BM25 (test nDCG@10)\n"]
+    headers = ["Δ", "BM25", "Hybrid", "Query", "Kind"]
+    for c in payload["comparisons"]:
+        for title, items in (("largest wins", c["largest_wins"]), ("largest losses", c["largest_losses"])):
+            rows = [(f"{i['delta']:+.3f}", _num(i["bm25"]), _num(i["hybrid"]), f"{i['query']} ({i['query_id']})",
+                     i["kind"]) for i in items]
+            parts.append(f"### {c['engine']}: {len(rows)} {title} ({c['best_label']})\n\n"
+                         + (markdown_table(headers, rows) if rows else "None.\n"))
+    return "\n".join(parts)
+
+
+def weight_curves(payload: Mapping[str, Any]) -> str:
+    tuned = [r for r in payload["systems"] if r["family"] == "Hybrid" and len(r["dev_curve"]) > 1]
+    if not tuned:
+        return ""
+    weights = list(tuned[0]["dev_curve"])
+    rows = [
+        (r["engine"], r["label"], *(f"**{v:.3f}**" if float(w) == r["bm25_weight"] else f"{v:.3f}"
+                                    for w, v in r["dev_curve"].items()))
+        for r in tuned
+    ]
+    return ("## Dev nDCG@10 by BM25 weight (chosen in bold)\n\n"
+            + markdown_table(["Engine", "System", *(f"w={w}" for w in weights)], rows))
+
+
+def ingestion(payload: Mapping[str, Any]) -> str:
+    rows = [
+        (i["engine"], i["index"], i["model_version"], i["documents"], "reused" if i["reused"] else _num(i["seconds"], 0),
+         _num(i["warmup_s"], 0), _num(i["steady_docs_per_s"], 0), _num(i["force_merge_s"], 0))
+        for i in payload["ingestion"]
+    ]
+    return ("## Ingestion through the workers\n\n"
+            "One Celery worker (2 pool processes, 1 torch thread each) per index. Seconds: first event queued to "
+            "all products searchable. Warm-up: until the first batch was indexed (the pool processes load the "
+            "model after the worker reports ready). Products/s: after the warm-up. A reused index was already "
+            "current from an earlier run.\n\n"
+            + markdown_table(["Engine", "Index", "Model version", "Products", "Seconds", "Warm-up s",
+                              "Products/s", "Force-merge s"], rows))
+
+
+def render(payload: Mapping[str, Any], discussion: str) -> str:
+    sections = [
+        header(TITLE, payload["command"]), setup(payload), analyzers(payload), results(payload),
+        comparisons(payload), wins_losses(payload), weight_curves(payload), ingestion(payload),
+        f"## What the numbers mean, and what to try next\n\n{START}\n{discussion}\n{END}\n",
+        f"## Reproduce\n\n```\n{payload['command']}\n```\n\nJSON with every number (per-query nDCG@10 "
+        "included) is written next to this report under `docs/results/`.\n",
+    ]
+    return "\n".join(section for section in sections if section)

@@ -1,0 +1,174 @@
+"""The performance benchmarks' arithmetic and report plumbing, on made-up numbers (no engines).
+
+Benchmarks are never timed tests: nothing here asserts a speed, only that statistics, ratios,
+verdicts, the report sections and the measurement loops compute what they claim.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bench.performance import common, encoding, ingestion, query, scale
+from bench.performance.doc import markers, replace_section, write_section
+from bench.performance.stats import (
+    latency_summary,
+    median_summary,
+    paired_ratios,
+    ratio,
+    throughput_summary,
+    verdict,
+)
+
+
+# -- statistics ----------------------------------------------------------------------------
+def test_latency_summary_percentiles() -> None:
+    summary = latency_summary(list(range(1, 101)))
+    assert summary["n"] == 100 and summary["mean"] == pytest.approx(50.5)
+    assert (summary["p50"], summary["p95"], summary["p99"]) == pytest.approx((50.5, 95.05, 99.01))
+    with pytest.raises(ValueError):
+        latency_summary([])
+
+
+def test_median_summary_takes_each_statistic_over_runs() -> None:
+    runs = [{"p50": 1.0, "p99": 9.0}, {"p50": 3.0, "p99": 5.0}, {"p50": 2.0, "p99": 7.0, "extra": 1.0}]
+    assert median_summary(runs) == {"p50": 2.0, "p99": 7.0}
+
+
+def test_paired_ratios_are_per_run_then_median() -> None:
+    candidate = [{"p50": 2.0}, {"p50": 4.0}, {"p50": 6.0}]
+    baseline = [{"p50": 1.0}, {"p50": 2.0}, {"p50": 2.0}]
+    assert paired_ratios(candidate, baseline, ["p50"]) == {"p50": 2.0}
+    with pytest.raises(ValueError):
+        paired_ratios(candidate, baseline[:2], ["p50"])
+
+
+def test_ratio_throughput_and_verdict() -> None:
+    assert ratio(3.0, 2.0) == 1.5
+    with pytest.raises(ZeroDivisionError):
+        ratio(1.0, 0.0)
+    assert throughput_summary([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "runs": 3}
+    assert verdict(1.2, 1.3, higher_is_better=False) == "met"
+    assert verdict(1.31, 1.3, higher_is_better=False) == "not met"
+    assert verdict(1.5, 1.5, higher_is_better=True) == "met"
+
+
+# -- the Markdown report -------------------------------------------------------------------
+def test_sections_are_replaced_in_place_and_appended_when_new(tmp_path: Path) -> None:
+    text = "# Performance\n\nHand-written intro.\n"
+    once = replace_section(text, "query", "query v1")
+    both = replace_section(once, "scale", "scale v1")
+    again = replace_section(both, "query", "query v2")
+    assert again.startswith(text.rstrip()) and "query v1" not in again
+    assert again.index("query v2") < again.index("scale v1")
+    assert replace_section(again, "query", "query v2") == again
+    start, end = markers("query")
+    assert again.count(start) == again.count(end) == 1
+    with pytest.raises(ValueError):
+        markers("Bad Name")
+    path = write_section("encoding", "table", tmp_path / "docs" / "performance.md")
+    assert path.read_text() == f"{markers('encoding')[0]}\ntable\n{markers('encoding')[1]}\n"
+
+
+# -- arguments and encoders ----------------------------------------------------------------
+def test_tiny_runs_never_write_over_the_real_report() -> None:
+    parser = common.argparse.ArgumentParser()
+    common.add_common_args(parser, repeats=5)
+    args = common.finish_args(parser.parse_args(["--tiny", "--encoder", "minilm"]))
+    assert args.repeats == 1 and args.results == common.TINY_OUTPUT and args.doc.parent == common.TINY_OUTPUT
+    assert args.queries == common.DEFAULT_CATALOG / "queries_test.tsv"
+
+
+def test_encoder_variants_and_labels() -> None:
+    assert common.encoder_variants("minilm") == {"MiniLM (sentence-transformers)": "minilm"}
+    variants = common.encoder_variants("onnx-int8:/ckpt")
+    assert variants == {"torch fp32": "/ckpt", "ONNX fp32": "onnx:/ckpt", "ONNX int8": "onnx-int8:/ckpt"}
+    assert [common.variant_label(spec) for spec in ("/ckpt", "onnx:/ckpt", "onnx-int8:/ckpt/", "minilm")] == [
+        "torch fp32", "ONNX fp32", "ONNX int8", "MiniLM (sentence-transformers)"]
+    assert common.checkpoint_of("minilm") is None and common.checkpoint_of("onnx:/ckpt") == Path("/ckpt")
+
+
+# -- target 2: choosing the configuration ----------------------------------------------------
+def test_best_configuration_respects_the_quality_limit() -> None:
+    ratios = {encoding.BASELINE: 1.0, "torch fp32": 1.2, "ONNX fp32": 1.6, "ONNX int8": 3.0}
+    quality = [{"configuration": "torch fp32", "ndcg@10": 0.800}, {"configuration": "ONNX fp32", "ndcg@10": 0.800},
+               {"configuration": "ONNX int8", "ndcg@10": 0.790}]
+    assert encoding.best_configuration(ratios, quality) == {"configuration": "ONNX fp32", "ratio": 1.6, "verdict": "met"}
+    quality[2]["ndcg@10"] = 0.7955
+    assert encoding.best_configuration(ratios, quality)["configuration"] == "ONNX int8"
+
+
+# -- target 1: the measurement loop -----------------------------------------------------------
+class _FakeSearcher:
+    """Records which queries it was asked and reports a fixed timing breakdown."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str]] = []
+
+    def search(self, request: Any) -> Any:
+        self.asked.append((request.mode, request.query))
+        timings = {"engine": 2.0, "blend": 0.5, **({"encode": 1.0} if request.mode == "hybrid" else {})}
+        return type("Response", (), {"timings_ms": timings})()
+
+
+def test_query_measure_asks_every_query_in_every_mode_each_round() -> None:
+    searcher = _FakeSearcher()
+    modes = [query.Mode(query.BM25, searcher, "bm25"), query.Mode("hybrid, fake", searcher, "hybrid")]  # type: ignore[arg-type]
+    queries = [f"q{i}" for i in range(7)]
+    result = query.measure(modes, queries, rounds=2)
+    measured = searcher.asked[len(modes) * len(queries):]  # after the warm-up
+    for mode in ("bm25", "hybrid"):
+        assert sorted(q for m, q in measured if m == mode) == sorted(queries * 2)
+    assert [summary["n"] for summary in result["rounds"][query.BM25]] == [7, 7]
+    assert result["breakdown"]["hybrid, fake"] == {"engine": 2.0, "blend": 0.5, "encode": 1.0}
+
+
+# -- target 3: summary -----------------------------------------------------------------------
+def _ingestion_results(lost: int) -> dict[str, Any]:
+    return {
+        "sustained": [{"events_per_s": 90.0}, {"events_per_s": 100.0}, {"events_per_s": 110.0}],
+        "ceiling": [{"events_per_s": 400.0}, {"events_per_s": 500.0}, {"events_per_s": 450.0}],
+        "offered_load": {"events": 10, "offered_per_s": 50.0, "searchable": 10 - lost, "lost": lost,
+                         "delay_s": latency_summary([0.5, 0.7, 0.9, 1.1, 1.2]), "max_delay_s": 1.2},
+        "dead_letters": 0, "model_version": "m",
+    }
+
+
+def test_ingestion_summary_ratio_and_verdict() -> None:
+    summary = ingestion.summarize(_ingestion_results(lost=0))
+    assert summary["ratio_to_ceiling"] == pytest.approx(100.0 / 450.0)
+    assert summary["p95_verdict"] == "met"
+    assert ingestion.summarize(_ingestion_results(lost=1))["p95_verdict"] == "not met"
+
+
+# -- target 4: synthetic points --------------------------------------------------------------
+def test_synthetic_vectors_are_unit_distinct_and_near_their_source() -> None:
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(50, 384)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    vectors = scale.synthetic_vectors(base, 120)
+    assert vectors.shape == (120, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    to_source = (vectors * base[np.arange(120) % 50]).sum(1)
+    assert to_source.min() > 0.85 and not np.allclose(vectors[0], vectors[50])
+    assert np.array_equal(vectors, scale.synthetic_vectors(base, 120))
+    docs = list(scale.synthetic_documents([{"product_id": "a", "title": "A"}, {"product_id": "b", "title": "B"}],
+                                          vectors[:3]))
+    assert [(d["product_id"], d["title"]) for d in docs] == [("syn-0", "A"), ("syn-1", "B"), ("syn-2", "A")]
+
+
+def test_exact_top_matches_brute_force() -> None:
+    rng = np.random.default_rng(2)
+    vectors = rng.normal(size=(200, 16)).astype(np.float32)
+    queries = rng.normal(size=(70, 16)).astype(np.float32)
+    expected = [set(np.argsort(-(vectors @ q))[:10]) for q in queries]
+    assert scale.exact_top(queries, vectors, 10) == expected
+
+
+def test_scale_sizes_and_extrapolation() -> None:
+    assert scale.real_sizes(["1000", "5000", "full"], 3000) == [1000, 3000]
+    previous = {"documents": 100_000, "bulk_s": 100.0, "merge_s": 20.0}
+    minutes = scale.predicted_minutes(previous, 1_000_000)
+    assert minutes == pytest.approx(120 * 10 * np.log(1e6) / np.log(1e5) / 60)

@@ -1,0 +1,232 @@
+"""The relevance benchmark's evaluation code on toy data with hand-computed answers (no engines)."""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pytest
+
+from bench.relevance import load_split, parse_model
+from bench.relevance_eval import (
+    NO_RESULTS,
+    best_setting,
+    bootstrap_ci,
+    paired_p_value,
+    per_query,
+    score,
+    to_run,
+    wins_and_losses,
+)
+from bench.relevance_markdown import END, PLACEHOLDER, START, kept_discussion, render
+from bench.relevance_runs import WEIGHT_GRID, Answer, CachedQueryEncoder, Queries, fuse, model_systems, weights
+from bench.relevance_stack import IndexSpec, spec_events
+from engines.base import SearchEngine
+from query_rewriter.blend import blend
+
+# q1: graded, both grade-2 products found; q2: the one relevant product at rank 3; q3: nothing found.
+QRELS = {"q1": {"a": 2, "b": 1, "c": 2}, "q2": {"d": 2}, "q3": {"e": 2, "f": 1}}
+RANKINGS = {"q1": ["a", "x", "b", "c"], "q2": ["x", "y", "d"], "q3": []}
+# nDCG@10 uses the grade as the gain: DCG = sum grade / log2(rank + 1).
+NDCG_Q1 = (2 / math.log2(2) + 1 / math.log2(4) + 2 / math.log2(5)) / (2 / math.log2(2) + 2 / math.log2(3) + 1 / math.log2(4))
+NDCG_Q2 = (2 / math.log2(4)) / (2 / math.log2(2))
+
+
+def test_to_run_scores_reproduce_the_given_order_and_keep_empty_answers():
+    run = to_run(RANKINGS)
+    assert sorted(run["q1"], key=run["q1"].get, reverse=True) == ["a", "x", "b", "c"]
+    assert run["q3"] == {NO_RESULTS: 0.0}
+
+
+def test_toy_metrics_match_hand_computed_values():
+    values = per_query(QRELS, to_run(RANKINGS))
+    assert values == pytest.approx({"q1": NDCG_Q1, "q2": NDCG_Q2, "q3": 0.0})
+    scores = score(QRELS, to_run(RANKINGS), slice_ids={"q2", "not-judged"})
+    assert scores.means["ndcg@10"] == pytest.approx((NDCG_Q1 + NDCG_Q2) / 3)
+    assert scores.means["mrr@10"] == pytest.approx((1 + 1 / 3 + 0) / 3)  # grade 2 relevant: ranks 1, 3, none
+    assert scores.means["recall@100"] == pytest.approx(2 / 3)
+    assert scores.slice_queries == 1 and scores.slice_ndcg == pytest.approx(NDCG_Q2)
+    assert scores.per_query_ndcg == values
+
+
+def test_empty_slice_has_no_mean():
+    assert score(QRELS, to_run(RANKINGS), slice_ids=set()).slice_ndcg is None
+
+
+def test_bootstrap_ci_of_identical_values_has_zero_width():
+    assert bootstrap_ci([0.4] * 20) == pytest.approx((0.4, 0.4))
+
+
+def test_bootstrap_ci_of_two_values_spans_the_possible_means():
+    # Resampling [0, 1] gives means 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4.
+    assert bootstrap_ci([0.0, 1.0]) == (0.0, 1.0)
+    assert bootstrap_ci([0.0, 1.0], confidence=0.4) == (0.5, 0.5)
+
+
+def test_bootstrap_ci_is_reproducible_with_its_seed():
+    values = np.random.default_rng(7).random(50)
+    assert bootstrap_ci(values) == bootstrap_ci(values)
+    assert bootstrap_ci(values, seed=1) != bootstrap_ci(values, seed=2)
+    low, high = bootstrap_ci(values)
+    assert low < values.mean() < high
+    with pytest.raises(ValueError):
+        bootstrap_ci([])
+
+
+def test_paired_test_tells_identical_runs_from_a_clearly_better_one():
+    qrels = {f"q{i}": {"good": 2} for i in range(30)}
+    better = to_run({qid: ["good", "bad"] for qid in qrels})
+    worse = to_run({qid: ["bad", "good"] if i % 3 else ["bad"] for i, qid in enumerate(qrels)})
+    assert paired_p_value(qrels, better, better) == 1.0
+    assert paired_p_value(qrels, better, worse) < 0.01
+    assert paired_p_value(qrels, better, worse, stat_test="student") < 0.01
+
+
+def test_best_setting_is_the_dev_argmax_and_the_first_on_ties():
+    assert best_setting({0.1: 0.30, 0.5: 0.42, 0.9: 0.41}) == 0.5
+    assert best_setting({0.3: 0.5, 0.7: 0.5}) == 0.3
+    with pytest.raises(ValueError):
+        best_setting({})
+
+
+def test_wins_and_losses_are_the_largest_changes_each_way():
+    baseline = {"a": 0.5, "b": 0.5, "c": 0.5, "d": 0.5}
+    system = {"a": 0.9, "b": 0.6, "c": 0.5, "d": 0.1}
+    wins, losses = wins_and_losses(baseline, system, top=1)
+    assert [(c.query_id, round(c.delta, 3)) for c in wins] == [("a", 0.4)]
+    assert [(c.query_id, round(c.delta, 3)) for c in losses] == [("d", -0.4)]
+    wins, _ = wins_and_losses(baseline, system)
+    assert [c.query_id for c in wins] == ["a", "b"]  # the tie on "c" is neither
+
+
+def test_fuse_is_the_search_modules_blend():
+    bm25 = Answer(["a", "b"], [("a", 9.0), ("b", 3.0)])
+    knn = Answer(["c", "a"], [("c", 0.9), ("a", 0.8)])
+    for method in ("min_max", "z_score", "rrf"):
+        expected = blend({"bm25": bm25.leg, "knn": knn.leg}, {"bm25": 0.3, "knn": 0.7}, method)
+        assert fuse(bm25, knn, method, 0.3) == [b.doc_id for b in expected]
+    assert all(sum(weights(w).values()) == pytest.approx(1.0) for w in WEIGHT_GRID)
+
+
+class CountingEncoder:
+    model_version = "fake"
+    dimension = 2
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def encode_queries(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        self.calls.append(list(texts))
+        return np.array([[len(text), 1.0] for text in texts], dtype=np.float32)
+
+    def encode_products(self, products: Sequence[Any], batch_size: int = 64) -> np.ndarray:
+        return np.ones((len(products), 2), dtype=np.float32)
+
+
+def test_cached_query_encoder_encodes_each_text_once_and_alone():
+    inner = CountingEncoder()
+    cached = CachedQueryEncoder(inner)
+    first = cached.encode_queries(["red shoes", "tops"])
+    again = cached.encode_queries(["tops", "red shoes"])
+    assert inner.calls == [["red shoes"], ["tops"]]
+    np.testing.assert_array_equal(first[::-1], again)
+
+
+class FakeEngine(SearchEngine):
+    """Canned legs: BM25 favours "b", kNN favours "a"; the dev judgments below want "a" first."""
+
+    kind = "fake"
+    LEGS = {"bm25": [("b", 8.0), ("c", 7.0), ("a", 1.0)], "knn": [("a", 0.9), ("d", 0.5), ("b", 0.4)]}
+
+    def msearch(self, index: str, bodies: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        legs = [self.LEGS["knn" if "fake_knn" in body else "bm25"] for body in bodies]
+        return [{"hits": {"hits": [{"_id": i, "_score": s, "_source": {}} for i, s in leg]}} for leg in legs]
+
+    def knn_query(self, field: str, vector: Sequence[float], k: int, filters: Any) -> dict[str, Any]:
+        return {"size": k, "fake_knn": True}
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("no REST calls expected")
+
+    def _streaming_bulk(self) -> Any:
+        raise AssertionError("no bulk expected")
+
+    def vector_mapping(self, dimension: int) -> dict[str, Any]:
+        return {}
+
+    def text_analyzer(self) -> dict[str, Any]:
+        return {}
+
+    def _translate(self, exc: Exception) -> Any:
+        return exc
+
+
+def test_model_systems_choose_weights_on_dev_and_match_the_searcher():
+    queries = Queries(test={"t1": "shoes", "t2": "bags"}, dev={"d1": "tops"})
+    dev_qrels = {"d1": {"a": 2}}
+
+    def dev_ndcg(rankings: dict[str, list[str]]) -> float:
+        return per_query(dev_qrels, to_run(rankings))["d1"]
+
+    systems, checked = model_systems(FakeEngine("http://fake"), CountingEncoder(), "idx", "fake", "Fake model",
+                                     queries, dev_ndcg, baseline_key="bm25/project")
+    by_key = {s.key: s for s in systems}
+    assert [s.family for s in systems] == ["BM25", "Dense", "Hybrid", "Hybrid", "Hybrid"]
+    assert by_key["fake/bm25/project"].test["t1"] == ["b", "c", "a"]
+    assert by_key["fake/dense/fake"].dev == {"d1": ["a", "d", "b"]}
+    min_max = by_key["fake/hybrid/fake/min_max"]
+    assert min_max.bm25_weight == best_setting(min_max.dev_curve)
+    assert min_max.dev_curve[min_max.bm25_weight] == max(min_max.dev_curve.values())
+    assert min_max.dev["d1"][0] == "a"  # the chosen weight puts the dev answer first
+    assert by_key["fake/hybrid/fake/rrf"].dev_curve.keys() == {0.5}
+    assert checked == 3 * len(queries.test)  # every method, every test query (at most 3 each)
+
+
+def test_parse_model_names_the_index_and_whether_images_are_encoded(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    assert parse_model("minilm") == IndexSpec("minilm", "minilm")
+    assert parse_model(f"acebert:{tmp_path}") == IndexSpec("acebert", str(tmp_path), with_images=True)
+    assert parse_model(f"acebert-title:{tmp_path}").with_images is False
+    for bad in ("acebert", f"acebert:{tmp_path / 'missing'}", "bert:x"):
+        with pytest.raises(ValueError):
+            parse_model(bad)
+
+
+def test_title_only_events_carry_no_image():
+    events = [{"product_id": "1", "title": "Red Top", "image": "/x/1.jpg"}]
+    assert spec_events(IndexSpec("t", "m", with_images=False), events) == [{"product_id": "1", "title": "Red Top"}]
+    assert spec_events(IndexSpec("i", "m"), events) == events
+
+
+def test_load_split_keeps_catalogued_products_and_limits_queries(tmp_path):
+    (tmp_path / "q.tsv").write_text("query_id\tquery\tkind\nq1\tred top\tcolour\nq2\tblue bag\tcolour\nq3\tx\tusage\n")
+    (tmp_path / "r.tsv").write_text("query_id\tproduct_id\tgrade\nq1\t1\t2\nq1\t9\t2\nq2\t2\t2\nq3\t9\t2\n")
+    split = load_split(tmp_path / "q.tsv", tmp_path / "r.tsv", {"1", "2"}, limit=None)
+    assert split.qrels == {"q1": {"1": 2}, "q2": {"2": 2}}  # product 9 is not catalogued; q3 has nothing left
+    assert split.queries == {"q1": "red top", "q2": "blue bag"} and split.kinds["q1"] == "colour"
+    assert list(load_split(tmp_path / "q.tsv", tmp_path / "r.tsv", {"1", "2"}, limit=1).queries) == ["q1"]
+
+
+def test_report_keeps_the_hand_written_discussion(tmp_path):
+    report = tmp_path / "relevance.md"
+    assert kept_discussion(report) == PLACEHOLDER
+    report.write_text(f"# old\n\n{START}\nThe hybrid wins on colour queries.\n{END}\n")
+    assert kept_discussion(report) == "The hybrid wins on colour queries."
+    text = render(_payload(), kept_discussion(report))
+    assert f"{START}\nThe hybrid wins on colour queries.\n{END}" in text
+    assert "| fake | BM25 | BM25, project analyzer | – | 0.500 [0.400, 0.600] |" in text
+
+
+def _payload() -> dict[str, Any]:
+    test = {"ndcg@10": 0.5, "ndcg@10_ci95": [0.4, 0.6], "recall@100": 0.9, "mrr@10": 0.5,
+            "colour_slice_ndcg@10": None}
+    system = {"key": "fake/bm25/project", "engine": "fake", "family": "BM25", "label": "BM25, project analyzer",
+              "index": "bench-minilm", "bm25_weight": None, "dev_ndcg@10": 0.45, "dev_curve": {}, "test": test}
+    return {
+        "command": "python -m bench.relevance", "wall_s": 60.0,
+        "setup": {"products": 3, "products_with_image": 2, "catalog": "cat",
+                  "test": {"queries": "qt", "qrels": "rt", "count": 1}, "dev": {"queries": "qd", "qrels": "rd", "count": 1},
+                  "engines": ["fake"], "models": {}, "depth": 100, "spot_checked_hybrid_answers": 0,
+                  "weight_grid": [0.5], "colour_slice": {"attributes": None, "queries": 0}},
+        "ingestion": [], "systems": [system], "comparisons": [],
+    }

@@ -1,0 +1,158 @@
+"""The ONNX export and encoder: same vectors as torch (fp32), close ones (int8), same contract.
+
+A tiny randomly initialised ACE-BERT (2 layers, hidden 32) keeps the export to seconds; the
+graphs and the preprocessing are the same as for the full model.
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from acebert.checkpoint import AceBertEncoder, load_checkpoint_encoder, save_checkpoint, weights_version
+from acebert.config import ModelConfig
+from acebert.encoder import ProductInput, base_model_path, load_encoder
+from acebert.images import ImageError
+from acebert.model import AceBert
+from acebert.onnx_encoder import OnnxAceBertEncoder, length_sorted_batches, parse_spec, prefetched
+from acebert.onnx_export import MANIFEST, ONNX_DIR, export_checkpoint, export_is_current
+
+TINY_BERT = {
+    "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+    "vocab_size": 30522, "max_position_embeddings": 128, "type_vocab_size": 2,
+}
+QUERIES = ["red shirt", "navy blue backpack for men", "x", "women's purple tops with long sleeves", "watch"]
+
+
+def _jpeg(colour: tuple[int, int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (60, 80), colour).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+PRODUCTS = [
+    ProductInput("Nike Men Red Running Shoes", _jpeg((200, 20, 20))),
+    ProductInput("Blue Denim Jacket"),
+    ProductInput("Titan Women Gold Watch with a long descriptive title that keeps going", _jpeg((220, 200, 40))),
+    ProductInput("Socks"),
+    ProductInput("Puma Unisex Black Backpack", _jpeg((10, 10, 10))),
+    ProductInput("Green Kurta for women festive wear"),
+]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved tiny checkpoint with its ONNX export."""
+    from transformers import AutoTokenizer
+
+    torch.manual_seed(0)
+    model = AceBert.from_backbone_config(ModelConfig(dim=32, domain_hidden=8), TINY_BERT)
+    tokenizer = AutoTokenizer.from_pretrained(str(base_model_path()))
+    directory = save_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt", model, tokenizer, {})
+    export_checkpoint(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def torch_encoder(checkpoint: Path) -> AceBertEncoder:
+    return load_checkpoint_encoder(checkpoint, "cpu")
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 64])
+def test_fp32_graphs_reproduce_torch_vectors(checkpoint: Path, torch_encoder: AceBertEncoder, batch_size: int) -> None:
+    encoder = load_encoder(f"onnx:{checkpoint}")
+    assert isinstance(encoder, OnnxAceBertEncoder)
+    products = encoder.encode_products(PRODUCTS, batch_size)
+    queries = encoder.encode_queries(QUERIES, batch_size)
+    assert _cosines(products, torch_encoder.encode_products(PRODUCTS)).min() > 0.9999
+    assert _cosines(queries, torch_encoder.encode_queries(QUERIES)).min() > 0.9999
+
+
+def test_int8_graphs_stay_close_to_torch(checkpoint: Path, torch_encoder: AceBertEncoder) -> None:
+    encoder = load_encoder(f"onnx-int8:{checkpoint}")
+    assert _cosines(encoder.encode_products(PRODUCTS), torch_encoder.encode_products(PRODUCTS)).min() > 0.95
+    assert _cosines(encoder.encode_queries(QUERIES), torch_encoder.encode_queries(QUERIES)).min() > 0.95
+
+
+def test_vectors_are_normalised_float32_in_input_order(checkpoint: Path) -> None:
+    encoder = load_encoder(f"onnx:{checkpoint}")
+    vectors = encoder.encode_products(PRODUCTS, batch_size=2)
+    assert vectors.dtype == np.float32 and vectors.shape == (len(PRODUCTS), encoder.dimension)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    alone = np.concatenate([encoder.encode_products([product]) for product in PRODUCTS])
+    assert _cosines(vectors, alone).min() > 0.9999
+    assert encoder.encode_queries([]).shape == (0, encoder.dimension)
+    assert encoder.encode_products([]).shape == (0, encoder.dimension)
+
+
+def test_bad_image_raises_image_error(checkpoint: Path) -> None:
+    encoder = load_encoder(f"onnx-int8:{checkpoint}")
+    with pytest.raises(ImageError):
+        encoder.encode_products([PRODUCTS[1], ProductInput("Broken", b"definitely not an image")])
+
+
+def test_model_version_tells_int8_apart(checkpoint: Path) -> None:
+    fp32, int8 = load_encoder(f"onnx:{checkpoint}"), load_encoder(f"onnx-int8:{checkpoint}")
+    assert fp32.model_version == weights_version(checkpoint)  # same vectors as torch: same version
+    assert int8.model_version == f"{weights_version(checkpoint)}-onnx-int8"
+    assert fp32.dimension == int8.dimension == 32
+
+
+def test_stale_or_missing_export_is_refused(checkpoint: Path, tmp_path: Path) -> None:
+    assert export_is_current(checkpoint)
+    copy = tmp_path / "ckpt"
+    copy.mkdir()
+    for item in checkpoint.iterdir():
+        if item.is_file():
+            (copy / item.name).write_bytes(item.read_bytes())
+    assert not export_is_current(copy)
+    with pytest.raises(FileNotFoundError, match="onnx_export"):
+        load_encoder(f"onnx:{copy}")
+    manifest = json.loads((checkpoint / ONNX_DIR / MANIFEST).read_text())
+    (copy / ONNX_DIR).mkdir()
+    (copy / ONNX_DIR / MANIFEST).write_text(json.dumps({**manifest, "weights_version": "acebert-000000000000"}))
+    assert not export_is_current(copy)
+    with pytest.raises(ValueError, match="exported from acebert-000000000000"):
+        load_encoder(f"onnx:{copy}")
+
+
+def test_parse_spec() -> None:
+    assert parse_spec("onnx:/a/b") == (Path("/a/b"), False)
+    assert parse_spec("onnx-int8:/a/b") == (Path("/a/b"), True)
+    for bad in ("onnx", "onnx:", "tflite:/a", "/a/b"):
+        with pytest.raises(ValueError, match="not an ONNX encoder spec"):
+            parse_spec(bad)
+
+
+def test_length_sorted_batches_cover_every_row_once_longest_first() -> None:
+    lengths = np.array([3, 9, 1, 9, 5])
+    batches = list(length_sorted_batches(lengths, 2))
+    assert [len(b) for b in batches] == [2, 2, 1]
+    assert sorted(np.concatenate(batches).tolist()) == [0, 1, 2, 3, 4]
+    assert lengths[batches[0]].tolist() == [9, 9] and lengths[batches[-1]].tolist() == [1]
+    with pytest.raises(ValueError, match="batch_size"):
+        list(length_sorted_batches(lengths, 0))
+
+
+def test_prefetched_keeps_order_and_raises_the_items_error() -> None:
+    assert list(prefetched(lambda x: x * 2, [1, 2, 3])) == [2, 4, 6]
+    assert list(prefetched(lambda x: x * 2, [5])) == [10] and list(prefetched(lambda x: x, [])) == []
+
+    def make(x: int) -> int:
+        if x == 2:
+            raise ImageError("bad image in batch 2")
+        return x
+
+    results = prefetched(make, [1, 2, 3])
+    assert next(results) == 1
+    with pytest.raises(ImageError, match="batch 2"):
+        next(results)
