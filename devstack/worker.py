@@ -13,6 +13,7 @@ from devstack.errors import EngineStartError
 from devstack.logtail import tail_lines
 
 ROOT = Path(__file__).resolve().parents[1]
+WARM_MARKER = "encoder loaded:"  # workers.tasks logs it; not imported, to keep devstack light
 
 
 @dataclass
@@ -42,7 +43,11 @@ class WorkerProcess:
 def start_worker(
     env: Mapping[str, str], name: str, log: Path, concurrency: int = 1, timeout_s: float = 180
 ) -> WorkerProcess:
-    """A ``celery -A workers.app worker`` process with ``env`` added; returns once it is ready."""
+    """A ``celery -A workers.app worker`` process with ``env`` added.
+
+    Returns once every pool process has loaded its encoder, so that timings taken after it
+    measure indexing, not model start-up.
+    """
     started = time.perf_counter()
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **env}
     with open(log, "w") as out:
@@ -56,7 +61,9 @@ def start_worker(
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise EngineStartError(f"worker {name} exited with {process.returncode}:\n{tail_lines(log, 40)}")
-        if " ready." in log.read_text(errors="replace"):
+        text = log.read_text(errors="replace")
+        # "ready." comes from the main process; each pool process then loads the model.
+        if " ready." in text and text.count(WARM_MARKER) >= concurrency:
             return WorkerProcess(name, process, log, time.perf_counter() - started)
         time.sleep(0.25)
     WorkerProcess(name, process, log, 0).kill()

@@ -1,7 +1,8 @@
 """Score normalisation and fusion as pure functions over per-leg ranked lists.
 
-A leg is a ranked list of ``(doc_id, score)``. Rules, decided up front and shared with the
-server-side comparison (they follow OpenSearch neural-search's normalisation processor):
+A leg is a ranked list of ``(doc_id, score)``. Rules, decided up front (min-max and RRF follow
+OpenSearch neural-search's processors, so the server-side comparison is like for like; z-score
+treats missing documents differently from neural-search, see below):
 - min-max over each leg's whole candidate list; a single hit, or all scores equal, normalise
   to 1.0; a matched document never normalises below ``MIN_MAX_FLOOR`` so "matched, but lowest"
   still beats "not matched" (which counts 0).

@@ -20,6 +20,8 @@ from workers.queue import EventQueue
 log = logging.getLogger(__name__)
 
 MAX_RETRIES = int(os.environ.get("INGEST_MAX_RETRIES", "5"))
+# Logged by each pool process once its model is loaded; devstack waits for it.
+WARM_MARKER = "encoder loaded:"
 
 
 @lru_cache(maxsize=1)
@@ -47,7 +49,8 @@ def _warm_up(**_: Any) -> None:
         import torch
 
         torch.set_num_threads(int(threads))
-    _encoder()
+    encoder = _encoder()
+    log.info("%s %s", WARM_MARKER, encoder.model_version)
 
 
 def _backoff(retries: int) -> float:
