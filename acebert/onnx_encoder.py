@@ -10,11 +10,13 @@ use, so the only difference from :class:`acebert.checkpoint.AceBertEncoder` is t
 
 ``model_version``: fp32 graphs reproduce the torch vectors (cosine > 0.9999), so they keep the
 checkpoint's version and their documents mix freely with torch-encoded ones. int8 vectors differ
-(cosine about 0.98-0.99), so they get ``-onnx-int8`` appended and an index can tell them apart.
+(cosine to fp32 over the catalogue: mean 0.994, minimum 0.964), so they get ``-onnx-int8``
+appended and an index can tell them apart.
 """
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TypeVar
@@ -38,10 +40,6 @@ FP32_PREFIX, INT8_PREFIX = "onnx", "onnx-int8"
 INT8_VERSION_SUFFIX = "-onnx-int8"
 # Same knob the workers use for torch (``workers.tasks``): one thread per worker process.
 THREADS_ENV = "ACEBERT_TORCH_THREADS"
-# A query is a handful of tokens: splitting its matrix products over two threads costs more in
-# hand-offs than it saves (int8, one query at a time, 2 cores: p50 2.8 ms with 1 thread, 6.2 ms
-# with 2), and the search engine on the same cores wants the other one.
-QUERY_THREADS = 1
 Feed = dict[str, np.ndarray]
 T = TypeVar("T")
 R = TypeVar("R")
@@ -56,34 +54,30 @@ def length_sorted_batches(lengths: np.ndarray, batch_size: int) -> Iterator[np.n
         yield order[start : start + batch_size]
 
 
-def prefetched(make: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
-    """``make(item)`` for each item in order, the next one prepared in a background thread.
+def parallel_map(function: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R]:
+    """``function(item)`` for each item, in order, up to ``workers`` at a time on threads.
 
-    Featurising a batch (tokenising, decoding JPEGs) is Python work that leaves ONNX Runtime's
-    threads idle; ONNX Runtime releases the GIL while it runs, so preparing batch n+1 during
-    batch n keeps both cores busy. One item (a single query) needs no thread.
+    ONNX Runtime releases the GIL while it runs, so threads give real parallelism; a single
+    item (one query) or one worker runs inline, without a thread pool.
     """
-    if len(items) < 2:
-        yield from map(make, items)
+    if workers < 2 or len(items) < 2:
+        yield from map(function, items)
         return
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        upcoming = pool.submit(make, items[0])
-        for following in items[1:]:
-            current, upcoming = upcoming.result(), pool.submit(make, following)
-            yield current
-        yield upcoming.result()
+    with ThreadPoolExecutor(min(workers, len(items))) as pool:
+        yield from pool.map(function, items)
 
 
 def default_threads() -> int:
-    """Intra-op threads: ``ACEBERT_TORCH_THREADS`` when set (workers), else every core."""
+    """Batches in flight: ``ACEBERT_TORCH_THREADS`` when set (one per worker process), else every core."""
     return int(os.environ.get(THREADS_ENV) or os.cpu_count() or 1)
 
 
-def _session(path: Path, threads: int) -> Any:
+def _session(path: Path) -> Any:
+    """A CPU session that runs each call on one thread (see :class:`OnnxAceBertEncoder`)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # warnings about unused initialisers are noise here
@@ -93,10 +87,14 @@ def _session(path: Path, threads: int) -> Any:
 class OnnxAceBertEncoder:
     """ACE-BERT's towers on ONNX Runtime.
 
+    Threads: each call into ONNX Runtime runs on one thread, and up to ``threads`` batches run
+    at once. The towers' matrices are small (64 products x ~30 tokens x 384), so splitting one
+    call over two threads costs more in hand-offs than it gains: on 2 cores, int8 product
+    encoding ran at ~520 products/s with one batch on two threads and ~720 with two batches on
+    one thread each, and one short query took 2.8 ms on one thread against 6.2 ms on two.
+
     Every session opens in the constructor: workers build their encoder before the first task
-    (``workers.tasks``), so the first batch must not pay for loading graphs. ``threads`` is the
-    product towers' intra-op thread count (batches parallelise well); the query tower runs
-    single queries and gets ``query_threads``.
+    (``workers.tasks``), so the first batch must not pay for loading graphs.
     """
 
     def __init__(
@@ -107,7 +105,6 @@ class OnnxAceBertEncoder:
         model_version: str,
         int8: bool,
         threads: int | None = None,
-        query_threads: int = QUERY_THREADS,
     ) -> None:
         self.onnx_dir = Path(onnx_dir)
         self.featurizer = Featurizer(tokenizer, config)
@@ -115,9 +112,11 @@ class OnnxAceBertEncoder:
         self.dimension = config.dim
         self.int8 = int8
         self.threads = threads or default_threads()
-        products = (PRODUCT_TEXT, PRODUCT_IMAGE) if config.use_image else (PRODUCT_TEXT,)
-        threads_of = {QUERY: query_threads, **{name: self.threads for name in products}}
-        self._sessions = {name: _session(self.onnx_dir / graph_file(name, int8), n) for name, n in threads_of.items()}
+        graphs = (QUERY, PRODUCT_TEXT, PRODUCT_IMAGE) if config.use_image else (QUERY, PRODUCT_TEXT)
+        self._sessions = {name: _session(self.onnx_dir / graph_file(name, int8)) for name in graphs}
+        # Hugging Face tokenizers re-configure themselves (truncation, padding) when a call's
+        # settings differ from the last one's, which must not overlap another thread's call.
+        self._featurize_lock = threading.Lock()
 
     def encode_queries(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         texts = list(texts)
@@ -143,11 +142,18 @@ class OnnxAceBertEncoder:
     def _encode(
         self, items: list[Any], lengths: np.ndarray, batch_size: int, featurize: Callable[[list[Any]], Feed], graph: str
     ) -> np.ndarray:
+        """Vectors of ``items`` in length-sorted batches, ``self.threads`` batches in flight."""
+        session = self._sessions[graph]
+
+        def run(rows: np.ndarray) -> np.ndarray:
+            with self._featurize_lock:
+                feed = featurize([items[i] for i in rows])
+            return session.run(None, feed)[0]
+
         out = np.zeros((len(items), self.dimension), dtype=np.float32)
         batches = list(length_sorted_batches(lengths, batch_size))
-        feeds = prefetched(featurize, [[items[i] for i in rows] for rows in batches])
-        for rows, feed in zip(batches, feeds):
-            out[rows] = self._sessions[graph].run(None, feed)[0]
+        for rows, vectors in zip(batches, parallel_map(run, batches, self.threads)):
+            out[rows] = vectors
         return out
 
     def _query_feed(self, texts: list[str]) -> Feed:

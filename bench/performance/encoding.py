@@ -1,6 +1,6 @@
 """Target 2: products per second of the product tower vs plain ``SentenceTransformer.encode``.
 
-``python -m bench.performance.encoding [--encoder SPEC] [--repeats 3] [--tiny]``
+``python -m bench.performance.encoding [--encoder SPEC] [--repeats 5] [--tiny]``
 
 The baseline is what a user would write: ``SentenceTransformer(MiniLM-L6).encode(titles)`` with
 default settings, over the catalogue's titles. The candidates are the product tower of the
@@ -118,7 +118,7 @@ def dev_quality(
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.performance.encoding", description=__doc__.splitlines()[0])
-    add_common_args(parser, repeats=3)
+    add_common_args(parser, repeats=5)
     parser.add_argument("--batch-size", type=int, default=ENCODE_BATCH, help="product tower batch size")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch intra-op threads")
     return finish_args(parser.parse_args(argv))

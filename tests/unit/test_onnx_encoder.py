@@ -19,7 +19,7 @@ from acebert.config import ModelConfig
 from acebert.encoder import ProductInput, base_model_path, load_encoder
 from acebert.images import ImageError
 from acebert.model import AceBert
-from acebert.onnx_encoder import OnnxAceBertEncoder, length_sorted_batches, parse_spec, prefetched
+from acebert.onnx_encoder import OnnxAceBertEncoder, length_sorted_batches, parallel_map, parse_spec
 from acebert.onnx_export import MANIFEST, ONNX_DIR, export_checkpoint, export_is_current
 
 TINY_BERT = {
@@ -143,16 +143,15 @@ def test_length_sorted_batches_cover_every_row_once_longest_first() -> None:
         list(length_sorted_batches(lengths, 0))
 
 
-def test_prefetched_keeps_order_and_raises_the_items_error() -> None:
-    assert list(prefetched(lambda x: x * 2, [1, 2, 3])) == [2, 4, 6]
-    assert list(prefetched(lambda x: x * 2, [5])) == [10] and list(prefetched(lambda x: x, [])) == []
+def test_parallel_map_keeps_order_and_raises_the_items_error() -> None:
+    for workers in (1, 2, 3):
+        assert list(parallel_map(lambda x: x * 2, [1, 2, 3, 4], workers)) == [2, 4, 6, 8]
+    assert list(parallel_map(lambda x: x, [], 2)) == []
 
-    def make(x: int) -> int:
+    def fail_on_two(x: int) -> int:
         if x == 2:
             raise ImageError("bad image in batch 2")
         return x
 
-    results = prefetched(make, [1, 2, 3])
-    assert next(results) == 1
     with pytest.raises(ImageError, match="batch 2"):
-        next(results)
+        list(parallel_map(fail_on_two, [1, 2, 3], 2))
