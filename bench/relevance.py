@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from acebert.data import Qrels, load_catalog, load_qrels, load_queries
-from acebert.encoder import Encoder, load_encoder
+from acebert.encoder import CachedQueryEncoder, Encoder, load_encoder
 from acebert.evaluate import restrict_qrels
 from acebert.metrics import evaluate_run
 from acebert.slices import colour_slice, load_colours
@@ -42,7 +42,6 @@ from bench.relevance_runs import (
     DEPTH,
     RRF_BM25_WEIGHT,
     WEIGHT_GRID,
-    CachedQueryEncoder,
     Queries,
     System,
     ask_all,
@@ -155,7 +154,7 @@ def colour_slice_ids(catalog_dir: Path, queries_path: Path, split: Split, attrib
 @lru_cache(maxsize=None)
 def encoder_for(spec: str) -> Encoder:
     """One encoder per model, shared by every index and query pass that uses it."""
-    return CachedQueryEncoder(load_encoder(spec))
+    return CachedQueryEncoder(load_encoder(spec), max_entries=None)
 
 
 def engine_systems(engine: SearchEngine, models: Sequence[IndexSpec], queries: Queries,

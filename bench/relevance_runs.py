@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
-import numpy as np
 from tqdm import tqdm
 
-from acebert.encoder import Encoder, ProductInput
+from acebert.encoder import Encoder
 from bench.relevance_eval import best_setting
 from engines import SearchEngine
 from query_rewriter.blend import blend
@@ -33,30 +32,6 @@ SPOT_CHECK_QUERIES = 3
 Rankings = dict[str, list[str]]
 Leg = list[tuple[str, float]]
 DevScore = Callable[[Rankings], float]
-
-
-class CachedQueryEncoder:
-    """An encoder that encodes each distinct query text once and then remembers its vector.
-
-    The benchmark sends every query many times (kNN leg, spot checks, server-side hybrids,
-    and two indices share one ACE-BERT checkpoint). Each text is still encoded alone, exactly
-    as ``HybridSearcher`` encodes it, so the vectors are the ones a live search would use.
-    """
-
-    def __init__(self, encoder: Encoder) -> None:
-        self.encoder = encoder
-        self.model_version = encoder.model_version
-        self.dimension = encoder.dimension
-        self._vectors: dict[str, np.ndarray] = {}
-
-    def encode_queries(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        for text in texts:
-            if text not in self._vectors:
-                self._vectors[text] = self.encoder.encode_queries([text], batch_size)[0]
-        return np.stack([self._vectors[text] for text in texts])
-
-    def encode_products(self, products: Sequence[ProductInput], batch_size: int = 64) -> np.ndarray:
-        return self.encoder.encode_products(products, batch_size)
 
 
 @dataclass(frozen=True)

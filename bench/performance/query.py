@@ -10,6 +10,12 @@ sees it: ``HybridSearcher.search`` (rewrite, query encoding, one ``_msearch``, c
 blend), timed with ``time.perf_counter``. Percentiles are taken per round; the report quotes
 their median over rounds and the hybrid/BM25 ratio measured within each round.
 
+Two more rows split the hybrid cost apart: kNN only (the second leg on its own) and hybrid
+with the query vector already cached (:class:`acebert.encoder.CachedQueryEncoder` filled with
+every test query before timing: what a repeated query costs when the cache hits). The query
+tower is also timed alone, with no engine traffic between calls, because on a 2-core machine
+the engine's work right after each answer slows the encoding that follows it.
+
 The hybrid path is also profiled with pyinstrument (torch query tower, then the configured
 encoder), and the top of each profile goes into the report.
 """
@@ -26,7 +32,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from acebert.encoder import Encoder
+from acebert.encoder import CachedQueryEncoder, Encoder
 from bench.performance.common import (
     RunInfo,
     add_common_args,
@@ -75,17 +81,41 @@ def hybrid_label(label: str) -> str:
     return f"hybrid, {label} query tower"
 
 
-def build_modes(engine: SearchEngine, index: str, encoders: dict[str, Encoder], knn_only: str | None = None) -> list[Mode]:
-    """BM25 only, hybrid with each query encoder, and optionally kNN only with encoder ``knn_only``.
+def cached_label(label: str) -> str:
+    return f"hybrid, {label} query tower, vector cached"
 
-    The kNN-only mode splits the hybrid request's engine time into its two legs.
+
+def build_modes(
+    engine: SearchEngine, index: str, encoders: dict[str, Encoder], split: str | None = None,
+    queries: Sequence[str] = (),
+) -> list[Mode]:
+    """BM25 only, hybrid with each query encoder, and, for encoder ``split``, kNN only and hybrid
+    with a cache already holding the vector of every query in ``queries``.
+
+    The last two split the hybrid time into its parts: the second leg, and the query encoding.
     """
     searchers = {label: HybridSearcher(engine, encoder, index) for label, encoder in encoders.items()}
     first = next(iter(searchers.values()))
     modes = [Mode(BM25, first, "bm25")] + [Mode(hybrid_label(label), s, "hybrid") for label, s in searchers.items()]
-    if knn_only is not None:
-        modes.append(Mode(f"kNN only, {knn_only} query tower", searchers[knn_only], "knn"))
+    if split is not None:
+        cache = CachedQueryEncoder(encoders[split], max_entries=None)
+        cache.encode_queries(list(queries))
+        modes += [Mode(f"kNN only, {split} query tower", searchers[split], "knn"),
+                  Mode(cached_label(split), HybridSearcher(engine, cache, index), "hybrid")]
     return modes
+
+
+def encode_alone(encoder: Encoder, queries: Sequence[str], rounds: int) -> dict[str, float]:
+    """Latency percentiles (ms) of encoding one query at a time with nothing else running."""
+    for query in queries[:WARM_UP_QUERIES]:
+        encoder.encode_queries([query])
+    times = []
+    for _ in range(rounds):
+        for query in queries:
+            started = time.perf_counter()
+            encoder.encode_queries([query])
+            times.append((time.perf_counter() - started) * 1000)
+    return latency_summary(times)
 
 
 def measure(modes: Sequence[Mode], queries: Sequence[str], rounds: int, seed: int = 0) -> dict[str, Any]:
@@ -140,8 +170,9 @@ def run_engine(
         load = bulk_load(engine, INDEX_PREFIX, docs, product_encoder.dimension)
         stats = index_stats(engine, load.index)
         print(f"{kind}: {load.documents} documents in {load.bulk_s:.1f}s, merged in {load.merge_s:.1f}s", flush=True)
-        modes = build_modes(engine, INDEX_PREFIX, encoders, knn_only=judged)
+        modes = build_modes(engine, INDEX_PREFIX, encoders, split=judged, queries=queries)
         result = measure(modes, queries, args.repeats)
+        alone = encode_alone(product_encoder, queries, args.repeats)
         profile_queries = queries[: min(PROFILE_QUERIES, len(queries))]
         before, after = hybrid_label(next(iter(encoders))), hybrid_label(judged)  # torch first, then the configured one
         profiles = {mode.label: profile(mode, profile_queries) for mode in modes if mode.label in (before, after)}
@@ -153,6 +184,7 @@ def run_engine(
         "product_vectors": product_encoder.model_version, "queries": len(queries), **result,
         "medians": {label: median_summary(r) for label, r in result["rounds"].items()},
         "ratios": ratios, "profiles": profiles, "profile_queries": len(profile_queries),
+        "encode_alone_ms": {"encoder": judged, **alone},
     }
 
 
@@ -180,6 +212,10 @@ def render_engine(result: dict[str, Any], judged: str) -> str:
                         "encode ms (median)", "engine ms", "blend ms"], rows),
         f"\nJudged on **{judged}**: {verdicts}.\n",
     ]
+    alone = result.get("encode_alone_ms")
+    if alone:
+        text.append(f"The {alone['encoder']} query tower alone (one query at a time, no engine traffic between "
+                    f"calls): p50 {alone['p50']:.2f} ms, p99 {alone['p99']:.2f} ms.\n")
     for label, tree in result["profiles"].items():
         text += [f"\nTop of the pyinstrument profile, {label}, {result['profile_queries']} queries:\n",
                  "```text", tree, "```"]

@@ -19,7 +19,7 @@ from bench.relevance_eval import (
     wins_and_losses,
 )
 from bench.relevance_markdown import END, PLACEHOLDER, START, kept_discussion, render
-from bench.relevance_runs import WEIGHT_GRID, Answer, CachedQueryEncoder, Queries, fuse, model_systems, weights
+from bench.relevance_runs import WEIGHT_GRID, Answer, Queries, fuse, model_systems, weights
 from bench.relevance_stack import IndexSpec, spec_events
 from engines.base import SearchEngine
 from query_rewriter.blend import blend
@@ -121,15 +121,6 @@ class CountingEncoder:
 
     def encode_products(self, products: Sequence[Any], batch_size: int = 64) -> np.ndarray:
         return np.ones((len(products), 2), dtype=np.float32)
-
-
-def test_cached_query_encoder_encodes_each_text_once_and_alone():
-    inner = CountingEncoder()
-    cached = CachedQueryEncoder(inner)
-    first = cached.encode_queries(["red shoes", "tops"])
-    again = cached.encode_queries(["tops", "red shoes"])
-    assert inner.calls == [["red shoes"], ["tops"]]
-    np.testing.assert_array_equal(first[::-1], again)
 
 
 class FakeEngine(SearchEngine):
