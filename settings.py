@@ -27,6 +27,9 @@ class Settings:
     batch_size: int = field(default_factory=lambda: int(_env("INGEST_BATCH_SIZE", "64")))
     # Key prefix of the event queue, in-flight and dead-letter structures in Redis.
     queue_prefix: str = field(default_factory=lambda: _env("QUEUE_PREFIX", "acebert"))
+    # Query vectors the search service keeps (LRU); 0 turns the cache off. A hit skips the query
+    # tower: shop queries repeat, and encoding is the largest part of a hybrid query on a CPU.
+    query_cache_size: int = field(default_factory=lambda: int(_env("QUERY_CACHE_SIZE", "10000")))
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -43,6 +46,7 @@ class Settings:
             "PRODUCT_IMAGE_ROOT": str(self.image_root),
             "INGEST_BATCH_SIZE": str(self.batch_size),
             "QUEUE_PREFIX": self.queue_prefix,
+            "QUERY_CACHE_SIZE": str(self.query_cache_size),
         }
 
 
@@ -55,4 +59,5 @@ ENV_NAMES = (
     "PRODUCT_IMAGE_ROOT",
     "INGEST_BATCH_SIZE",
     "QUEUE_PREFIX",
+    "QUERY_CACHE_SIZE",
 )

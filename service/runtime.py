@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from acebert.encoder import Encoder, load_encoder
+from acebert.encoder import CachedQueryEncoder, Encoder, load_encoder
 from engines import SearchEngine, connect
 from es_mappings import IndexNames
 from query_rewriter.search import HybridSearcher
@@ -30,7 +30,9 @@ class Runtime:
 
     @cached_property
     def searcher(self) -> HybridSearcher:
-        return HybridSearcher(self.engine, self.encoder, self.names.read_alias)
+        size = self.settings.query_cache_size
+        encoder = CachedQueryEncoder(self.encoder, size) if size > 0 else self.encoder
+        return HybridSearcher(self.engine, encoder, self.names.read_alias)
 
     @cached_property
     def queue(self) -> EventQueue:

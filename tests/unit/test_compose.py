@@ -29,13 +29,15 @@ def test_app_environment_uses_the_names_the_code_reads():
 def test_settings_read_every_declared_name(monkeypatch):
     values = {"SEARCH_ENGINE": "elasticsearch", "SEARCH_URL": "http://es:9200", "REDIS_URL": "redis://r:1/0",
               "INDEX_PREFIX": "shop", "ACEBERT_ENCODER": "/ckpt", "PRODUCT_IMAGE_ROOT": "/img",
-              "INGEST_BATCH_SIZE": "7", "QUEUE_PREFIX": "q"}
+              "INGEST_BATCH_SIZE": "7", "QUEUE_PREFIX": "q", "QUERY_CACHE_SIZE": "0"}
     assert set(values) == set(ENV_NAMES)
     for key, value in values.items():
         monkeypatch.setenv(key, value)
     s = Settings.from_env()
     assert (s.engine, s.engine_url, s.redis_url, s.index_prefix, s.encoder, str(s.image_root), s.batch_size,
-            s.queue_prefix) == ("elasticsearch", "http://es:9200", "redis://r:1/0", "shop", "/ckpt", "/img", 7, "q")
+            s.queue_prefix, s.query_cache_size) == ("elasticsearch", "http://es:9200", "redis://r:1/0", "shop", "/ckpt",
+                                                    "/img", 7, "q", 0)
+    assert Settings.from_env().to_env() == values
 
 
 def test_compose_builds_from_the_locked_stack():
