@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench.performance import common, encoding, ingestion, query, scale
+from bench.performance import common, encoding, ingestion, query, query_paths, scale
 from bench.performance.doc import markers, replace_section, write_section
 from bench.performance.stats import (
     latency_summary,
@@ -123,6 +123,19 @@ def test_query_measure_asks_every_query_in_every_mode_each_round() -> None:
         assert sorted(q for m, q in measured if m == mode) == sorted(queries * 2)
     assert [summary["n"] for summary in result["rounds"][query.BM25]] == [7, 7]
     assert result["breakdown"]["hybrid, fake"] == {"engine": 2.0, "blend": 0.5, "encode": 1.0}
+
+
+def test_query_paths_ask_every_query_on_every_path_and_blend_like_the_searcher() -> None:
+    asked: dict[str, list[str]] = {"a": [], "b": []}
+    paths = {label: (lambda q, label=label: asked[label].append(q)) for label in asked}
+    queries = [f"q{i}" for i in range(5)]
+    rounds = query_paths.measure_paths(paths, queries, rounds=3)
+    for label in asked:
+        assert sorted(asked[label][len(queries):]) == sorted(queries * 3)  # after the warm-up
+        assert [summary["n"] for summary in rounds[label]] == [5, 5, 5]
+    bm25 = {"hits": {"hits": [{"_id": "x", "_score": 9.0}, {"_id": "y", "_score": 1.0}]}}
+    knn = {"hits": {"hits": [{"_id": "y", "_score": 0.9}, {"_id": "z", "_score": 0.8}]}}
+    assert query_paths._blend(bm25, knn) == ["y", "x", "z"]
 
 
 # -- target 3: summary -----------------------------------------------------------------------

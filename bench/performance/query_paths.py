@@ -1,0 +1,166 @@
+"""Design experiments for target 1: other ways to run a hybrid query, timed against the shipped one.
+
+``python -m bench.performance.query_paths [--engine opensearch] [--repeats 3] [--tiny]``
+
+:class:`~query_rewriter.search.HybridSearcher` encodes the query, then sends both legs in one
+``_msearch`` with each leg's sources. Each alternative here changes one of those choices and
+keeps everything else (rewrite-free text, the same bodies, the same min-max blend of the same
+100-candidate legs), so a faster one could replace the shipped path without changing a ranking
+(except ``kNN leg of 50``, which narrows the candidate window and is timed only to show its
+price). Paths are interleaved query by query, as in :mod:`bench.performance.query`.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Sequence
+
+from acebert.encoder import Encoder
+from bench.performance.common import (
+    RunInfo,
+    add_common_args,
+    catalogue_events,
+    catalogue_vectors,
+    documents,
+    finish_args,
+    load_inputs,
+    prepare_encoder,
+    section_header,
+    variant_label,
+    write_outputs,
+)
+from bench.performance.engine_index import bulk_load, engine_stack
+from bench.performance.query import WARM_UP_QUERIES
+from bench.performance.stats import latency_summary, median_summary, paired_ratios
+from bench.report import markdown_table
+from engines import SearchEngine
+from es_mappings import VECTOR_FIELD
+from query_rewriter.blend import blend
+from query_rewriter.requests import bm25_body, knn_body
+from query_rewriter.search import HybridSearcher, SearchRequest
+
+INDEX_PREFIX = "perf-query-paths"
+DEPTH, PAGE = 100, 10
+SHIPPED = "shipped: encode, then one _msearch (both legs with sources)"
+Ask = Callable[[str], Any]
+
+
+def _blend(bm25: dict[str, Any], knn: dict[str, Any]) -> list[str]:
+    legs = {name: [(h["_id"], float(h["_score"])) for h in response["hits"]["hits"]]
+            for name, response in (("bm25", bm25), ("knn", knn))}
+    return [b.doc_id for b in blend(legs, {"bm25": 0.5, "knn": 0.5})[:PAGE]]
+
+
+def build_paths(engine: SearchEngine, index: str, encoder: Encoder, pool: ThreadPoolExecutor) -> dict[str, Ask]:
+    """Label -> a function answering one query the way that path does."""
+    searcher = HybridSearcher(engine, encoder, index)
+    no_source = {"_source": False}
+
+    def vector(query: str) -> list[float]:
+        return encoder.encode_queries([query])[0].tolist()
+
+    def overlapped(query: str) -> list[str]:
+        bm25 = pool.submit(engine.search, index, bm25_body(query, [], DEPTH))
+        knn = engine.search(index, knn_body(engine, vector(query), [], DEPTH))
+        return _blend(bm25.result(), knn)
+
+    def page_sources_after(fetch: Callable[[list[str]], Any]) -> Ask:
+        def ask(query: str) -> list[str]:
+            bm25, knn = engine.msearch(index, [{**bm25_body(query, [], DEPTH), **no_source},
+                                               {**knn_body(engine, vector(query), [], DEPTH), **no_source}])
+            page = _blend(bm25, knn)
+            fetch(page)
+            return page
+        return ask
+
+    def mget(ids: list[str]) -> Any:
+        return engine.request("POST", f"/{index}/_mget", body={"ids": ids}, params={"_source_excludes": VECTOR_FIELD})
+
+    def ids_query(ids: list[str]) -> Any:
+        return engine.search(index, {"size": len(ids), "query": {"ids": {"values": ids}},
+                                     "_source": {"excludes": [VECTOR_FIELD]}})
+
+    def knn_leg_50(query: str) -> list[str]:
+        bm25, knn = engine.msearch(index, [bm25_body(query, [], DEPTH), knn_body(engine, vector(query), [], 50)])
+        return _blend(bm25, knn)
+
+    return {
+        "BM25 mode of the searcher (the target's baseline)": lambda q: searcher.search(
+            SearchRequest(query=q, mode="bm25", rewrite=False)),
+        "bare BM25, 10 hits (what a shop may run today)": lambda q: engine.search(index, bm25_body(q, [], PAGE)),
+        SHIPPED: lambda q: searcher.search(SearchRequest(query=q, mode="hybrid", rewrite=False)),
+        "BM25 leg on a thread while encoding, then the kNN leg": overlapped,
+        "legs without sources, then _mget of the page": page_sources_after(mget),
+        "legs without sources, then an ids query for the page": page_sources_after(ids_query),
+        "kNN leg of 50 instead of 100 (changes the window)": knn_leg_50,
+    }
+
+
+def measure_paths(paths: dict[str, Ask], queries: Sequence[str], rounds: int) -> dict[str, list[dict[str, float]]]:
+    """Per path, one latency summary per round; paths rotate from query to query."""
+    rng = random.Random(0)
+    for ask in paths.values():
+        for query in queries[:WARM_UP_QUERIES]:
+            ask(query)
+    labels = list(paths)
+    samples: dict[str, list[list[float]]] = {label: [[] for _ in range(rounds)] for label in labels}
+    for round_ in range(rounds):
+        order = list(queries)
+        rng.shuffle(order)
+        for position, query in enumerate(order):
+            shift = position % len(labels)
+            for label in labels[shift:] + labels[:shift]:
+                started = time.perf_counter()
+                paths[label](query)
+                samples[label][round_].append((time.perf_counter() - started) * 1000)
+        print(f"round {round_ + 1}/{rounds} done", flush=True)
+    return {label: [latency_summary(r) for r in per_round] for label, per_round in samples.items()}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    catalog, queries_frame = load_inputs(args)
+    encoder = prepare_encoder(args.encoder)
+    vectors = catalogue_vectors(encoder, catalog)
+    docs = documents(catalogue_events(args.catalog, catalog), vectors, encoder.model_version)
+    queries = list(queries_frame["query"])
+    with engine_stack(args.engine) as (engine, _), ThreadPoolExecutor(1) as pool:
+        bulk_load(engine, INDEX_PREFIX, docs, encoder.dimension)
+        rounds = measure_paths(build_paths(engine, INDEX_PREFIX, encoder, pool), queries, args.repeats)
+    shipped = rounds[SHIPPED]
+    return {"engine": args.engine, "query_encoder": variant_label(args.encoder), "queries": len(queries),
+            "rounds": rounds, "medians": {label: median_summary(r) for label, r in rounds.items()},
+            "vs_shipped": {label: paired_ratios(r, shipped, ["p50", "p99"]) for label, r in rounds.items()}}
+
+
+def render(result: dict[str, Any], info: RunInfo) -> str:
+    rows = [[label, f"{m['p50']:.2f}", f"{m['p99']:.2f}", f"{result['vs_shipped'][label]['p50']:.2f}x",
+             f"{result['vs_shipped'][label]['p99']:.2f}x"] for label, m in result["medians"].items()]
+    return "\n".join([
+        section_header("Target 1, design experiments: other hybrid query paths", info),
+        f"{result['engine']}, full catalogue, {result['queries']} test queries x {len(result['rounds'][SHIPPED])} "
+        f"rounds, {result['query_encoder']} query tower, min-max blend of two {DEPTH}-candidate legs, page of "
+        f"{PAGE}. Ratios are to the shipped hybrid path within each round (below 1.00x is faster).\n",
+        markdown_table(["path", "p50 ms", "p99 ms", "p50 vs shipped", "p99 vs shipped"], rows),
+    ])
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.performance.query_paths", description=__doc__.splitlines()[0])
+    add_common_args(parser, repeats=3)
+    parser.add_argument("--engine", default="opensearch", choices=["opensearch", "elasticsearch"])
+    return finish_args(parser.parse_args(argv))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    info = RunInfo.now("bench.performance.query_paths", argv)
+    result = run(args)
+    write_outputs(args, "query-paths", {**info.as_dict(), **result}, render(result, info))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
