@@ -23,6 +23,7 @@ from bench.relevance_runs import WEIGHT_GRID, Answer, Queries, fuse, model_syste
 from bench.relevance_stack import IndexSpec, spec_events
 from engines.base import SearchEngine
 from query_rewriter.blend import blend
+from tests.unit.test_query_cache import CountingEncoder
 
 # q1: graded, both grade-2 products found; q2: the one relevant product at rank 3; q3: nothing found.
 QRELS = {"q1": {"a": 2, "b": 1, "c": 2}, "q2": {"d": 2}, "q3": {"e": 2, "f": 1}}
@@ -106,21 +107,6 @@ def test_fuse_is_the_search_modules_blend():
         expected = blend({"bm25": bm25.leg, "knn": knn.leg}, {"bm25": 0.3, "knn": 0.7}, method)
         assert fuse(bm25, knn, method, 0.3) == [b.doc_id for b in expected]
     assert all(sum(weights(w).values()) == pytest.approx(1.0) for w in WEIGHT_GRID)
-
-
-class CountingEncoder:
-    model_version = "fake"
-    dimension = 2
-
-    def __init__(self) -> None:
-        self.calls: list[list[str]] = []
-
-    def encode_queries(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        self.calls.append(list(texts))
-        return np.array([[len(text), 1.0] for text in texts], dtype=np.float32)
-
-    def encode_products(self, products: Sequence[Any], batch_size: int = 64) -> np.ndarray:
-        return np.ones((len(products), 2), dtype=np.float32)
 
 
 class FakeEngine(SearchEngine):
