@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -82,7 +82,11 @@ class TrainConfig(BaseModel):
     lambda_max: float = Field(1.0, ge=0, description="peak gradient-reversal strength")
     domain_loss_weight: float = Field(1.0, ge=0)
     max_positives_per_query: int | None = Field(8, gt=0)
-    hard_negatives: int = Field(0, ge=0, description="grade-1 products added per query to each batch")
+    hard_negatives: int = Field(0, ge=0, description="hard negatives added per query to each batch")
+    hard_negative_source: Literal["grade1", "bm25"] = Field(
+        "grade1", description="pool of hard negatives: the query's grade-1 products, or BM25's top non-positives"
+    )
+    bm25_negative_depth: int = Field(50, gt=0, description="size of each query's BM25 pool")
     max_train_pairs: int | None = Field(None, gt=0)
     max_products: int | None = Field(
         None, gt=0, description="small runs: keep only the first N catalogue products that are train positives"

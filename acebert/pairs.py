@@ -2,8 +2,10 @@
 
 Positives are grade-2 products only. Grade 1 means "right product type, but a colour, gender
 or usage the query did not ask for": using it as a positive would teach the towers to ignore
-exactly what the image tokens are there to add, so grade-1 products serve instead as optional
-hard negatives (``hard_negatives`` per query per batch).
+exactly what the image tokens are there to add. Optional hard negatives (``hard_negatives`` per
+query per batch) come from one of two pools per query: its grade-1 products (the default), or
+the top of a BM25 ranking of the catalogue titles minus its grade-2 products
+(:func:`bm25_negative_pools`), the products a lexical engine would wrongly put first.
 
 Queries with hundreds of positives would dominate an epoch, so each epoch draws at most
 ``max_positives_per_query`` positives per query (a fresh draw every epoch).
@@ -11,7 +13,10 @@ Queries with hundreds of positives would dominate an epoch, so each epoch draws 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
+from itertools import islice
+from typing import Mapping
 
 import pandas as pd
 import torch
@@ -21,15 +26,15 @@ from acebert.data import Qrels
 
 @dataclass(frozen=True)
 class TrainingExamples:
-    """What training draws from: query texts, positives and grade-1 pools, restricted to a catalogue."""
+    """What training draws from: query texts, positives and hard-negative pools, restricted to a catalogue."""
 
     queries: dict[str, str]
     positives: dict[str, tuple[str, ...]]
-    grade1: dict[str, tuple[str, ...]]
+    negatives: dict[str, tuple[str, ...]]  # per query: the pool hard negatives are drawn from
 
     @classmethod
     def build(cls, queries: pd.DataFrame, qrels: Qrels, product_ids: set[str]) -> "TrainingExamples":
-        """Keep queries that have at least one grade-2 product in ``product_ids``."""
+        """Keep queries that have at least one grade-2 product in ``product_ids``; pools are grade 1."""
         texts = dict(zip(queries["query_id"], queries["query"]))
         positives: dict[str, tuple[str, ...]] = {}
         grade1: dict[str, tuple[str, ...]] = {}
@@ -61,6 +66,34 @@ class TrainingExamples:
         return pairs[:max_pairs] if max_pairs else pairs
 
 
+def _terms(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def bm25_negative_pools(
+    queries: Mapping[str, str], positives: Mapping[str, tuple[str, ...]], titles: Mapping[str, str], depth: int
+) -> dict[str, tuple[str, ...]]:
+    """Per query, the ``depth`` best BM25 (Okapi, over titles) products that are not its positives.
+
+    Only products with a positive score count: a query that matches no title gets an empty pool
+    rather than random products. Grade-1 products stay in: they are the hardest negatives.
+    """
+    import numpy as np
+    from rank_bm25 import BM25Okapi
+
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    ids = list(titles)
+    index = BM25Okapi([_terms(titles[pid]) for pid in ids])
+    pools: dict[str, tuple[str, ...]] = {}
+    for qid, text in queries.items():
+        scores = index.get_scores(_terms(text))
+        excluded = set(positives.get(qid, ()))
+        ranked = (ids[i] for i in np.argsort(-scores, kind="stable") if scores[i] > 0)
+        pools[qid] = tuple(islice((pid for pid in ranked if pid not in excluded), depth))
+    return pools
+
+
 @dataclass(frozen=True)
 class Batch:
     """One step's queries and products; ``excluded[i, j]``: product ``j`` is a positive of query ``i``
@@ -87,7 +120,7 @@ def make_batches(
         query_ids = [qid for qid, _ in chunk]
         product_ids = [pid for _, pid in chunk]
         for qid in query_ids:
-            pool = examples.grade1[qid]
+            pool = examples.negatives[qid]
             product_ids.extend(rng.sample(pool, min(hard_negatives, len(pool))))
         excluded = torch.zeros((len(chunk), len(product_ids)), dtype=torch.bool)
         for row, qid in enumerate(query_ids):

@@ -10,6 +10,7 @@ itself, which is what ``load_encoder`` / ``acebert.evaluate --checkpoint`` take.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import random
 import sys
@@ -31,7 +32,7 @@ from acebert.evaluate import evaluate_encoder
 from acebert.features import Featurizer
 from acebert.losses import InBatchContrastive, domain_loss
 from acebert.model import AceBert, dann_lambda
-from acebert.pairs import Batch, TrainingExamples, make_batches
+from acebert.pairs import Batch, TrainingExamples, bm25_negative_pools, make_batches
 
 STATE_FILE = "training_state.pt"
 EPOCH_DIR = "epoch-{:03d}"
@@ -77,6 +78,10 @@ def load_training_data(run: RunConfig) -> TrainingData:
         catalog = catalog[catalog["product_id"].isin(positive)].head(cfg.max_products).reset_index(drop=True)
     products = dict(zip(catalog["product_id"], catalog_inputs(catalog)))
     examples = TrainingExamples.build(train_queries, train_qrels, set(products))
+    if cfg.hard_negatives and cfg.hard_negative_source == "bm25":
+        titles = dict(zip(catalog["product_id"], catalog["title"]))
+        pools = bm25_negative_pools(examples.queries, examples.positives, titles, cfg.bm25_negative_depth)
+        examples = dataclasses.replace(examples, negatives=pools)
     dev_paths = (cfg.resolve(cfg.dev_queries), cfg.resolve(cfg.dev_qrels))
     dev = (load_queries(dev_paths[0]), load_qrels(dev_paths[1])) if cfg.eval_each_epoch else None
     paths = {

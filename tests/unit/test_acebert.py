@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import math
+import dataclasses
 import random
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ from acebert.encoder import ProductInput, base_model_path
 from acebert.images import ImageError, load_image
 from acebert.metrics import evaluate_run, modality_gap
 from acebert.model import AceBert, dann_lambda, reverse_gradient
-from acebert.pairs import TrainingExamples, make_batches
+from acebert.pairs import TrainingExamples, bm25_negative_pools, make_batches
 from acebert.slices import colour_slice, title_has_colour
 
 DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared/data/fashion"
@@ -225,6 +226,28 @@ def test_batches_mask_known_positives_but_not_the_target() -> None:
     # q2: a and b are positives too; its own target c (col 1) is kept, duplicate c's are masked
     assert batch.excluded[1].tolist() == [True, False, True, True, True]
     assert batch.excluded[2].tolist() == [True, False, False, False, False]
+
+
+def test_bm25_pools_rank_lexical_matches_and_leave_out_positives() -> None:
+    titles = {"p1": "Red Cotton Top", "p2": "Red Top", "p3": "Blue Jeans", "p4": "Red Shoes", "p5": "Green Top"}
+    queries = {"q1": "red top", "q2": "jeans", "q3": "sandals"}
+    positives = {"q1": ("p2",), "q2": ("p3",), "q3": ("p1",)}
+    pools = bm25_negative_pools(queries, positives, titles, depth=3)
+    # q1: p2 matches best but is a positive; p1 matches both terms, then the one-term matches
+    assert pools["q1"][0] == "p1" and set(pools["q1"]) <= {"p1", "p4", "p5"} and len(pools["q1"]) == 3
+    assert pools["q2"] == ()  # its only lexical match is its positive
+    assert pools["q3"] == ()  # no title shares a term: no random filler
+    with pytest.raises(ValueError, match="depth"):
+        bm25_negative_pools(queries, positives, titles, depth=0)
+
+
+def test_batches_draw_hard_negatives_from_the_examples_pool() -> None:
+    queries = pd.DataFrame({"query_id": ["q1", "q2"], "query": ["red top", "jeans"]})
+    examples = TrainingExamples.build(queries, {"q1": {"a": 2}, "q2": {"b": 2}}, {"a", "b", "x", "y"})
+    examples = dataclasses.replace(examples, negatives={"q1": ("x",), "q2": ("y",)})
+    batch = make_batches(examples, [("q1", "a"), ("q2", "b")], 2, hard_negatives=2, rng=random.Random(0))[0]
+    assert batch.product_ids == ["a", "b", "x", "y"]
+    assert not batch.excluded.any()
 
 
 def test_epoch_pairs_cap_positives_per_query() -> None:

@@ -7,6 +7,7 @@ weights as an uninterrupted one (which also shows CPU training is deterministic)
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +85,18 @@ def test_resume_refuses_a_changed_config(tmp_path: Path) -> None:
     train(_run(tmp_path, "run", **small), progress=False, until_epoch=1)
     with pytest.raises(ConfigError, match="batch_size"):
         train(_run(tmp_path, "run", **(small | {"batch_size": 4})), resume=True, progress=False)
+
+
+def test_bm25_hard_negatives_come_from_the_catalogue_titles(tmp_path: Path) -> None:
+    run = _run(tmp_path, "bm25", max_products=200, hard_negatives=2, hard_negative_source="bm25",
+               bm25_negative_depth=5)
+    data = load_training_data(run)
+    def words(text: str) -> set[str]:
+        return set(re.findall(r"\w+", text.lower()))
+
+    pools = data.examples.negatives
+    assert set(pools) == set(data.examples.queries) and any(pools.values())
+    for qid, pool in pools.items():
+        assert len(pool) <= 5 and not set(pool) & set(data.examples.positives[qid])
+        query = words(data.examples.queries[qid])
+        assert all(query & words(data.products[pid].title) for pid in pool), (qid, pool)
