@@ -34,11 +34,16 @@ def machine() -> dict[str, Any]:
 
 
 def commit() -> str:
+    """The short HEAD sha, ``+dirty`` if tracked files outside ``docs/`` differ from it.
+
+    ``docs/`` holds what benchmarks write and the prose around it: editing a report while a
+    benchmark runs does not change the code being measured, so it does not make a run dirty.
+    """
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)docs"],
+                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
