@@ -1,10 +1,14 @@
 """Ablations: ``python -m acebert.ablations --config configs/acebert.toml [--reuse] [--doc docs/acebert.md]``.
 
 Trains each variant of the config with the same seed (full model, no image tokens, no
-adversarial loss, shared towers), evaluates every one and the MiniLM baseline on dev and test
-(all queries and the colour slice, plus the modality gap and domain classifier accuracy), writes
-``ablations.json`` next to the checkpoints and a Markdown table into the doc between
-``<!-- ablations:start -->`` and ``<!-- ablations:end -->``.
+adversarial loss, shared towers, BM25 hard negatives), evaluates every one and the MiniLM
+baseline on dev and test (all queries and the colour slice, plus the modality gap and domain
+classifier accuracy), writes ``ablations.json`` next to the checkpoints and a Markdown table into
+the doc between ``<!-- ablations:start -->`` and ``<!-- ablations:end -->``.
+
+``--variants`` runs a subset: the rows of the other variants are kept from the previous
+``ablations.json`` (same checkpoints, same evaluation), so adding one variant does not mean
+re-evaluating all of them.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ VARIANTS: dict[str, list[str]] = {
     "no_image": ["model.use_image=false"],
     "no_adversarial": ["train.adversarial=false"],
     "shared_towers": ["model.shared_towers=true"],
+    "bm25_negatives": ["train.hard_negatives=1", 'train.hard_negative_source="bm25"'],
 }
 START, END = "<!-- ablations:start -->", "<!-- ablations:end -->"
 METRIC_COLUMNS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
@@ -108,6 +113,14 @@ def write_into_doc(doc: Path, table: str) -> None:
     doc.write_text(text)
 
 
+def previous_results(path: Path, rerun: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The variant rows of an earlier run that this run does not redo (empty if there is none)."""
+    if not path.is_file():
+        return {}
+    saved = json.loads(path.read_text())
+    return {name: report for name, report in saved.items() if name in VARIANTS and name not in rerun}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m acebert.ablations", description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=REPO_ROOT / "configs/acebert.toml")
@@ -136,11 +149,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     split_names = [s for s in args.splits.split(",") if s]
     splits = {s: (load_queries(data / f"queries_{s}.tsv"), load_qrels(data / f"qrels_{s}.tsv")) for s in split_names}
 
-    results: dict[str, dict[str, Any]] = {"minilm": evaluate_encoder(MiniLMEncoder(), catalog, splits, colours)}
+    out = base.train.output_path.parent / "ablations.json"
+    results = previous_results(out, names)
+    results["minilm"] = evaluate_encoder(MiniLMEncoder(), catalog, splits, colours)
     for name in names:
         results[name] = run_variant(args.config, name, args.reuse, splits, colours, catalog)
-        out = base.train.output_path.parent / "ablations.json"
         out.write_text(json.dumps(results, indent=2) + "\n")
+    results = {key: results[key] for key in ["minilm", *VARIANTS] if key in results}  # table order
     write_into_doc(args.doc, markdown_table(results, split_names))
     print(markdown_table(results, split_names))
     return 0
