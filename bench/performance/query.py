@@ -28,7 +28,7 @@ import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import pandas as pd
 
@@ -118,7 +118,15 @@ def encode_alone(encoder: Encoder, queries: Sequence[str], rounds: int) -> dict[
     return latency_summary(times)
 
 
-def measure(modes: Sequence[Mode], queries: Sequence[str], rounds: int, seed: int = 0) -> dict[str, Any]:
+class Asks(Protocol):
+    """Anything :func:`measure` can time: a label, and ``ask`` giving latency in ms and a breakdown."""
+
+    label: str
+
+    def ask(self, query: str) -> tuple[float, dict[str, float]]: ...
+
+
+def measure(modes: Sequence[Asks], queries: Sequence[str], rounds: int, seed: int = 0) -> dict[str, Any]:
     """Per mode: each round's latency summary, and the median breakdown (encode/engine/blend) in ms."""
     rng = random.Random(seed)
     for mode in modes:  # warm-up: connection pool, JIT-ish caches, first-call set-up

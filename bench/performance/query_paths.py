@@ -12,10 +12,10 @@ price). Paths are interleaved query by query, as in :mod:`bench.performance.quer
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from acebert.encoder import Encoder
@@ -33,8 +33,8 @@ from bench.performance.common import (
     write_outputs,
 )
 from bench.performance.engine_index import bulk_load, engine_stack
-from bench.performance.query import WARM_UP_QUERIES
-from bench.performance.stats import latency_summary, median_summary, paired_ratios
+from bench.performance.query import measure
+from bench.performance.stats import median_summary, paired_ratios
 from bench.report import markdown_table
 from engines import SearchEngine
 from es_mappings import VECTOR_FIELD
@@ -48,14 +48,27 @@ SHIPPED = "shipped: encode, then one _msearch (both legs with sources)"
 Ask = Callable[[str], Any]
 
 
+@dataclass(frozen=True)
+class QueryPath:
+    """One way of answering a query, timed end to end by :func:`bench.performance.query.measure`."""
+
+    label: str
+    answer: Ask
+
+    def ask(self, query: str) -> tuple[float, dict[str, float]]:
+        started = time.perf_counter()
+        self.answer(query)
+        return (time.perf_counter() - started) * 1000, {}
+
+
 def _blend(bm25: dict[str, Any], knn: dict[str, Any]) -> list[str]:
     legs = {name: [(h["_id"], float(h["_score"])) for h in response["hits"]["hits"]]
             for name, response in (("bm25", bm25), ("knn", knn))}
     return [b.doc_id for b in blend(legs, {"bm25": 0.5, "knn": 0.5})[:PAGE]]
 
 
-def build_paths(engine: SearchEngine, index: str, encoder: Encoder, pool: ThreadPoolExecutor) -> dict[str, Ask]:
-    """Label -> a function answering one query the way that path does."""
+def build_paths(engine: SearchEngine, index: str, encoder: Encoder, pool: ThreadPoolExecutor) -> list[QueryPath]:
+    """Every path, the shipped one and its baselines included, each answering one query its way."""
     searcher = HybridSearcher(engine, encoder, index)
     no_source = {"_source": False}
 
@@ -87,7 +100,7 @@ def build_paths(engine: SearchEngine, index: str, encoder: Encoder, pool: Thread
         bm25, knn = engine.msearch(index, [bm25_body(query, [], DEPTH), knn_body(engine, vector(query), [], 50)])
         return _blend(bm25, knn)
 
-    return {
+    answers: dict[str, Ask] = {
         "BM25 mode of the searcher (the target's baseline)": lambda q: searcher.search(
             SearchRequest(query=q, mode="bm25", rewrite=False)),
         "bare BM25, 10 hits (what a shop may run today)": lambda q: engine.search(index, bm25_body(q, [], PAGE)),
@@ -97,27 +110,7 @@ def build_paths(engine: SearchEngine, index: str, encoder: Encoder, pool: Thread
         "legs without sources, then an ids query for the page": page_sources_after(ids_query),
         "kNN leg of 50 instead of 100 (changes the window)": knn_leg_50,
     }
-
-
-def measure_paths(paths: dict[str, Ask], queries: Sequence[str], rounds: int) -> dict[str, list[dict[str, float]]]:
-    """Per path, one latency summary per round; paths rotate from query to query."""
-    rng = random.Random(0)
-    for ask in paths.values():
-        for query in queries[:WARM_UP_QUERIES]:
-            ask(query)
-    labels = list(paths)
-    samples: dict[str, list[list[float]]] = {label: [[] for _ in range(rounds)] for label in labels}
-    for round_ in range(rounds):
-        order = list(queries)
-        rng.shuffle(order)
-        for position, query in enumerate(order):
-            shift = position % len(labels)
-            for label in labels[shift:] + labels[:shift]:
-                started = time.perf_counter()
-                paths[label](query)
-                samples[label][round_].append((time.perf_counter() - started) * 1000)
-        print(f"round {round_ + 1}/{rounds} done", flush=True)
-    return {label: [latency_summary(r) for r in per_round] for label, per_round in samples.items()}
+    return [QueryPath(label, answer) for label, answer in answers.items()]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -128,7 +121,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     queries = list(queries_frame["query"])
     with engine_stack(args.engine) as (engine, _), ThreadPoolExecutor(1) as pool:
         bulk_load(engine, INDEX_PREFIX, docs, encoder.dimension)
-        rounds = measure_paths(build_paths(engine, INDEX_PREFIX, encoder, pool), queries, args.repeats)
+        rounds = measure(build_paths(engine, INDEX_PREFIX, encoder, pool), queries, args.repeats)["rounds"]
     shipped = rounds[SHIPPED]
     return {"engine": args.engine, "query_encoder": variant_label(args.encoder), "queries": len(queries),
             "rounds": rounds, "medians": {label: median_summary(r) for label, r in rounds.items()},

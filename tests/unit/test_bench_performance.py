@@ -127,9 +127,9 @@ def test_query_measure_asks_every_query_in_every_mode_each_round() -> None:
 
 def test_query_paths_ask_every_query_on_every_path_and_blend_like_the_searcher() -> None:
     asked: dict[str, list[str]] = {"a": [], "b": []}
-    paths = {label: (lambda q, label=label: asked[label].append(q)) for label in asked}
+    paths = [query_paths.QueryPath(label, lambda q, label=label: asked[label].append(q)) for label in asked]
     queries = [f"q{i}" for i in range(5)]
-    rounds = query_paths.measure_paths(paths, queries, rounds=3)
+    rounds = query.measure(paths, queries, rounds=3)["rounds"]
     for label in asked:
         assert sorted(asked[label][len(queries):]) == sorted(queries * 3)  # after the warm-up
         assert [summary["n"] for summary in rounds[label]] == [5, 5, 5]
