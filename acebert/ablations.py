@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,7 +21,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from acebert.config import REPO_ROOT, RunConfig, load_config
-from acebert.data import Qrels
+from acebert.metrics import Qrels
 
 VARIANTS: dict[str, list[str]] = {
     "full": [],
@@ -133,12 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(names) - set(VARIANTS))
     if unknown:
         parser.error(f"unknown variants {unknown}; valid: {list(VARIANTS)}")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
     from acebert.data import load_catalog, load_qrels, load_queries
-    from acebert.encoder import MiniLMEncoder
     from acebert.evaluate import evaluate_encoder
+    from acebert.minilm import MiniLMEncoder
     from acebert.slices import load_colours
 
     base = load_config(args.config)

@@ -8,10 +8,12 @@ A checkpoint is a self-contained directory (as sentence-transformers saves its m
 * tokenizer files (``tokenizer.save_pretrained``);
 * ``config.json``: the model config, the training config, data paths, library versions, the
   git commit and the metrics measured when it was written.
+
+The file names and the torch-free readers (config, weights version, tokenizer) are
+:mod:`acebert.checkpoint_layout`'s; this module writes checkpoints and runs them on torch.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import subprocess
@@ -21,16 +23,22 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+from tokenizers import Tokenizer
 
+from acebert.checkpoint_layout import (
+    BACKBONE_CONFIG,
+    CONFIG,
+    FORMAT,
+    WEIGHTS,
+    load_tokenizer,
+    read_config,
+    weights_version,
+)
 from acebert.config import REPO_ROOT, ModelConfig
 from acebert.encoder import ProductInput
 from acebert.features import Featurizer
 from acebert.model import AceBert
-
-FORMAT = "acebert-checkpoint/1"
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-BACKBONE_CONFIG = "backbone_config.json"
+from acebert.tensors import product_tensors, query_tensors
 
 
 def library_versions() -> dict[str, str]:
@@ -61,7 +69,11 @@ def git_commit() -> str | None:
 
 
 def save_checkpoint(directory: Path, model: AceBert, tokenizer: Any, info: dict[str, Any]) -> Path:
-    """Write ``model`` and its tokenizer into ``directory``; ``info`` is merged into ``config.json``."""
+    """Write ``model`` and its tokenizer into ``directory``; ``info`` is merged into ``config.json``.
+
+    ``tokenizer`` is the backbone's Hugging Face tokenizer: ``save_pretrained`` writes its files
+    as sentence-transformers does, ``tokenizer.json`` among them.
+    """
     from safetensors.torch import save_file
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -81,38 +93,16 @@ def save_checkpoint(directory: Path, model: AceBert, tokenizer: Any, info: dict[
     return directory
 
 
-def read_config(directory: Path) -> dict[str, Any]:
-    """The checkpoint's ``config.json``, checked for the expected format."""
-    path = directory / CONFIG
-    if not path.is_file():
-        raise FileNotFoundError(f"not an ACE-BERT checkpoint (no {CONFIG}): {directory}")
-    config = json.loads(path.read_text())
-    if config.get("format") != FORMAT:
-        raise ValueError(f"{path}: format {config.get('format')!r} is not {FORMAT!r}")
-    return config
-
-
-def load_model(directory: Path, device: str | torch.device = "cpu") -> tuple[AceBert, Any, dict[str, Any]]:
+def load_model(directory: Path, device: str | torch.device = "cpu") -> tuple[AceBert, Tokenizer, dict[str, Any]]:
     """Rebuild the network from a checkpoint: ``(model in eval mode, tokenizer, config.json)``."""
     from safetensors.torch import load_file
-    from transformers import AutoTokenizer
 
     directory = Path(directory)
     config = read_config(directory)
     backbone = json.loads((directory / config["backbone_config"]).read_text())
     model = AceBert.from_backbone_config(ModelConfig.model_validate(config["model"]), backbone)
     model.load_state_dict(load_file(str(directory / WEIGHTS)), strict=True)
-    tokenizer = AutoTokenizer.from_pretrained(str(directory))
-    return model.to(device).eval(), tokenizer, config
-
-
-def weights_version(directory: Path) -> str:
-    """``acebert-<12 hex of sha256(model.safetensors)>``: changes whenever the weights change."""
-    digest = hashlib.sha256()
-    with (Path(directory) / WEIGHTS).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return f"acebert-{digest.hexdigest()[:12]}"
+    return model.to(device).eval(), load_tokenizer(directory), config
 
 
 @dataclass(frozen=True)
@@ -130,7 +120,9 @@ class AceBertEncoder:
     inference mode; vectors come back L2-normalised float32 on the CPU.
     """
 
-    def __init__(self, model: AceBert, tokenizer: Any, model_version: str, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, model: AceBert, tokenizer: Tokenizer, model_version: str, device: str | torch.device = "cpu"
+    ) -> None:
         self.model = model.to(device)
         self.device = torch.device(device)
         self.model_version = model_version
@@ -152,12 +144,10 @@ class AceBertEncoder:
         return ProductEncoding(vectors, used)
 
     def _query_batch(self, texts: list[str]) -> torch.Tensor:
-        batch = self.featurizer.queries(texts).to(self.device)
-        return self.model.encode_queries(batch.input_ids, batch.attention_mask)
+        return self.model.encode_queries(*query_tensors(self.featurizer.queries(texts), self.device))
 
     def _product_batch(self, products: list[ProductInput]) -> torch.Tensor:
-        batch = self.featurizer.products(products).to(self.device)
-        return self.model.encode_products(batch.input_ids, batch.attention_mask, batch.images, batch.has_image)
+        return self.model.encode_products(*product_tensors(self.featurizer.products(products), self.device))
 
     def domain_accuracy(self, query_vectors: np.ndarray, product_vectors: np.ndarray) -> float:
         """How often the domain classifier tells queries from products (0.5 = indistinguishable)."""

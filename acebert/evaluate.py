@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -20,9 +19,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from acebert.config import DEFAULT_DATA_DIR, REPO_ROOT
-from acebert.data import Qrels, catalog_inputs, load_catalog, load_qrels, load_queries
-from acebert.encoder import Encoder, load_encoder
-from acebert.metrics import Run, evaluate_run, modality_gap
+from acebert.data import catalog_inputs, load_catalog, load_qrels, load_queries
+from acebert.encoder import Encoder
+from acebert.loading import load_encoder
+from acebert.metrics import Qrels, Run, evaluate_run, modality_gap
 from acebert.slices import colour_slice, load_colours
 
 TOP_K = 100
@@ -135,7 +135,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="attributes.csv for the colour slice (analysis only; default: <catalog>/attributes.csv if present)",
     )
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="encoder threads: torch's intra-op threads, or ONNX batches in flight")
     parser.add_argument("--name", help="report key of this query set (default: file stem minus 'queries_')")
     parser.add_argument("--output", type=Path, help="also write the JSON report here")
     return parser.parse_args(argv)
@@ -143,14 +144,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-
-    torch.set_num_threads(args.threads)
     catalog = load_catalog(args.catalog)
     attributes = args.attributes or (args.catalog / "attributes.csv")
     colours = load_colours(attributes) if attributes.is_file() else None
-    encoder = load_encoder(args.checkpoint)
+    encoder = load_encoder(args.checkpoint, threads=args.threads)
     split = (load_queries(args.queries), load_qrels(args.qrels))
     name = args.name or args.queries.stem.removeprefix("queries_")
     report = evaluate_encoder(encoder, catalog, {name: split}, colours, args.batch_size)

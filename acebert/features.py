@@ -1,88 +1,109 @@
-"""Turning query texts and :class:`ProductInput` records into model-ready tensors.
+"""Turning query texts and :class:`ProductInput` records into model-ready numpy arrays.
 
-Training and the inference encoder use this one module, so a checkpoint sees at serving time
-exactly the tokenisation, truncation and image preprocessing it was trained with.
+Training, the torch encoder and the ONNX encoder use this one module, so a checkpoint sees at
+serving time exactly the tokenisation, truncation and image preprocessing it was trained with.
+It produces numpy, not tensors, so that the ONNX serving path needs no torch; the torch side
+converts the arrays (:mod:`acebert.tensors`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
-import torch
+from tokenizers import Tokenizer
 
 from acebert.config import ModelConfig
 from acebert.encoder import ProductInput
 from acebert.images import load_image
 
+PAD_TOKEN = "[PAD]"  # the BERT backbones' padding token
+
 
 @dataclass(frozen=True)
 class QueryBatch:
-    input_ids: torch.Tensor
-    attention_mask: torch.Tensor
-
-    def to(self, device: torch.device | str) -> "QueryBatch":
-        return QueryBatch(self.input_ids.to(device), self.attention_mask.to(device))
+    input_ids: np.ndarray  # (B, T) int64
+    attention_mask: np.ndarray  # (B, T) int64
 
 
 @dataclass(frozen=True)
 class ProductBatch:
-    input_ids: torch.Tensor
-    attention_mask: torch.Tensor
-    images: torch.Tensor  # (B, 3, H, W) in [-1, 1]; zeros where has_image is False
-    has_image: torch.Tensor  # (B,) bool
+    input_ids: np.ndarray  # (B, T) int64
+    attention_mask: np.ndarray  # (B, T) int64
+    images: np.ndarray  # (B, 3, H, W) float32 in [-1, 1]; zeros where has_image is False
+    has_image: np.ndarray  # (B,) bool
 
-    def to(self, device: torch.device | str) -> "ProductBatch":
-        return ProductBatch(
-            self.input_ids.to(device), self.attention_mask.to(device), self.images.to(device), self.has_image.to(device)
-        )
+
+def _truncating(tokenizer: Tokenizer, max_length: int) -> Tokenizer:
+    """A private copy of ``tokenizer`` that truncates to ``max_length`` tokens and never pads.
+
+    Configured once here and never changed afterwards, so threads can share it: a tokenizer
+    whose settings change per call (as Hugging Face's do) must not be called concurrently.
+    Padding is done in numpy (:func:`_pad`); a saved tokenizer may carry fixed padding.
+    """
+    copy = Tokenizer.from_str(tokenizer.to_str())
+    copy.no_padding()
+    copy.enable_truncation(max_length)
+    return copy
 
 
 class Featurizer:
     """Tokenises text and decodes images according to a :class:`ModelConfig`."""
 
-    def __init__(self, tokenizer: Any, config: ModelConfig) -> None:
-        """``tokenizer`` is a Hugging Face tokenizer (the backbone's, saved with each checkpoint)."""
-        self.tokenizer = tokenizer
+    def __init__(self, tokenizer: Tokenizer, config: ModelConfig) -> None:
+        """``tokenizer``: the backbone's, saved with each checkpoint (:mod:`acebert.checkpoint_layout`)."""
         self.config = config
+        self._query_tokenizer = _truncating(tokenizer, config.max_query_len)
+        self._title_tokenizer = _truncating(tokenizer, config.max_title_len)
+        pad_id = tokenizer.token_to_id(PAD_TOKEN)
+        if pad_id is None:
+            raise ValueError(f"the tokenizer has no {PAD_TOKEN} token")
+        self._pad_id = pad_id
 
-    def _tokenize(self, texts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
-        return self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-        )
+    def _pad(self, ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """``(input_ids, attention_mask)``, right-padded to the longest row, as the tokenizers pad."""
+        width = max((len(row) for row in ids), default=0)
+        input_ids = np.full((len(ids), width), self._pad_id, dtype=np.int64)
+        attention_mask = np.zeros((len(ids), width), dtype=np.int64)
+        for row, tokens in enumerate(ids):
+            input_ids[row, : len(tokens)] = tokens
+            attention_mask[row, : len(tokens)] = 1
+        return input_ids, attention_mask
+
+    def _query_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        return [encoding.ids for encoding in self._query_tokenizer.encode_batch(list(texts))]
+
+    def _title_ids(self, products: Sequence[ProductInput]) -> list[list[int]]:
+        return [encoding.ids for encoding in self._title_tokenizer.encode_batch([p.title for p in products])]
 
     def queries(self, texts: Sequence[str]) -> QueryBatch:
-        tokens = self._tokenize(texts, self.config.max_query_len)
-        return QueryBatch(tokens["input_ids"], tokens["attention_mask"])
+        return QueryBatch(*self._pad(self._query_ids(texts)))
 
     def uses_image(self, product: ProductInput) -> bool:
         """Whether the product tower will see this product's image (never, for a title-only model)."""
         return self.config.use_image and product.image is not None
 
     def products(self, products: Sequence[ProductInput]) -> ProductBatch:
-        """Tensors for a batch of products; raises :class:`acebert.images.ImageError` on a bad image."""
-        tokens = self._tokenize([p.title for p in products], self.config.max_title_len)
+        """Arrays for a batch of products; raises :class:`acebert.images.ImageError` on a bad image."""
+        input_ids, attention_mask = self._pad(self._title_ids(products))
         height, width = self.config.image_size
-        images = torch.zeros((len(products), 3, height, width))
-        has_image = torch.zeros(len(products), dtype=torch.bool)
+        images = np.zeros((len(products), 3, height, width), dtype=np.float32)
+        has_image = np.zeros(len(products), dtype=bool)
         for row, product in enumerate(products):
             if self.uses_image(product):
                 assert product.image is not None  # uses_image checked it
                 pixels = load_image(product.image, self.config.image_size)
-                images[row] = torch.from_numpy(pixels).permute(2, 0, 1).float() / 127.5 - 1.0
+                images[row] = pixels.transpose(2, 0, 1).astype(np.float32) / np.float32(127.5) - np.float32(1.0)
                 has_image[row] = True
-        return ProductBatch(tokens["input_ids"], tokens["attention_mask"], images, has_image)
+        return ProductBatch(input_ids, attention_mask, images, has_image)
 
     def query_lengths(self, texts: Sequence[str]) -> np.ndarray:
         """Token counts, used to sort a batch by length and cut padding."""
-        ids = self.tokenizer(list(texts), truncation=True, max_length=self.config.max_query_len)["input_ids"]
-        return np.array([len(x) for x in ids])
+        return np.array([len(ids) for ids in self._query_ids(texts)])
 
     def product_lengths(self, products: Sequence[ProductInput]) -> np.ndarray:
         """Sequence lengths the product tower will see (title tokens plus image tokens)."""
-        titles = [p.title for p in products]
-        ids = self.tokenizer(titles, truncation=True, max_length=self.config.max_title_len)["input_ids"]
-        return np.array([len(x) + self._image_tail(p) for x, p in zip(ids, products)])
+        return np.array([len(ids) + self._image_tail(p) for ids, p in zip(self._title_ids(products), products)])
 
     def _image_tail(self, product: ProductInput) -> int:
         """Tokens after the title: the image tokens, one "no image" token, or none (title-only model)."""

@@ -21,6 +21,7 @@ METRICS: dict[str, str] = {
     "ndcg@10": "ndcg@10",
 }
 
+# The shapes of judgments and results wherever acebert and the benchmarks pass them around.
 Qrels = dict[str, dict[str, int]]
 Run = dict[str, dict[str, float]]
 

@@ -128,7 +128,7 @@ class AceBert(nn.Module):
         from transformers import AutoModel
 
         with _quiet_transformers():
-            backbone = AutoModel.from_pretrained(str(path), add_pooling_layer=False)
+            backbone = AutoModel.from_pretrained(str(path), add_pooling_layer=False, local_files_only=True)
         return cls(config, backbone)
 
     @classmethod

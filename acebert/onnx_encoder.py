@@ -7,6 +7,8 @@ Why it exists: per call, ONNX Runtime has a fraction of torch's overhead (a shor
 several times faster), and int8 graphs run about twice as fast again on a CPU with VNNI.
 Preprocessing is :class:`acebert.features.Featurizer`, exactly what torch training and inference
 use, so the only difference from :class:`acebert.checkpoint.AceBertEncoder` is the runtime.
+Nothing here imports torch or transformers (the tokenizer is read by the ``tokenizers`` library),
+so a process that serves an export does not pay for loading them.
 
 ``model_version``: fp32 graphs reproduce the torch vectors (cosine > 0.9999), so they keep the
 checkpoint's version and their documents mix freely with torch-encoded ones. int8 vectors differ
@@ -16,30 +18,20 @@ appended and an index can tell them apart.
 from __future__ import annotations
 
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
+from tokenizers import Tokenizer
 
-from acebert.checkpoint import read_config, weights_version
+from acebert.checkpoint_layout import load_tokenizer, read_config, weights_version
 from acebert.config import ModelConfig
 from acebert.encoder import ProductInput
-from acebert.features import Featurizer
-from acebert.onnx_export import (
-    ONNX_DIR,
-    PRODUCT_IMAGE,
-    PRODUCT_TEXT,
-    QUERY,
-    graph_file,
-    read_manifest,
-)
+from acebert.features import Featurizer, ProductBatch, QueryBatch
+from acebert.onnx_layout import INPUTS, ONNX_DIR, PRODUCT_IMAGE, PRODUCT_TEXT, QUERY, graph_file, read_manifest
 
-FP32_PREFIX, INT8_PREFIX = "onnx", "onnx-int8"
 INT8_VERSION_SUFFIX = "-onnx-int8"
-# Same knob the workers use for torch (``workers.tasks``): one thread per worker process.
-THREADS_ENV = "ACEBERT_TORCH_THREADS"
 Feed = dict[str, np.ndarray]
 T = TypeVar("T")
 R = TypeVar("R")
@@ -67,11 +59,6 @@ def parallel_map(function: Callable[[T], R], items: Sequence[T], workers: int) -
         yield from pool.map(function, items)
 
 
-def default_threads() -> int:
-    """Batches in flight: ``ACEBERT_TORCH_THREADS`` when set (one per worker process), else every core."""
-    return int(os.environ.get(THREADS_ENV) or os.cpu_count() or 1)
-
-
 def _session(path: Path) -> Any:
     """A CPU session that runs each call on one thread (see :class:`OnnxAceBertEncoder`)."""
     import onnxruntime as ort
@@ -88,19 +75,22 @@ class OnnxAceBertEncoder:
     """ACE-BERT's towers on ONNX Runtime.
 
     Threads: each call into ONNX Runtime runs on one thread, and up to ``threads`` batches run
-    at once. The towers' matrices are small (64 products x ~30 tokens x 384), so splitting one
+    at once (default: one per core). The towers' matrices are small (64 products x ~30 tokens x 384), so splitting one
     call over two threads costs more in hand-offs than it gains: on 2 cores, int8 product
     encoding ran at ~520 products/s with one batch on two threads and ~720 with two batches on
     one thread each, and one short query took 2.8 ms on one thread against 6.2 ms on two.
 
     Every session opens in the constructor: workers build their encoder before the first task
     (``workers.tasks``), so the first batch must not pay for loading graphs.
+
+    Batches featurise concurrently: the featurizer's tokenizers are configured once and never
+    changed, so threads can share them.
     """
 
     def __init__(
         self,
         onnx_dir: Path,
-        tokenizer: Any,
+        tokenizer: Tokenizer,
         config: ModelConfig,
         model_version: str,
         int8: bool,
@@ -111,17 +101,14 @@ class OnnxAceBertEncoder:
         self.model_version = model_version
         self.dimension = config.dim
         self.int8 = int8
-        self.threads = threads or default_threads()
+        self.threads = threads or os.cpu_count() or 1
         graphs = (QUERY, PRODUCT_TEXT, PRODUCT_IMAGE) if config.use_image else (QUERY, PRODUCT_TEXT)
         self._sessions = {name: _session(self.onnx_dir / graph_file(name, int8)) for name in graphs}
-        # Hugging Face tokenizers re-configure themselves (truncation, padding) when a call's
-        # settings differ from the last one's, which must not overlap another thread's call.
-        self._featurize_lock = threading.Lock()
 
     def encode_queries(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         texts = list(texts)
         lengths = self.featurizer.query_lengths(texts) if len(texts) > batch_size else np.zeros(len(texts))
-        return self._encode(texts, lengths, batch_size, self._query_feed, QUERY)
+        return self._encode(texts, lengths, batch_size, self.featurizer.queries, QUERY)
 
     def encode_products(self, products: Sequence[ProductInput], batch_size: int = 64) -> np.ndarray:
         """Vectors in input order; image and image-less products run through their own graphs.
@@ -131,23 +118,31 @@ class OnnxAceBertEncoder:
         products = list(products)
         out = np.zeros((len(products), self.dimension), dtype=np.float32)
         with_image = np.array([self.featurizer.uses_image(p) for p in products], dtype=bool)
-        groups = ((with_image, self._image_feed, PRODUCT_IMAGE), (~with_image, self._text_feed, PRODUCT_TEXT))
-        for mask, featurize, graph in groups:
+        for mask, graph in ((with_image, PRODUCT_IMAGE), (~with_image, PRODUCT_TEXT)):
             rows = np.flatnonzero(mask)
             if len(rows):
                 group = [products[i] for i in rows]
-                out[rows] = self._encode(group, self.featurizer.product_lengths(group), batch_size, featurize, graph)
+                lengths = self.featurizer.product_lengths(group)
+                out[rows] = self._encode(group, lengths, batch_size, self.featurizer.products, graph)
         return out
 
     def _encode(
-        self, items: list[Any], lengths: np.ndarray, batch_size: int, featurize: Callable[[list[Any]], Feed], graph: str
+        self,
+        items: list[Any],
+        lengths: np.ndarray,
+        batch_size: int,
+        featurize: Callable[[list[Any]], QueryBatch | ProductBatch],
+        graph: str,
     ) -> np.ndarray:
-        """Vectors of ``items`` in length-sorted batches, ``self.threads`` batches in flight."""
+        """Vectors of ``items`` in length-sorted batches, ``self.threads`` batches in flight.
+
+        ``featurize`` gives a batch whose fields are named as the graph's inputs.
+        """
         session = self._sessions[graph]
 
         def run(rows: np.ndarray) -> np.ndarray:
-            with self._featurize_lock:
-                feed = featurize([items[i] for i in rows])
+            batch = featurize([items[i] for i in rows])
+            feed: Feed = {name: getattr(batch, name) for name in INPUTS[graph]}
             return session.run(None, feed)[0]
 
         out = np.zeros((len(items), self.dimension), dtype=np.float32)
@@ -156,41 +151,9 @@ class OnnxAceBertEncoder:
             out[rows] = vectors
         return out
 
-    def _query_feed(self, texts: list[str]) -> Feed:
-        batch = self.featurizer.queries(texts)
-        return {"input_ids": batch.input_ids.numpy(), "attention_mask": batch.attention_mask.numpy()}
-
-    def _text_feed(self, products: list[ProductInput]) -> Feed:
-        batch = self.featurizer.products(products)
-        return {"input_ids": batch.input_ids.numpy(), "attention_mask": batch.attention_mask.numpy()}
-
-    def _image_feed(self, products: list[ProductInput]) -> Feed:
-        batch = self.featurizer.products(products)
-        return {
-            "input_ids": batch.input_ids.numpy(),
-            "attention_mask": batch.attention_mask.numpy(),
-            "images": batch.images.numpy(),
-            "has_image": batch.has_image.numpy(),
-        }
-
-
-def is_onnx_spec(spec: str) -> bool:
-    """Whether an encoder spec names ONNX graphs (``onnx:PATH`` or ``onnx-int8:PATH``)."""
-    return spec.startswith((f"{FP32_PREFIX}:", f"{INT8_PREFIX}:"))
-
-
-def parse_spec(spec: str) -> tuple[Path, bool]:
-    """``(checkpoint dir, int8?)`` from an encoder spec ``onnx:PATH`` or ``onnx-int8:PATH``."""
-    prefix, sep, path = spec.partition(":")
-    if not sep or not path or prefix not in (FP32_PREFIX, INT8_PREFIX):
-        raise ValueError(f"not an ONNX encoder spec: {spec!r}; expected {FP32_PREFIX}:PATH or {INT8_PREFIX}:PATH")
-    return Path(path).expanduser(), prefix == INT8_PREFIX
-
 
 def load_onnx_encoder(checkpoint: Path, int8: bool, threads: int | None = None) -> OnnxAceBertEncoder:
     """The encoder for ``checkpoint``'s export; refuses an export made from other weights."""
-    from transformers import AutoTokenizer
-
     checkpoint = Path(checkpoint)
     onnx_dir = checkpoint / ONNX_DIR
     manifest = read_manifest(onnx_dir)
@@ -201,6 +164,5 @@ def load_onnx_encoder(checkpoint: Path, int8: bool, threads: int | None = None) 
             f"{version}: run `python -m acebert.onnx_export {checkpoint}` again"
         )
     config = ModelConfig.model_validate(read_config(checkpoint)["model"])
-    tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
     model_version = version + (INT8_VERSION_SUFFIX if int8 else "")
-    return OnnxAceBertEncoder(onnx_dir, tokenizer, config, model_version, int8, threads)
+    return OnnxAceBertEncoder(onnx_dir, load_tokenizer(checkpoint), config, model_version, int8, threads)

@@ -13,6 +13,9 @@
   checkpoint retrained after the export) is refused at load time instead of serving vectors of
   another model.
 
+The names of these files and of the graphs' inputs are :mod:`acebert.onnx_layout`'s, shared
+with the encoder that serves them without torch.
+
 Why two product graphs: the tower's forward pass takes a shortcut when no product of the batch
 has an image (a one-token tail instead of twenty masked image tokens). A trace records one
 branch only, so each branch gets its own graph, and the encoder routes products to the right one.
@@ -25,27 +28,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
 
 import acebert.model
-from acebert.checkpoint import load_model, weights_version
+from acebert.checkpoint import load_model
+from acebert.checkpoint_layout import weights_version
 from acebert.model import AceBert
+from acebert.onnx_layout import (
+    INPUTS,
+    MANIFEST,
+    ONNX_DIR,
+    OUTPUT,
+    PRODUCT_IMAGE,
+    PRODUCT_TEXT,
+    QUERY,
+    TEXT_INPUTS,
+    graph_file,
+)
 
 OPSET = 17
-ONNX_DIR = "onnx"
-MANIFEST = "manifest.json"
-INT8_SUFFIX = "-int8"
-QUERY, PRODUCT_TEXT, PRODUCT_IMAGE = "query", "product_text", "product_image"
-TEXT_INPUTS = ("input_ids", "attention_mask")
-IMAGE_INPUTS = (*TEXT_INPUTS, "images", "has_image")
 
 
 class QueryTower(nn.Module):
@@ -87,11 +95,6 @@ class ProductImageTower(nn.Module):
         return self.model.encode_products(input_ids, attention_mask, images, has_image)
 
 
-def graph_file(name: str, int8: bool) -> str:
-    """The file name of one exported graph."""
-    return f"{name}{INT8_SUFFIX if int8 else ''}.onnx"
-
-
 def _example_inputs(model: AceBert, with_images: bool) -> tuple[torch.Tensor, ...]:
     """A two-row batch of seven tokens (one row padded) that traces the general path.
 
@@ -108,7 +111,7 @@ def _example_inputs(model: AceBert, with_images: bool) -> tuple[torch.Tensor, ..
 
 
 def _dynamic_axes(inputs: Sequence[str]) -> dict[str, dict[int, str]]:
-    axes: dict[str, dict[int, str]] = {"vectors": {0: "batch"}}
+    axes: dict[str, dict[int, str]] = {OUTPUT: {0: "batch"}}
     for name in inputs:
         axes[name] = {0: "batch", 1: "sequence"} if name in TEXT_INPUTS else {0: "batch"}
     return axes
@@ -150,7 +153,7 @@ def export_graph(module: nn.Module, example: tuple[torch.Tensor, ...], inputs: S
             example,
             str(path),
             input_names=list(inputs),
-            output_names=["vectors"],
+            output_names=[OUTPUT],
             dynamic_axes=_dynamic_axes(inputs),
             opset_version=OPSET,
             dynamo=False,
@@ -172,14 +175,14 @@ def export_checkpoint(checkpoint: Path, out_dir: Path | None = None) -> Path:
     out_dir = Path(out_dir) if out_dir is not None else checkpoint / ONNX_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     model, _, _ = load_model(checkpoint, "cpu")
-    graphs: dict[str, tuple[nn.Module, tuple[torch.Tensor, ...], Sequence[str]]] = {
-        QUERY: (QueryTower(model), _example_inputs(model, False), TEXT_INPUTS),
-        PRODUCT_TEXT: (ProductTextTower(model), _example_inputs(model, False), TEXT_INPUTS),
+    graphs: dict[str, tuple[nn.Module, tuple[torch.Tensor, ...]]] = {
+        QUERY: (QueryTower(model), _example_inputs(model, False)),
+        PRODUCT_TEXT: (ProductTextTower(model), _example_inputs(model, False)),
     }
     if model.config.use_image:
-        graphs[PRODUCT_IMAGE] = (ProductImageTower(model), _example_inputs(model, True), IMAGE_INPUTS)
-    for name, (module, example, inputs) in graphs.items():
-        fp32 = export_graph(module, example, inputs, out_dir / graph_file(name, False))
+        graphs[PRODUCT_IMAGE] = (ProductImageTower(model), _example_inputs(model, True))
+    for name, (module, example) in graphs.items():
+        fp32 = export_graph(module, example, INPUTS[name], out_dir / graph_file(name, False))
         quantize(fp32, out_dir / graph_file(name, True))
     manifest = {
         "weights_version": weights_version(checkpoint),
@@ -192,25 +195,6 @@ def export_checkpoint(checkpoint: Path, out_dir: Path | None = None) -> Path:
     return out_dir
 
 
-def read_manifest(onnx_dir: Path) -> dict[str, Any]:
-    """The manifest of an export directory; ``FileNotFoundError`` says how to create one."""
-    path = Path(onnx_dir) / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no ONNX export in {onnx_dir}: run `python -m acebert.onnx_export {Path(onnx_dir).parent}`"
-        )
-    return json.loads(path.read_text())
-
-
-def export_is_current(checkpoint: Path) -> bool:
-    """Whether ``CHECKPOINT/onnx`` holds an export of the checkpoint's current weights."""
-    try:
-        manifest = read_manifest(Path(checkpoint) / ONNX_DIR)
-    except FileNotFoundError:
-        return False
-    return manifest["weights_version"] == weights_version(checkpoint)
-
-
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m acebert.onnx_export", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path, help="ACE-BERT checkpoint directory")
@@ -221,7 +205,6 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(args.threads)
     out_dir = export_checkpoint(args.checkpoint, args.out)
     for path in sorted(out_dir.glob("*.onnx")):

@@ -21,7 +21,7 @@ from typing import Mapping
 import pandas as pd
 import torch
 
-from acebert.data import Qrels
+from acebert.metrics import Qrels
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-Qrels = dict[str, dict[str, int]]
+from acebert.metrics import Qrels
 
 
 def load_colours(attributes_path: str | Path) -> dict[str, str]:

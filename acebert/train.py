@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import random
 import sys
 import time
@@ -24,15 +23,19 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from acebert.checkpoint import AceBertEncoder, save_checkpoint, weights_version
+from acebert.checkpoint import AceBertEncoder, save_checkpoint
+from acebert.checkpoint_layout import weights_version
 from acebert.config import ConfigError, RunConfig, load_config
-from acebert.data import Qrels, catalog_inputs, load_catalog, load_qrels, load_queries
-from acebert.encoder import ProductInput, base_model_path
+from acebert.data import catalog_inputs, load_catalog, load_qrels, load_queries
+from acebert.encoder import ProductInput
 from acebert.evaluate import evaluate_encoder
 from acebert.features import Featurizer
 from acebert.losses import InBatchContrastive, domain_loss
+from acebert.metrics import Qrels
+from acebert.minilm import base_model_path
 from acebert.model import AceBert, dann_lambda
 from acebert.pairs import Batch, TrainingExamples, bm25_negative_pools, make_batches
+from acebert.tensors import product_tensors, query_tensors
 
 STATE_FILE = "training_state.pt"
 EPOCH_DIR = "epoch-{:03d}"
@@ -122,9 +125,10 @@ class Trainer:
         self.data = data
         self.progress = progress
         self.device = pick_device(cfg.device)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(base_model_path()))
+        # the Hugging Face tokenizer writes the checkpoint's tokenizer files; its fast backend featurises
+        self.tokenizer = AutoTokenizer.from_pretrained(str(base_model_path()), local_files_only=True)
         self.model = AceBert.from_backbone_path(run.model, base_model_path()).to(self.device)
-        self.featurizer = Featurizer(self.tokenizer, run.model)
+        self.featurizer = Featurizer(self.tokenizer.backend_tokenizer, run.model)
         self.matching = InBatchContrastive(cfg.temperature, cfg.learn_temperature).to(self.device)
         new_modules = [m for m in (self.model.image_tokens, self.model.query_proj, self.model.product_proj) if m is not None]
         new_params = [p for m in new_modules for p in m.parameters()] + list(self.model.domain_classifier.parameters())
@@ -155,10 +159,10 @@ class Trainer:
     # -- one step -------------------------------------------------------------------------
     def train_step(self, batch: Batch) -> dict[str, float]:
         cfg = self.run.train
-        queries = self.featurizer.queries([self.data.examples.queries[q] for q in batch.query_ids]).to(self.device)
-        products = self.featurizer.products([self.data.products[p] for p in batch.product_ids]).to(self.device)
-        q = self.model.encode_queries(queries.input_ids, queries.attention_mask)
-        p = self.model.encode_products(products.input_ids, products.attention_mask, products.images, products.has_image)
+        queries = self.featurizer.queries([self.data.examples.queries[q] for q in batch.query_ids])
+        products = self.featurizer.products([self.data.products[p] for p in batch.product_ids])
+        q = self.model.encode_queries(*query_tensors(queries, self.device))
+        p = self.model.encode_products(*product_tensors(products, self.device))
         match = self.matching(q, p, batch.excluded.to(self.device))
         reversal = dann_lambda(self.step / self.total_steps, cfg.lambda_max) if cfg.adversarial else 0.0
         # the adversary sees each pair's own product only, so both domains weigh the same
@@ -193,7 +197,7 @@ class Trainer:
     def evaluate_dev(self) -> dict[str, Any] | None:
         if self.data.dev is None:
             return None
-        encoder = AceBertEncoder(self.model, self.tokenizer, "in-training", self.device)
+        encoder = AceBertEncoder(self.model, self.tokenizer.backend_tokenizer, "in-training", self.device)
         report = evaluate_encoder(encoder, self.data.catalog, {"dev": self.data.dev}, progress=self.progress)
         return report["dev"]
 
@@ -324,7 +328,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
     parser.add_argument("--until-epoch", type=int, help="stop after this epoch (resume later with --resume)")
     args = parser.parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         run = load_config(args.config, args.override)
     except ConfigError as error:

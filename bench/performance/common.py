@@ -24,7 +24,8 @@ import pandas as pd
 
 from acebert.config import DEFAULT_DATA_DIR, REPO_ROOT, TrainConfig
 from acebert.data import load_catalog, load_queries
-from acebert.encoder import Encoder, load_encoder
+from acebert.encoder import Encoder
+from acebert.loading import load_encoder
 from bench.performance.doc import DOC, write_section
 from bench.report import RESULTS, commit, header, machine
 from devstack.install import cache_root
@@ -117,7 +118,7 @@ def checkpoint_of(spec: str) -> Path | None:
     """The ACE-BERT checkpoint directory behind an encoder spec (None for ``minilm``)."""
     if spec in ("", "minilm"):
         return None
-    from acebert.onnx_encoder import is_onnx_spec, parse_spec
+    from acebert.loading import is_onnx_spec, parse_spec
 
     return parse_spec(spec)[0] if is_onnx_spec(spec) else Path(spec).expanduser()
 
@@ -132,7 +133,7 @@ def encoder_variants(spec: str) -> dict[str, str]:
 
 def variant_label(spec: str) -> str:
     """The label :func:`encoder_variants` gives ``spec`` itself (e.g. ``ONNX int8``)."""
-    from acebert.onnx_encoder import is_onnx_spec
+    from acebert.loading import is_onnx_spec
 
     checkpoint = checkpoint_of(spec)
     if checkpoint is None:
@@ -146,11 +147,12 @@ def variant_label(spec: str) -> str:
 
 def prepare_encoder(spec: str) -> Encoder:
     """``load_encoder(spec)``, exporting the checkpoint to ONNX first when the spec needs it."""
-    from acebert.onnx_encoder import is_onnx_spec
+    from acebert.loading import is_onnx_spec
 
     checkpoint = checkpoint_of(spec)
     if checkpoint is not None and is_onnx_spec(spec):
-        from acebert.onnx_export import export_checkpoint, export_is_current
+        from acebert.onnx_export import export_checkpoint
+        from acebert.onnx_layout import export_is_current
 
         if not export_is_current(checkpoint):
             print(f"exporting {checkpoint} to ONNX", flush=True)

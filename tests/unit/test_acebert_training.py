@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 import torch
 
-from acebert.checkpoint import AceBertEncoder, load_checkpoint_encoder, weights_version
+from acebert.checkpoint import AceBertEncoder, load_checkpoint_encoder
+from acebert.checkpoint_layout import load_tokenizer, weights_version
 from acebert.config import ConfigError, RunConfig, build_config
-from acebert.encoder import Encoder, base_model_path
+from acebert.encoder import Encoder
 from acebert.evaluate import search
 from acebert.metrics import evaluate_run
+from acebert.minilm import base_model_path
 from acebert.model import AceBert
 from acebert.train import load_training_data, train
 
@@ -55,12 +57,8 @@ def test_tiny_training_lowers_loss_and_beats_the_untrained_network(tmp_path: Pat
     assert history[-1]["train"]["match"] < 0.8 * history[0]["train"]["match"]
 
     torch.manual_seed(run.train.seed)
-    from transformers import AutoTokenizer
-
     untrained = AceBertEncoder(
-        AceBert.from_backbone_path(run.model, base_model_path()),
-        AutoTokenizer.from_pretrained(str(base_model_path())),
-        "untrained",
+        AceBert.from_backbone_path(run.model, base_model_path()), load_tokenizer(base_model_path()), "untrained"
     )
     before = _train_recall(untrained, run)
     after = _train_recall(load_checkpoint_encoder(out, device="cpu"), run)
