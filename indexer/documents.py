@@ -7,6 +7,7 @@ from typing import Any
 
 from acebert.encoder import ProductInput
 from indexer.events import ProductUpsert
+from indexer.image_files import image_path, read_image
 
 
 def category_path(category: str | None) -> list[str]:
@@ -17,16 +18,14 @@ def category_path(category: str | None) -> list[str]:
     return [" > ".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-def resolve_image(image: str | None, image_root: Path) -> Path | None:
-    if not image:
-        return None
-    path = Path(image)
-    return path if path.is_absolute() else image_root / path
-
-
 def encoder_input(event: ProductUpsert, image_root: Path) -> ProductInput:
-    """What the product tower encodes: the title and the image file, if the event names one."""
-    return ProductInput(title=event.title, image=resolve_image(event.image, image_root))
+    """What the product tower encodes: the title and the image's bytes, if the event names one.
+
+    The image is read here, under ``image_root`` only and checked (see :mod:`indexer.image_files`);
+    a refused image raises :class:`~acebert.images.ImageError` for this event alone.
+    """
+    image = read_image(image_path(event.image, image_root)) if event.image else None
+    return ProductInput(title=event.title, image=image)
 
 
 def build_document(event: ProductUpsert, *, model_version: str, has_image: bool) -> dict[str, Any]:

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+
+# Every field is bounded, so that one producer cannot blow up the index mapping (attribute keys
+# become fields of the ``attributes`` object) or a worker's memory.
+MAX_ATTRIBUTES = 50
+AttributeKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_ -]{0,63}$")]
+AttributeValue = Union[Annotated[str, StringConstraints(max_length=1000)], int, Annotated[float, Field(allow_inf_nan=False)], bool]
 
 
 class _Event(BaseModel):
@@ -23,12 +29,15 @@ class ProductUpsert(_Event):
 
     type: Literal["upsert"] = "upsert"
     title: Annotated[str, Field(min_length=1, max_length=2000)]
-    description: str | None = None
-    category: str | None = Field(default=None, description='A path such as "Apparel > Topwear".')
-    brand: str | None = None
-    attributes: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    price: Annotated[float, Field(ge=0)] | None = None
-    image: str | None = Field(default=None, description="A file path, absolute or under PRODUCT_IMAGE_ROOT.")
+    description: Annotated[str, Field(max_length=20_000)] | None = None
+    category: Annotated[str, Field(max_length=500)] | None = Field(
+        default=None, description='A path such as "Apparel > Topwear".')
+    brand: Annotated[str, Field(max_length=200)] | None = None
+    attributes: Annotated[dict[AttributeKey, AttributeValue], Field(max_length=MAX_ATTRIBUTES)] = Field(
+        default_factory=dict, description=f"At most {MAX_ATTRIBUTES} keys of letters, digits, _ - and space.")
+    price: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    image: Annotated[str, Field(max_length=1000)] | None = Field(
+        default=None, description="A file path under PRODUCT_IMAGE_ROOT (relative to it, or absolute inside it).")
 
 
 class ProductDelete(_Event):

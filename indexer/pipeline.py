@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from acebert.encoder import Encoder, ProductInput
 from acebert.images import ImageError
@@ -60,23 +59,6 @@ class BatchReport:
         return counts
 
 
-def _readable_image(product: ProductInput) -> ProductInput:
-    """Replace an image path by its bytes, checking that it decodes; raise :class:`ImageError`."""
-    if product.image is None or isinstance(product.image, bytes):
-        return product
-    path = Path(product.image)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ImageError(f"cannot read image {path}: {exc.strerror or exc}") from exc
-    try:
-        with Image.open(path) as image:
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ImageError(f"image {path} is not a decodable picture: {exc}") from exc
-    return ProductInput(title=product.title, image=data)
-
-
 def _encode(
     encoder: Encoder, upserts: Sequence[tuple[Any, ProductUpsert]], image_root: Path
 ) -> tuple[list[tuple[Any, ProductUpsert, ProductInput, np.ndarray]], list[EventOutcome]]:
@@ -85,7 +67,7 @@ def _encode(
     rejected: list[EventOutcome] = []
     for raw, event in upserts:
         try:
-            ready.append((raw, event, _readable_image(encoder_input(event, image_root))))
+            ready.append((raw, event, encoder_input(event, image_root)))
         except ImageError as exc:
             rejected.append(EventOutcome(raw, Status.REJECTED, f"product {event.product_id}: {exc}"))
     if not ready:

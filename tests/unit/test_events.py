@@ -19,11 +19,29 @@ def test_upsert_and_delete_parse():
         ({"type": "upsert", "product_id": "p", "version": 1, "title": "x", "colour": "red"}, "colour"),
         ({"type": "upsert", "product_id": "p", "version": 1, "title": "x", "price": -2}, "price"),
         ({"type": "rename", "product_id": "p", "version": 1}, "type"),
+        ({"type": "upsert", "product_id": "p", "version": 1, "title": "x", "price": float("inf")}, "price"),
+        ({"type": "upsert", "product_id": "p", "version": 1, "title": "x", "price": float("nan")}, "price"),
+        ({"type": "upsert", "product_id": "p", "version": 1, "title": "x", "description": "d" * 20_001}, "description"),
+        ({"type": "upsert", "product_id": "p", "version": 1, "title": "x", "brand": "b" * 201}, "brand"),
+        ({"type": "upsert", "product_id": "p", "version": 1, "title": "x", "category": "c" * 501}, "category"),
+        ({"type": "upsert", "product_id": "p", "version": 1, "title": "x",
+          "attributes": {f"k{i}": i for i in range(51)}}, "attributes"),
+        ({"type": "upsert", "product_id": "p", "version": 1, "title": "x", "attributes": {"a.b": 1}}, "attributes"),
+        ({"type": "upsert", "product_id": "p", "version": 1, "title": "x", "attributes": {"k": "v" * 1001}},
+         "attributes"),
+        ({"type": "upsert", "product_id": "p", "version": 1, "title": "x", "attributes": {"k": float("inf")}},
+         "attributes"),
     ],
 )
 def test_errors_name_the_field(raw, field):
     with pytest.raises(InvalidEvent, match=field):
         parse_event(raw)
+
+
+def test_bounded_fields_accept_their_limits():
+    event = parse_event({"type": "upsert", "product_id": "p", "version": 1, "title": "x", "brand": "b" * 200,
+                         "attributes": {f"key_{i}": "v" * 1000 for i in range(50)}, "price": 0})
+    assert len(event.attributes) == 50
 
 
 def test_non_object_event_is_invalid():
