@@ -17,7 +17,7 @@ from tqdm import tqdm
 from acebert.encoder import Encoder
 from bench.relevance_eval import best_setting
 from engines import SearchEngine
-from query_rewriter.blend import blend
+from query_rewriter.blend import METHODS, blend
 from query_rewriter.search import HybridSearcher, SearchRequest
 
 DEPTH = 100
@@ -25,7 +25,6 @@ WEIGHT_GRID: tuple[float, ...] = tuple(round(0.1 * step, 1) for step in range(1,
 """BM25 weights tried on dev for the weighted-sum methods; the kNN leg gets ``1 - w``."""
 RRF_BM25_WEIGHT = 0.5
 """RRF is not tuned: equal leg weights, as OpenSearch's score-ranker processor applies it."""
-METHODS = ("min_max", "z_score", "rrf")
 METHOD_LABELS = {"min_max": "min-max + weighted sum", "z_score": "z-score + weighted sum", "rrf": "RRF (k=60)"}
 SPOT_CHECK_QUERIES = 3
 

@@ -1,19 +1,44 @@
 """The engine interface, and everything both engines do the same way.
 
 Requests are plain REST calls with plain dict bodies sent through each official client's
-transport (connection pooling, retries on connection errors): a reader can print the exact JSON.
-Only the pieces that really differ are abstract.
+transport (connection pooling): a reader can print the exact JSON. Only the pieces that really
+differ are abstract, and only this package sends raw REST calls: everything above it asks for a
+named operation (``mapping``, ``force_merge``, ``server_hybrid_search``, ...).
+
+Nothing here retries. The client sends each request once and ``bulk`` re-sends no item: the
+drain task (``workers.tasks``) is the one place retries are declared, with its back-off and its
+limit, so an overloaded engine is neither hidden behind nested waits nor hit by retries
+multiplied across levels.
 """
 from __future__ import annotations
 
 import json
+import re
+import time
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 
+_CREDENTIALS = re.compile(r"(?<=//)[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the user and password of every URL in it replaced by ``***``."""
+    return _CREDENTIALS.sub("***@", text)
+
+
 class EngineError(RuntimeError):
-    """Base of the errors an adapter raises, whatever the client library underneath."""
+    """Base of the errors an adapter raises, whatever the client library underneath.
+
+    Its message never carries credentials: an engine URL with a user and password (or a client
+    error that quotes one) is redacted here, because error text travels on into logs, dead
+    letters and HTTP answers.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 class EngineUnavailable(EngineError):
@@ -27,6 +52,35 @@ class EngineRequestError(EngineError):
         self.status = status
         self.body = body
         super().__init__(f"engine answered {status}: {json.dumps(body, default=str)[:2000]}")
+
+
+def is_retryable_status(status: int) -> bool:
+    """Whether an HTTP status may succeed later: 429 (too many requests) or 5xx (the engine's own trouble).
+
+    Any other 4xx says the request itself is wrong, and the same request will be refused again.
+    """
+    return status == 429 or status >= 500
+
+
+def error_for_status(status: int, body: Any) -> EngineError:
+    """The error for an engine's non-2xx answer, retryable or not by :func:`is_retryable_status`."""
+    if is_retryable_status(status):
+        return EngineUnavailable(f"engine answered {status}: {json.dumps(body, default=str)[:2000]}")
+    return EngineRequestError(status, body)
+
+
+def node_urls(url: str) -> list[str]:
+    """The nodes of ``SEARCH_URL``: one URL, or several separated by commas (a cluster's nodes)."""
+    urls = [part.strip() for part in url.split(",") if part.strip()]
+    if not urls:
+        raise ValueError("no engine URL given: set SEARCH_URL (one URL, or several separated by commas)")
+    return urls
+
+
+def failover_retries(urls: Sequence[str]) -> int:
+    """The client's retries: one per other node, on connection errors only, so a request moves to
+    a live node when one is down. With one node that is none: the drain task declares retries."""
+    return len(urls) - 1
 
 
 @dataclass(frozen=True)
@@ -49,20 +103,37 @@ class BulkOutcome:
 
     @property
     def retryable(self) -> bool:
-        return self.status == 429 or self.status >= 500
+        return is_retryable_status(self.status)
+
+
+@dataclass(frozen=True)
+class HybridQuery:
+    """A BM25 query and a kNN leg for the engine to run and blend itself (server-side hybrid)."""
+
+    bm25_query: Mapping[str, Any]  # its filters already inside
+    vector_field: str
+    vector: Sequence[float]
+    filters: Sequence[Mapping[str, Any]]  # for the kNN leg: the same as the BM25 query's
+    depth: int  # candidates per leg, and hits returned
+    method: str  # min_max, z_score or rrf
+    weights: Sequence[float]  # the BM25 and the kNN leg's, in that order
+    source: Any  # the ``_source`` of each hit
 
 
 class SearchEngine(ABC):
     """One search cluster, OpenSearch or Elasticsearch, behind one small interface."""
 
     kind: str
+    _client_errors: tuple[type[Exception], ...]
+    """The client library's exception classes; :meth:`_translated` hands them to :meth:`_translate`."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        self.urls = node_urls(url)
+        self.url = redact(", ".join(self.urls))  # for messages: without credentials
 
     # --- transport: the one thing each adapter must provide ------------------------------
     @abstractmethod
-    def request(
+    def _request(
         self,
         method: str,
         path: str,
@@ -74,6 +145,26 @@ class SearchEngine(ABC):
     @abstractmethod
     def _streaming_bulk(self) -> Callable[..., Iterator[tuple[bool, dict[str, Any]]]]:
         """The client library's ``helpers.streaming_bulk`` bound to this client."""
+
+    @abstractmethod
+    def _translate(self, exc: Exception) -> EngineError | None:
+        """The :class:`EngineError` for one of the client library's exceptions, or ``None``.
+
+        Only transport and connection failures and non-2xx answers have one: anything else (a
+        body that cannot be serialised, say) is a bug, and retrying it as an outage would only
+        hide it, so :meth:`_translated` lets it propagate unchanged.
+        """
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Raise the client library's errors as :class:`EngineError`; let every other exception pass."""
+        try:
+            yield
+        except self._client_errors as exc:
+            error = self._translate(exc)
+            if error is None:
+                raise
+            raise error from exc
 
     # --- what differs between engines -------------------------------------------------------
     @abstractmethod
@@ -100,42 +191,68 @@ class SearchEngine(ABC):
             return {"type": "english"}
         return {"type": "standard", "stopwords": "_english_"}
 
+    @property
+    def supports_server_hybrid(self) -> bool:
+        """Whether :meth:`server_hybrid_search` works on this cluster."""
+        return False
+
+    def server_hybrid_search(self, index: str, query: HybridQuery) -> dict[str, Any]:
+        """The engine's own fusion of both legs of ``query``; only engines with one override this."""
+        raise NotImplementedError(f"{self.kind} has no server-side hybrid query")
+
     # --- shared behaviour ------------------------------------------------------------------
     def health(self, wait_for_status: str = "yellow", timeout: str = "30s") -> dict[str, Any]:
-        return self.request(
-            "GET", "/_cluster/health", params={"wait_for_status": wait_for_status, "timeout": timeout}
-        )
+        """Cluster health once it reaches ``wait_for_status``, or as it is after ``timeout``.
+
+        The parameters go in the path: opensearch-py takes a ``timeout`` parameter for its own
+        socket timeout (and refuses "30s"), not for the cluster's wait.
+        """
+        return self._request("GET", f"/_cluster/health?wait_for_status={wait_for_status}&timeout={timeout}")
 
     def has_analyzer(self, name: str) -> bool:
         """Whether the node knows a built-in analyzer (reduced builds lack ``english``)."""
         try:
-            self.request("POST", "/_analyze", body={"analyzer": name, "text": "running shoes"})
+            self._request("POST", "/_analyze", body={"analyzer": name, "text": "running shoes"})
         except EngineRequestError:
             return False
         return True
 
     def index_exists(self, index: str) -> bool:
         try:
-            self.request("GET", f"/{index}/_mapping")
+            self._request("GET", f"/{index}/_mapping")
         except EngineRequestError as exc:
             if exc.status == 404:
                 return False
             raise
         return True
 
+    def indices(self, pattern: str) -> list[str]:
+        """The concrete indices matching ``pattern`` (e.g. ``products-v*``), sorted; none is no error."""
+        return sorted(self._request("GET", f"/{pattern}", params={"allow_no_indices": "true"}))
+
+    def mapping(self, index: str) -> dict[str, Any]:
+        """The mapping of ``index`` (or of the one index behind an alias)."""
+        answer = self._request("GET", f"/{index}/_mapping")
+        return next(iter(answer.values()))["mappings"]
+
+    def settings_of(self, index: str) -> dict[str, Any]:
+        """The index-level settings of ``index`` (or of the one index behind an alias), as stored."""
+        answer = self._request("GET", f"/{index}/_settings")
+        return next(iter(answer.values()))["settings"]["index"]
+
     def create_index(self, index: str, body: Mapping[str, Any]) -> None:
-        self.request("PUT", f"/{index}", body=body)
+        self._request("PUT", f"/{index}", body=body)
 
     def delete_index(self, index: str) -> None:
         try:
-            self.request("DELETE", f"/{index}")
+            self._request("DELETE", f"/{index}")
         except EngineRequestError as exc:
             if exc.status != 404:
                 raise
 
     def indices_of_alias(self, alias: str) -> list[str]:
         try:
-            answer = self.request("GET", f"/_alias/{alias}")
+            answer = self._request("GET", f"/_alias/{alias}")
         except EngineRequestError as exc:
             if exc.status == 404:
                 return []
@@ -144,64 +261,93 @@ class SearchEngine(ABC):
 
     def update_aliases(self, actions: Sequence[Mapping[str, Any]]) -> None:
         """Apply alias actions atomically (one ``POST /_aliases``)."""
-        self.request("POST", "/_aliases", body={"actions": list(actions)})
+        self._request("POST", "/_aliases", body={"actions": list(actions)})
 
     def refresh(self, index: str) -> None:
-        self.request("POST", f"/{index}/_refresh")
+        self._request("POST", f"/{index}/_refresh")
+
+    def flush(self, index: str) -> None:
+        """Write ``index``'s in-memory segments to disk, so store sizes count every document."""
+        self._request("POST", f"/{index}/_flush")
+
+    def force_merge(self, index: str, poll_s: float) -> None:
+        """Merge ``index`` to one segment and wait for it, polling the task every ``poll_s`` seconds.
+
+        The merge runs as a task because it can outlast the client's request timeout.
+        """
+        answer = self._request(
+            "POST", f"/{index}/_forcemerge", params={"max_num_segments": 1, "wait_for_completion": "false"}
+        )
+        while not self._request("GET", f"/_tasks/{answer['task']}").get("completed"):
+            time.sleep(poll_s)
+
+    def store_stats(self, index: str) -> dict[str, Any]:
+        """The ``docs``, ``store`` and ``segments`` statistics of ``index``'s primary shards."""
+        answer = self._request("GET", f"/{index}/_stats/docs,store,segments")
+        return answer["indices"][index]["primaries"]
+
+    def shard_copies(self, index: str) -> list[tuple[int, bool]]:
+        """The started copies of ``index``'s shards, as (shard number, is primary)."""
+        rows = self._request("GET", f"/_cat/shards/{index}", params={"format": "json"})
+        return sorted((int(row["shard"]), row["prirep"] == "p") for row in rows if row["state"] == "STARTED")
 
     def count(self, index: str, query: Mapping[str, Any] | None = None) -> int:
         body = {"query": query} if query else None
-        return int(self.request("POST", f"/{index}/_count", body=body)["count"])
+        return int(self._request("POST", f"/{index}/_count", body=body)["count"])
 
     def get(self, index: str, doc_id: str) -> dict[str, Any] | None:
         """The stored document with its ``_version``, or ``None``."""
         try:
-            return self.request("GET", f"/{index}/_doc/{doc_id}")
+            return self._request("GET", f"/{index}/_doc/{doc_id}")
         except EngineRequestError as exc:
             if exc.status == 404:
                 return None
             raise
 
+    def mget(self, index: str, ids: Sequence[str], source_excludes: Sequence[str]) -> dict[str, Any]:
+        """The documents ``ids`` of ``index`` in one round trip, without the ``source_excludes`` fields."""
+        return self._request(
+            "POST", f"/{index}/_mget", body={"ids": list(ids)}, params={"_source_excludes": ",".join(source_excludes)}
+        )
+
     def search(
         self, index: str, body: Mapping[str, Any], params: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
-        return self.request("POST", f"/{index}/_search", body=body, params=params)
+        return self._request("POST", f"/{index}/_search", body=body, params=params)
 
-    def msearch(self, index: str, bodies: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """Run several searches in one round trip; a failed sub-search raises."""
+    def msearch(
+        self, index: str, bodies: Sequence[Mapping[str, Any]], dfs: bool = False
+    ) -> list[dict[str, Any]]:
+        """Run several searches in one round trip; a failed sub-search raises.
+
+        ``dfs`` asks for ``dfs_query_then_fetch``: BM25 then uses index-wide term statistics
+        instead of each shard's own, which matters on small indices with several shards.
+        """
+        header: dict[str, Any] = {"index": index}
+        if dfs:
+            header["search_type"] = "dfs_query_then_fetch"
         lines: list[Mapping[str, Any]] = []
         for body in bodies:
-            lines += [{"index": index}, body]
+            lines += [header, body]
         ndjson = "".join(json.dumps(line) + "\n" for line in lines)
-        answer = self.request("POST", "/_msearch", body=ndjson)
-        responses = answer["responses"]
+        responses = self._request("POST", "/_msearch", body=ndjson)["responses"]
         for response in responses:
             if "error" in response:
-                status = int(response.get("status", 400))
-                error_cls = EngineUnavailable if status == 429 or status >= 500 else None
-                if error_cls:
-                    raise error_cls(f"msearch sub-request failed with {status}: {response['error']}")
-                raise EngineRequestError(status, response["error"])
+                raise error_for_status(int(response.get("status", 400)), response["error"])
         return responses
 
-    def bulk(
-        self, actions: Iterable[Mapping[str, Any]], max_retries: int = 3, chunk_size: int = 500
-    ) -> list[BulkOutcome]:
+    def bulk(self, actions: Iterable[Mapping[str, Any]], chunk_size: int = 500) -> list[BulkOutcome]:
         """Stream actions through the client's ``streaming_bulk``; one outcome per action.
 
-        Items rejected with 429 are re-sent by the helper with doubling back-off; every other
-        per-item failure (a 409 stale version included) comes back as an outcome, never raised,
-        so the caller decides per event what to do.
+        A failed request raises (:class:`EngineUnavailable` or :class:`EngineRequestError`); a
+        failed item comes back as an outcome, never raised, so the caller decides per event. The
+        helper re-sends nothing (``max_retries=0``): an item rejected with 429 is a retryable
+        outcome like a 503 one, and the drain task, where retries are declared, retries it.
         """
         outcomes = []
-        try:
+        with self._translated():
             for ok, item in self._streaming_bulk()(
-                actions,
-                chunk_size=chunk_size,
-                max_retries=max_retries,
-                initial_backoff=0.5,
-                raise_on_error=False,
-                raise_on_exception=True,
+                actions, chunk_size=chunk_size, max_retries=0, raise_on_error=False, raise_on_exception=True
             ):
                 op, result = next(iter(item.items()))
                 outcomes.append(
@@ -212,27 +358,7 @@ class SearchEngine(ABC):
                         error=result.get("error"),
                     )
                 )
-        except EngineError:
-            raise
-        except Exception as exc:  # the client's own transport errors
-            raise self._translate(exc) from exc
         return outcomes
-
-    def put_search_pipeline(self, name: str, method: str, weights: Sequence[float]) -> None:
-        """Create a server-side score normalisation pipeline; only engines with one override this."""
-        raise NotImplementedError(f"{self.kind} has no server-side hybrid query")
-
-    def hybrid_search(self, index: str, body: Mapping[str, Any], pipeline: str) -> dict[str, Any]:
-        """A server-side hybrid query; only engines with such a feature override this."""
-        raise NotImplementedError(f"{self.kind} has no server-side hybrid query")
-
-    @property
-    def supports_server_hybrid(self) -> bool:
-        return False
-
-    @abstractmethod
-    def _translate(self, exc: Exception) -> EngineError:
-        """Map a client-library exception to :class:`EngineUnavailable` or :class:`EngineRequestError`."""
 
     def close(self) -> None:
         """Release the client's connections."""

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import elastic_transport
 from elasticsearch import ApiError, Elasticsearch, helpers
 
-from engines.base import EngineError, EngineRequestError, EngineUnavailable, SearchEngine
+from engines.base import EngineError, EngineUnavailable, SearchEngine, error_for_status, failover_retries
 
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 128
@@ -21,39 +21,32 @@ _NDJSON = {"accept": "application/json", "content-type": "application/x-ndjson"}
 
 class ElasticsearchEngine(SearchEngine):
     kind = "elasticsearch"
+    _client_errors = (ApiError, elastic_transport.TransportError)
 
     def __init__(self, url: str, timeout_s: float = 30.0) -> None:
         super().__init__(url)
-        self.client = Elasticsearch(
-            url, request_timeout=timeout_s, max_retries=2, retry_on_timeout=True
-        )
+        # No retries in the client: the drain task declares them (see engines.base).
+        self.client = Elasticsearch(self.urls, request_timeout=timeout_s, max_retries=failover_retries(self.urls),
+                                    retry_on_status=(), retry_on_timeout=False)
 
-    def request(
+    def _request(
         self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None
     ) -> Any:
         headers = _NDJSON if isinstance(body, str) else _JSON
-        try:
-            response = self.client.perform_request(
+        with self._translated():
+            return self.client.perform_request(
                 method, path, params=dict(params or {}), headers=headers, body=body
-            )
-        except Exception as exc:
-            raise self._translate(exc) from exc
-        return response.body
+            ).body
 
     def _streaming_bulk(self) -> Callable[..., Iterator[tuple[bool, dict[str, Any]]]]:
         return lambda actions, **kw: helpers.streaming_bulk(self.client, actions, **kw)
 
-    def _translate(self, exc: Exception) -> EngineError:
+    def _translate(self, exc: Exception) -> EngineError | None:
         if isinstance(exc, ApiError):
-            status = exc.meta.status
-            if status == 429 or status >= 500:
-                return EngineUnavailable(f"Elasticsearch answered {status}: {exc.body}")
-            return EngineRequestError(status, exc.body)
-        if isinstance(exc, elastic_transport.TransportError):
+            return error_for_status(exc.meta.status, exc.body)
+        if isinstance(exc, (elastic_transport.ConnectionError, elastic_transport.ConnectionTimeout)):
             return EngineUnavailable(f"Elasticsearch at {self.url} unreachable: {exc}")
-        if isinstance(exc, EngineError):
-            return exc
-        return EngineUnavailable(f"Elasticsearch request failed: {exc!r}")
+        return None
 
     def vector_mapping(self, dimension: int) -> dict[str, Any]:
         # Float HNSW, stated explicitly: recent versions default to quantised (int8/bbq) graphs.

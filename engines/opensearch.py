@@ -12,7 +12,14 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from opensearchpy import OpenSearch, helpers
 from opensearchpy import exceptions as os_exc
 
-from engines.base import EngineError, EngineRequestError, EngineUnavailable, SearchEngine
+from engines.base import (
+    EngineError,
+    EngineUnavailable,
+    HybridQuery,
+    SearchEngine,
+    error_for_status,
+    failover_retries,
+)
 
 # The client logs every non-2xx answer as a warning; this adapter turns each into an exception
 # (a 404 on an alias lookup is an ordinary answer), so the client's own log is only noise.
@@ -20,42 +27,43 @@ logging.getLogger("opensearch").setLevel(logging.ERROR)
 
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 128
+RRF_RANK_CONSTANT = 60
+"""The score-ranker's ``k``: the same as the client-side blend's (``query_rewriter.blend.RRF_K``)."""
+NORMALIZATIONS = ("min_max", "z_score")
+"""Blend methods the normalization processor runs under the same name; ``rrf`` is the score ranker."""
 
 
 class OpenSearchEngine(SearchEngine):
     kind = "opensearch"
+    _client_errors = (os_exc.OpenSearchException,)
 
     def __init__(self, url: str, timeout_s: float = 30.0) -> None:
         super().__init__(url)
+        # No retries in the client: the drain task declares them (see engines.base).
         self.client = OpenSearch(
-            hosts=[url], timeout=timeout_s, max_retries=2, retry_on_timeout=True, http_compress=False
+            hosts=self.urls, timeout=timeout_s, max_retries=failover_retries(self.urls), retry_on_status=(),
+            retry_on_timeout=False, http_compress=False,
         )
         self._plugins: set[str] | None = None
 
-    def request(
+    def _request(
         self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None
     ) -> Any:
         headers = {"content-type": "application/x-ndjson"} if isinstance(body, str) else None
-        try:
+        with self._translated():
             return self.client.transport.perform_request(
                 method, path, params=dict(params or {}), body=body, headers=headers
             )
-        except Exception as exc:
-            raise self._translate(exc) from exc
 
     def _streaming_bulk(self) -> Callable[..., Iterator[tuple[bool, dict[str, Any]]]]:
         return lambda actions, **kw: helpers.streaming_bulk(self.client, actions, **kw)
 
-    def _translate(self, exc: Exception) -> EngineError:
-        if isinstance(exc, (os_exc.ConnectionError, os_exc.ConnectionTimeout)):
+    def _translate(self, exc: Exception) -> EngineError | None:
+        if isinstance(exc, os_exc.ConnectionError):  # timeouts and TLS failures included
             return EngineUnavailable(f"OpenSearch at {self.url} unreachable: {exc}")
         if isinstance(exc, os_exc.TransportError) and isinstance(exc.status_code, int):
-            if exc.status_code == 429 or exc.status_code >= 500:
-                return EngineUnavailable(f"OpenSearch answered {exc.status_code}: {exc.info}")
-            return EngineRequestError(exc.status_code, exc.info)
-        if isinstance(exc, EngineError):
-            return exc
-        return EngineUnavailable(f"OpenSearch request failed: {exc!r}")
+            return error_for_status(exc.status_code, exc.info)
+        return None
 
     def vector_mapping(self, dimension: int) -> dict[str, Any]:
         return {
@@ -75,15 +83,12 @@ class OpenSearchEngine(SearchEngine):
     def knn_query(
         self, field: str, vector: Sequence[float], k: int, filters: Sequence[Mapping[str, Any]]
     ) -> dict[str, Any]:
-        clause: dict[str, Any] = {"vector": [float(x) for x in vector], "k": k}
-        if filters:
-            clause["filter"] = {"bool": {"filter": list(filters)}}
-        return {"size": k, "query": {"knn": {field: clause}}}
+        return {"size": k, "query": _knn_clause(field, vector, k, filters)}
 
     # --- neural-search: server-side hybrid ------------------------------------------------
     def plugins(self) -> set[str]:
         if self._plugins is None:
-            rows = self.request("GET", "/_cat/plugins", params={"format": "json"})
+            rows = self._request("GET", "/_cat/plugins", params={"format": "json"})
             self._plugins = {row["component"] for row in rows}
         return self._plugins
 
@@ -91,39 +96,62 @@ class OpenSearchEngine(SearchEngine):
     def supports_server_hybrid(self) -> bool:
         return "opensearch-neural-search" in self.plugins()
 
-    def put_search_pipeline(self, name: str, method: str, weights: Sequence[float]) -> None:
-        """A search pipeline that normalises each sub-query's scores and blends them.
+    def server_hybrid_search(self, index: str, query: HybridQuery) -> dict[str, Any]:
+        """neural-search's ``hybrid`` query, blended by a pipeline defined in the request itself.
 
-        ``min_max``/``z_score`` use the normalization processor with a weighted arithmetic
-        mean; ``rrf`` uses the score-ranker processor.
+        A temporary pipeline (OpenSearch 2.8+; both the normalization and the score-ranker
+        processor run in one, checked on 3.6) leaves nothing on the cluster, so any number of
+        (method, weights) settings costs no cluster state. Without a pipeline the plugin returns
+        internal sentinel scores and duplicate hits instead of failing, so every request carries one.
         """
-        if method == "rrf":
-            processor = {"score-ranker-processor": {"combination": {"technique": "rrf", "rank_constant": 60}}}
-        else:
-            processor = {
-                "normalization-processor": {
-                    "normalization": {"technique": method},
-                    "combination": {
-                        "technique": "arithmetic_mean",
-                        "parameters": {"weights": [float(w) for w in weights]},
-                    },
-                }
-            }
-        self.request(
-            "PUT",
-            f"/_search/pipeline/{name}",
-            body={"description": f"hybrid {method} blend", "phase_results_processors": [processor]},
-        )
-
-    def hybrid_search(self, index: str, body: Mapping[str, Any], pipeline: str) -> dict[str, Any]:
-        """Run a ``hybrid`` query through ``pipeline``.
-
-        Without a pipeline the plugin returns internal sentinel scores and duplicate hits
-        instead of failing, so the pipeline is a required argument here.
-        """
-        return self.request(
-            "POST", f"/{index}/_search", body=body, params={"search_pipeline": pipeline}
-        )
+        knn = _knn_clause(query.vector_field, query.vector, query.depth, query.filters)
+        body = {
+            "size": query.depth,
+            "_source": query.source,
+            "query": {"hybrid": {"pagination_depth": query.depth, "queries": [query.bm25_query, knn]}},
+            "search_pipeline": hybrid_pipeline(query.method, query.weights),
+        }
+        return self._request("POST", f"/{index}/_search", body=body)
 
     def close(self) -> None:
         self.client.close()
+
+
+def _knn_clause(
+    field: str, vector: Sequence[float], k: int, filters: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The k-NN plugin's ``knn`` query clause, filtered inside the HNSW search (Lucene engine)."""
+    clause: dict[str, Any] = {"vector": [float(x) for x in vector], "k": k}
+    if filters:
+        clause["filter"] = {"bool": {"filter": list(filters)}}
+    return {"knn": {field: clause}}
+
+
+def hybrid_pipeline(method: str, weights: Sequence[float]) -> dict[str, Any]:
+    """The search pipeline that blends a two-leg ``hybrid`` query's scores by ``method``.
+
+    ``min_max``/``z_score`` normalise each leg with the normalization processor, then take the
+    weighted arithmetic mean; ``rrf`` is the score-ranker processor's weighted RRF. neural-search
+    wants weights summing to 1; dividing by their sum changes no weighted mean, and scales every
+    RRF score alike (the ranking stays).
+    """
+    total = sum(weights)
+    if any(w < 0 for w in weights) or total <= 0:
+        raise ValueError(f"weights must be non-negative and not all zero, got {list(weights)}")
+    parameters = {"weights": [w / total for w in weights]}
+    if method == "rrf":
+        processor = {
+            "score-ranker-processor": {
+                "combination": {"technique": "rrf", "rank_constant": RRF_RANK_CONSTANT, "parameters": parameters}
+            }
+        }
+    elif method in NORMALIZATIONS:
+        processor = {
+            "normalization-processor": {
+                "normalization": {"technique": method},
+                "combination": {"technique": "arithmetic_mean", "parameters": parameters},
+            }
+        }
+    else:
+        raise ValueError(f"unknown blend method {method!r}; expected rrf or one of {list(NORMALIZATIONS)}")
+    return {"phase_results_processors": [processor]}

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Literal, Mapping, Sequence, get_args
 
 Leg = Sequence[tuple[str, float]]
+Method = Literal["min_max", "z_score", "rrf"]
+METHODS: tuple[Method, ...] = get_args(Method)
 MIN_MAX_FLOOR = 0.001
 RRF_K = 60
 
@@ -55,7 +57,6 @@ NORMALIZERS: dict[str, Callable[[Sequence[float]], list[float]]] = {
     "min_max": min_max,
     "z_score": z_score,
 }
-METHODS = ("min_max", "z_score", "rrf")
 
 
 def _check(legs: Mapping[str, Leg], weights: Mapping[str, float]) -> None:
@@ -125,7 +126,7 @@ def rrf(legs: Mapping[str, Leg], weights: Mapping[str, float], k: int = RRF_K) -
     return _ranked(docs, scores)
 
 
-def blend(legs: Mapping[str, Leg], weights: Mapping[str, float], method: str = "min_max") -> list[Blended]:
+def blend(legs: Mapping[str, Leg], weights: Mapping[str, float], method: Method = "min_max") -> list[Blended]:
     """Fuse legs with ``method``: ``min_max``, ``z_score`` (normalise + weighted mean) or ``rrf``."""
     if method == "rrf":
         return rrf(legs, weights)

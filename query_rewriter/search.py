@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, get_args
 
 from acebert.encoder import Encoder
-from engines import SearchEngine
-from query_rewriter.blend import METHODS, Blended, blend
-from query_rewriter.requests import Filters, bm25_body, bm25_query, knn_body
+from engines import HybridQuery, SearchEngine
+from es_mappings import VECTOR_FIELD
+from query_rewriter.blend import METHODS, Blended, Method, blend
+from query_rewriter.requests import SOURCE, Filters, bm25_body, bm25_query, knn_body
 from query_rewriter.rewrite import rewrite
 
 Mode = Literal["bm25", "knn", "hybrid", "server_hybrid"]
-MODES: tuple[str, ...] = ("bm25", "knn", "hybrid", "server_hybrid")
+MODES: tuple[Mode, ...] = get_args(Mode)
 DEFAULT_WEIGHTS = {"bm25": 0.5, "knn": 0.5}
 
 
@@ -26,12 +27,14 @@ class SearchRequest:
     query: str
     filters: Filters = Filters()
     mode: Mode = "hybrid"
-    method: str = "min_max"
+    method: Method = "min_max"
     weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     page: int = 1
     size: int = 10
     depth: int = 100
     rewrite: bool = True
+    # dfs_query_then_fetch: index-wide BM25 statistics on a sharded index (docs/scaling.md).
+    dfs: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -40,6 +43,9 @@ class SearchRequest:
             raise ValueError(f"unknown blend method {self.method!r}; expected one of {list(METHODS)}")
         if self.page < 1 or self.size < 1:
             raise ValueError("page and size start at 1")
+        for leg, weight in self.weights.items():
+            if not 0.0 <= weight <= 1.0:  # also refuses NaN
+                raise ValueError(f"the {leg} weight must be between 0 and 1, not {weight}")
         if self.page * self.size > self.depth:
             raise ValueError(
                 f"page {self.page} of size {self.size} reaches past the candidate window of "
@@ -77,7 +83,6 @@ class HybridSearcher:
         self.engine = engine
         self.encoder = encoder
         self.index = index
-        self._pipelines: set[str] = set()
 
     def search(self, request: SearchRequest) -> SearchResponse:
         timings: dict[str, float] = {}
@@ -108,7 +113,7 @@ class HybridSearcher:
                 bodies["bm25"] = bm25_body(text, clauses, request.depth)
             if request.mode in ("knn", "hybrid"):
                 bodies["knn"] = knn_body(self.engine, vector, clauses, request.depth)
-            responses = self.engine.msearch(self.index, list(bodies.values()))
+            responses = self.engine.msearch(self.index, list(bodies.values()), dfs=request.dfs)
             timings["engine"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
             legs, sources = {}, {}
@@ -133,25 +138,20 @@ class HybridSearcher:
     def _server_hybrid(
         self, request: SearchRequest, text: str, clauses: list[dict[str, Any]], vector: list[float] | None
     ) -> tuple[list[Blended], dict[str, dict[str, Any]]]:
-        """OpenSearch neural-search's ``hybrid`` query with a normalisation pipeline."""
+        """The engine's own blend of the same two legs (OpenSearch neural-search's ``hybrid``)."""
         if not self.engine.supports_server_hybrid:
             raise ValueError(f"{self.engine.kind} here has no server-side hybrid query (neural-search)")
-        weights = [request.weights.get("bm25", 0.0), request.weights.get("knn", 0.0)]
-        pipeline = self._pipeline(request.method, weights)
-        knn = knn_body(self.engine, vector or [], clauses, request.depth)["query"]
-        body = {
-            "size": request.depth,
-            "_source": bm25_body(text, clauses, 0)["_source"],
-            "query": {"hybrid": {"pagination_depth": request.depth, "queries": [bm25_query(text, clauses), knn]}},
-        }
-        response = self.engine.hybrid_search(self.index, body, pipeline)
+        query = HybridQuery(
+            bm25_query=bm25_query(text, clauses),
+            vector_field=VECTOR_FIELD,
+            vector=vector or [],
+            filters=clauses,
+            depth=request.depth,
+            method=request.method,
+            weights=[request.weights.get("bm25", 0.0), request.weights.get("knn", 0.0)],
+            source=SOURCE,
+        )
+        response = self.engine.server_hybrid_search(self.index, query)
         hits = response["hits"]["hits"]
         blended = [Blended(h["_id"], float(h["_score"])) for h in hits]
         return blended, {h["_id"]: h.get("_source", {}) for h in hits}
-
-    def _pipeline(self, method: str, weights: list[float]) -> str:
-        name = f"acebert-hybrid-{method}-" + "-".join(f"{w:.3f}" for w in weights)
-        if name not in self._pipelines:
-            self.engine.put_search_pipeline(name, method, weights)
-            self._pipelines.add(name)
-        return name

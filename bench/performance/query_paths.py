@@ -90,7 +90,7 @@ def build_paths(engine: SearchEngine, index: str, encoder: Encoder, pool: Thread
         return ask
 
     def mget(ids: list[str]) -> Any:
-        return engine.request("POST", f"/{index}/_mget", body={"ids": ids}, params={"_source_excludes": VECTOR_FIELD})
+        return engine.mget(index, ids, source_excludes=[VECTOR_FIELD])
 
     def ids_query(ids: list[str]) -> Any:
         return engine.search(index, {"size": len(ids), "query": {"ids": {"values": ids}},

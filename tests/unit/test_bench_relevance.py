@@ -22,7 +22,7 @@ from bench.relevance_markdown import END, PLACEHOLDER, START, kept_discussion, r
 from bench.relevance_runs import WEIGHT_GRID, Answer, Queries, fuse, model_systems, weights
 from bench.relevance_stack import IndexSpec, spec_events
 from engines.base import SearchEngine
-from query_rewriter.blend import blend
+from query_rewriter.blend import METHODS, blend
 from tests.unit.test_query_cache import CountingEncoder
 
 # q1: graded, both grade-2 products found; q2: the one relevant product at rank 3; q3: nothing found.
@@ -103,7 +103,7 @@ def test_wins_and_losses_are_the_largest_changes_each_way():
 def test_fuse_is_the_search_modules_blend():
     bm25 = Answer(["a", "b"], [("a", 9.0), ("b", 3.0)])
     knn = Answer(["c", "a"], [("c", 0.9), ("a", 0.8)])
-    for method in ("min_max", "z_score", "rrf"):
+    for method in METHODS:
         expected = blend({"bm25": bm25.leg, "knn": knn.leg}, {"bm25": 0.3, "knn": 0.7}, method)
         assert fuse(bm25, knn, method, 0.3) == [b.doc_id for b in expected]
     assert all(sum(weights(w).values()) == pytest.approx(1.0) for w in WEIGHT_GRID)
@@ -115,14 +115,14 @@ class FakeEngine(SearchEngine):
     kind = "fake"
     LEGS = {"bm25": [("b", 8.0), ("c", 7.0), ("a", 1.0)], "knn": [("a", 0.9), ("d", 0.5), ("b", 0.4)]}
 
-    def msearch(self, index: str, bodies: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    def msearch(self, index: str, bodies: Sequence[Mapping[str, Any]], dfs: bool = False) -> list[dict[str, Any]]:
         legs = [self.LEGS["knn" if "fake_knn" in body else "bm25"] for body in bodies]
         return [{"hits": {"hits": [{"_id": i, "_score": s, "_source": {}} for i, s in leg]}} for leg in legs]
 
     def knn_query(self, field: str, vector: Sequence[float], k: int, filters: Any) -> dict[str, Any]:
         return {"size": k, "fake_knn": True}
 
-    def request(self, *args: Any, **kwargs: Any) -> Any:
+    def _request(self, *args: Any, **kwargs: Any) -> Any:
         raise AssertionError("no REST calls expected")
 
     def _streaming_bulk(self) -> Any:

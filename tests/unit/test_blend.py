@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from query_rewriter.blend import MIN_MAX_FLOOR, RRF_K, blend, min_max, rrf, weighted_normalized, z_score
+from query_rewriter.blend import METHODS, MIN_MAX_FLOOR, RRF_K, blend, min_max, rrf, weighted_normalized, z_score
 
 LEGS = {"bm25": [("a", 10.0), ("b", 6.0), ("c", 2.0)], "knn": [("b", 0.9), ("d", 0.8), ("a", 0.5)]}
 
@@ -70,7 +70,7 @@ def test_ties_break_by_doc_id_for_stable_pages():
     assert [b.doc_id for b in blend(legs, {"bm25": 1.0})] == ["x", "y", "z"]
 
 
-@pytest.mark.parametrize("method", ["min_max", "z_score", "rrf"])
+@pytest.mark.parametrize("method", METHODS)
 def test_empty_legs(method):
     assert blend({"bm25": [], "knn": []}, {"bm25": 0.5, "knn": 0.5}, method) == []
     only_knn = blend({"bm25": [], "knn": [("a", 0.4), ("b", 0.2)]}, {"bm25": 0.5, "knn": 0.5}, method)
