@@ -1,63 +1,106 @@
-"""Runtime settings shared by the workers, the HTTP service and the CLI, read from the environment.
+"""Runtime settings shared by the workers, the HTTP service and the CLI.
 
-The same names are used by ``docker-compose.yml`` (a test checks that), so one list of variables
-configures every process.
+A ``Settings`` is a plain value: constructing one reads nothing. Only :meth:`Settings.from_env`
+reads the environment, and only the composition root's entry points call it (the CLI, the
+worker entry point ``workers.main``, the HTTP factory). Everything else receives its settings,
+so a test or a benchmark builds a whole system from one value and nothing needs patching.
+
+The environment names are also used by ``docker-compose.yml`` (a test checks that), so one list
+of variables configures every process; :meth:`Settings.to_env` gives a worker process the same
+settings as the process that starts it.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-
-
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default) or default
+from typing import Any, Callable, Mapping
 
 
 @dataclass(frozen=True)
 class Settings:
-    engine: str = field(default_factory=lambda: _env("SEARCH_ENGINE", "opensearch"))
-    engine_url: str = field(default_factory=lambda: _env("SEARCH_URL", "http://127.0.0.1:9200"))
-    redis_url: str = field(default_factory=lambda: _env("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    index_prefix: str = field(default_factory=lambda: _env("INDEX_PREFIX", "products"))
-    # "minilm" or a path to an ACE-BERT checkpoint directory.
-    encoder: str = field(default_factory=lambda: _env("ACEBERT_ENCODER", "minilm"))
+    engine: str = "opensearch"
+    engine_url: str = "http://127.0.0.1:9200"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    index_prefix: str = "products"
+    # "minilm", a path to an ACE-BERT checkpoint directory, or onnx[-int8]:DIR for its export.
+    encoder: str = "minilm"
     # Relative image paths in events are resolved against this directory.
-    image_root: Path = field(default_factory=lambda: Path(_env("PRODUCT_IMAGE_ROOT", ".")))
-    batch_size: int = field(default_factory=lambda: int(_env("INGEST_BATCH_SIZE", "64")))
+    image_root: Path = Path(".")
+    batch_size: int = 64
     # Key prefix of the event queue, in-flight and dead-letter structures in Redis.
-    queue_prefix: str = field(default_factory=lambda: _env("QUEUE_PREFIX", "acebert"))
+    queue_prefix: str = "acebert"
+    # New index versions (first index, re-embed) get these. One shard and no replica suit one
+    # local node; a cluster wants replicas >= 1 so that losing a node loses no data (docs/scaling.md).
+    index_shards: int = 1
+    index_replicas: int = 0
+    # How soon a write becomes searchable; longer intervals make bulk ingestion cheaper.
+    index_refresh_interval: str = "1s"
     # Query vectors the search service keeps (LRU); 0 turns the cache off. A hit skips the query
     # tower: shop queries repeat, and encoding is the largest part of a hybrid query on a CPU.
-    query_cache_size: int = field(default_factory=lambda: int(_env("QUERY_CACHE_SIZE", "10000")))
+    query_cache_size: int = 10000
+    # The key the HTTP API's write and operator endpoints (POST /events, dead letters) require in
+    # the X-API-Key header. Unset: those endpoints refuse every call. A secret: from the
+    # environment (or a .env file git ignores), never printed.
+    api_key: str | None = field(default=None, repr=False)
+    # Intra-op threads of the encoder in each worker pool process; None leaves the library's
+    # default. One per process when several pool processes share a small machine.
+    encoder_threads: int | None = None
+    # How often the drain task retries a batch (engine outage, Redis blip, 429 items) before it
+    # parks the events in the dead-letter list.
+    ingest_max_retries: int = 5
+    # A batch running longer than this is killed (and redelivered: acks are late).
+    ingest_task_time_limit_s: int = 240
+    # A task a dead worker held is redelivered after this long.
+    ingest_visibility_timeout_s: int = 300
 
     @classmethod
-    def from_env(cls) -> "Settings":
-        return cls()
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Settings from ``environ`` (default ``os.environ``); unset or empty names keep the default."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, (attribute, parse) in _ENV.items():
+            raw = environ.get(name, "")
+            if raw:
+                try:
+                    values[attribute] = parse(raw)
+                except ValueError:
+                    raise ValueError(f"{name}={raw!r} is not a valid {attribute} setting") from None
+        return cls(**values)
 
     def to_env(self) -> dict[str, str]:
-        """These settings as the environment variables a worker or service process reads."""
-        return {
-            "SEARCH_ENGINE": self.engine,
-            "SEARCH_URL": self.engine_url,
-            "REDIS_URL": self.redis_url,
-            "INDEX_PREFIX": self.index_prefix,
-            "ACEBERT_ENCODER": self.encoder,
-            "PRODUCT_IMAGE_ROOT": str(self.image_root),
-            "INGEST_BATCH_SIZE": str(self.batch_size),
-            "QUEUE_PREFIX": self.queue_prefix,
-            "QUERY_CACHE_SIZE": str(self.query_cache_size),
-        }
+        """These settings as the environment variables :meth:`from_env` reads back."""
+        env = {}
+        for name, (attribute, _) in _ENV.items():
+            value = getattr(self, attribute)
+            if value is not None:
+                env[name] = str(value)
+        return env
 
 
-ENV_NAMES = (
-    "SEARCH_ENGINE",
-    "SEARCH_URL",
-    "REDIS_URL",
-    "INDEX_PREFIX",
-    "ACEBERT_ENCODER",
-    "PRODUCT_IMAGE_ROOT",
-    "INGEST_BATCH_SIZE",
-    "QUEUE_PREFIX",
-    "QUERY_CACHE_SIZE",
-)
+def _optional_int(text: str) -> int | None:
+    return int(text) if text else None
+
+
+# Environment name -> (Settings attribute, parser). One table, so the names, compose and the
+# parsing cannot drift apart.
+_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "SEARCH_ENGINE": ("engine", str),
+    "SEARCH_URL": ("engine_url", str),
+    "REDIS_URL": ("redis_url", str),
+    "INDEX_PREFIX": ("index_prefix", str),
+    "ACEBERT_ENCODER": ("encoder", str),
+    "PRODUCT_IMAGE_ROOT": ("image_root", Path),
+    "INGEST_BATCH_SIZE": ("batch_size", int),
+    "QUEUE_PREFIX": ("queue_prefix", str),
+    "INDEX_SHARDS": ("index_shards", int),
+    "INDEX_REPLICAS": ("index_replicas", int),
+    "INDEX_REFRESH_INTERVAL": ("index_refresh_interval", str),
+    "QUERY_CACHE_SIZE": ("query_cache_size", int),
+    "API_KEY": ("api_key", str),
+    "ACEBERT_ENCODER_THREADS": ("encoder_threads", _optional_int),
+    "INGEST_MAX_RETRIES": ("ingest_max_retries", int),
+    "INGEST_TASK_TIME_LIMIT": ("ingest_task_time_limit_s", int),
+    "INGEST_VISIBILITY_TIMEOUT": ("ingest_visibility_timeout_s", int),
+}
+ENV_NAMES: tuple[str, ...] = tuple(_ENV)

@@ -16,7 +16,7 @@ from acebert.metrics import Qrels
 
 
 def load_catalog(directory: str | Path, products_file: str = "products.csv") -> pd.DataFrame:
-    """The catalogue as ``product_id, title, category, image`` (all strings; ``image`` None if absent).
+    """The catalogue as ``product_id, title, category, image`` (strings; ``image`` None if absent).
 
     Image paths in the file are relative to ``directory``; they are returned absolute so callers
     do not need to know where the catalogue lives. Missing titles become ``""`` so a product with
@@ -27,10 +27,13 @@ def load_catalog(directory: str | Path, products_file: str = "products.csv") -> 
     if not path.is_file():
         raise FileNotFoundError(f"catalogue not found: {path}")
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = {"product_id", "title", "image"} - set(frame.columns)
+    missing = {"product_id", "title"} - set(frame.columns)
     if missing:
-        raise ValueError(f"{path}: missing columns {sorted(missing)}")
-    images = [str(directory / rel) if rel else None for rel in frame["image"]]
+        raise ValueError(f"{path}: missing columns {sorted(missing)} (product_id and title are required; "
+                         "category and image are optional)")
+    # A text-only catalogue has no image column: every product is then title-only.
+    relative = frame["image"] if "image" in frame.columns else [""] * len(frame)
+    images = [str(directory / rel) if rel else None for rel in relative]
     frame["image"] = pd.Series(images, index=frame.index, dtype=object)  # keeps None (not NaN)
     return frame
 

@@ -24,10 +24,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
-from acebert.data import Qrels, load_catalog, load_qrels, load_queries
-from acebert.encoder import CachedQueryEncoder, Encoder, load_encoder
+from acebert.data import load_catalog, load_qrels, load_queries
+from acebert.encoder import CachedQueryEncoder, Encoder
 from acebert.evaluate import restrict_qrels
-from acebert.metrics import evaluate_run
+from acebert.loading import load_encoder
+from acebert.metrics import Qrels, evaluate_run
 from acebert.slices import colour_slice, load_colours
 from bench import relevance_markdown
 from bench.relevance_eval import (
@@ -48,10 +49,11 @@ from bench.relevance_runs import (
     bm25_system,
     model_systems,
 )
-from bench.relevance_stack import STARTERS, IndexSpec, Ingestion, ingest, running_services
+from bench.relevance_stack import IndexSpec, Ingestion, ingest
 from bench.report import RESULTS, ROOT, commit, machine, write_json
+from devstack import local_stack
 from devstack.install import cache_root
-from engines import SearchEngine, connect
+from engines import ENGINE_KINDS, SearchEngine, connect
 from indexer.catalog import catalog_events
 from query_rewriter.search import HybridSearcher
 
@@ -107,9 +109,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "relevance.md", help="Markdown report")
     args = parser.parse_args(argv)
     args.engines = [kind.strip() for kind in args.engines.split(",") if kind.strip()]
-    unknown = sorted(set(args.engines) - set(STARTERS))
+    unknown = sorted(set(args.engines) - set(ENGINE_KINDS))
     if unknown or not args.engines:
-        parser.error(f"--engines: unknown {unknown}; choose from {sorted(STARTERS)}")
+        parser.error(f"--engines: unknown {unknown}; choose from {list(ENGINE_KINDS)}")
     try:
         args.models = [parse_model(item.strip()) for item in (args.models or default_models()).split(",")
                        if item.strip()]
@@ -243,14 +245,14 @@ def run_engines(args: argparse.Namespace, events: list[dict[str, Any]], queries:
     ingestions: list[Ingestion] = []
     systems: list[System] = []
     spot_checked = 0
-    with running_services(args.engines, args.run_dir) as services:
+    with local_stack(args.run_dir, engines=args.engines, heap="2g") as stack:
         for kind in args.engines:
-            engine = connect(kind, services[kind].url)
+            engine = connect(kind, stack.engines[kind].url)
             try:
                 for spec in (STANDARD, *args.models):
                     encoder = encoder_for(spec.encoder)
-                    ingestions.append(ingest(engine, services["redis"].url, spec, events, encoder.dimension,
-                                             encoder.model_version, args.run_dir / "logs", args.reindex))
+                    ingestions.append(ingest(stack, engine, spec, events, encoder.dimension,
+                                             encoder.model_version, args.catalog, args.reindex))
                 rows, checked = engine_systems(engine, args.models, queries, dev_qrels)
                 systems += rows
                 spot_checked += checked

@@ -10,26 +10,18 @@ engines keep their data between runs under the cache directory.
 """
 from __future__ import annotations
 
-import socket
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from tqdm import tqdm
 
-from devstack import Service, start_elasticsearch, start_opensearch, start_redis
-from devstack.worker import WorkerProcess, start_worker
+from devstack import LocalStack
 from engines import SearchEngine
 from es_mappings import IndexNames, index_body
-from settings import Settings
-from workers.queue import EventQueue
+from system import System
 
-STARTERS: dict[str, Callable[..., Service]] = {
-    "opensearch": start_opensearch,
-    "elasticsearch": start_elasticsearch,
-}
 BATCH_SIZE = 64
 WORKER_CONCURRENCY = 2
 TASK_POLL_S = 1.0
@@ -70,30 +62,6 @@ class Ingestion:
     force_merge_s: float | None = None
 
 
-@contextmanager
-def running_services(engines: Sequence[str], run_root: Path) -> Iterator[dict[str, Service]]:
-    """Redis and the named engines on free ports, data kept under ``run_root``; all stopped on exit."""
-    started: dict[str, Service] = {}
-    run_root.mkdir(parents=True, exist_ok=True)
-    run_root.chmod(0o755)
-    try:
-        started["redis"] = start_redis(run_root / "redis", port=free_port())
-        for kind in engines:
-            service = STARTERS[kind](run_root / kind, free_port(), free_port(), heap="2g")
-            print(f"{kind} up at {service.url} in {service.started_in_s:.0f}s", flush=True)
-            started[kind] = service
-        yield started
-    finally:
-        for service in reversed(list(started.values())):
-            service.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def analyzer_for(engine: SearchEngine, spec: IndexSpec) -> dict[str, Any]:
     """The engines' own default (``standard``), or the analyzer the project picks for this node."""
     return {"type": "standard"} if spec.standard_analyzer else engine.text_analyzer()
@@ -107,8 +75,7 @@ def spec_events(spec: IndexSpec, events: Sequence[Mapping[str, Any]]) -> list[di
 
 
 def _settings_analyzer(engine: SearchEngine, alias: str) -> dict[str, str]:
-    answer = engine.request("GET", f"/{alias}/_settings")
-    settings = next(iter(answer.values()))["settings"]["index"]
+    settings = engine.settings_of(alias)
     return settings.get("analysis", {}).get("analyzer", {}).get("product_text", {})
 
 
@@ -136,8 +103,7 @@ def recreate_index(engine: SearchEngine, names: IndexNames, dimension: int, anal
     The worker's own ``ensure_index`` then finds the write alias and writes into this index, so
     the analyzer is the benchmark's choice while everything else is the production path.
     """
-    existing = engine.request("GET", f"/{names.prefix}-v*", params={"allow_no_indices": "true"})
-    for index in existing:
+    for index in engine.indices(f"{names.prefix}-v*"):
         engine.delete_index(index)
     index = names.index(1)
     body = index_body(vector_mapping=engine.vector_mapping(dimension), text_analyzer=analyzer,
@@ -150,25 +116,26 @@ def recreate_index(engine: SearchEngine, names: IndexNames, dimension: int, anal
     return index
 
 
-def wait_drained(queue: EventQueue, worker: WorkerProcess, total: int, label: str) -> tuple[float, int]:
-    """Block until the queue and every in-flight batch are empty, with a progress bar.
+class DrainProgress:
+    """A progress bar over the queue, and when the first products were seen done.
 
-    Returns when the first products were seen done (``perf_counter`` time) and how many: the
-    worker's pool processes load their model only after the worker reports ready, so the
-    steady ingestion rate is measured from that moment on.
+    The worker's pool processes load their model only after the worker reports ready, so the
+    steady ingestion rate is measured from the first finished batch on.
     """
-    first: tuple[float, int] | None = None
-    with tqdm(total=total, desc=f"ingest {label}", unit="product") as progress:
-        while True:
-            if worker.process.poll() is not None:
-                raise RuntimeError(f"worker {worker.name} exited; see {worker.log}")
-            left = queue.pending() + queue.in_flight()
-            progress.update(total - left - progress.n)
-            if first is None and progress.n:
-                first = (time.perf_counter(), progress.n)
-            if left == 0:
-                return first or (time.perf_counter(), total)
-            time.sleep(TASK_POLL_S)
+
+    def __init__(self, total: int, label: str) -> None:
+        self.total = total
+        self.bar = tqdm(total=total, desc=f"ingest {label}", unit="product")
+        self.first: tuple[float, int] | None = None  # (perf_counter time, products done)
+
+    def __call__(self, left: int) -> None:
+        self.bar.update(self.total - left - self.bar.n)
+        if self.first is None and self.bar.n:
+            self.first = (time.perf_counter(), self.bar.n)
+
+    def close(self) -> tuple[float, int]:
+        self.bar.close()
+        return self.first or (time.perf_counter(), self.total)
 
 
 def force_merge(engine: SearchEngine, index: str) -> float:
@@ -180,23 +147,19 @@ def force_merge(engine: SearchEngine, index: str) -> float:
     the client's request timeout.
     """
     started = time.perf_counter()
-    answer = engine.request("POST", f"/{index}/_forcemerge",
-                            params={"max_num_segments": 1, "wait_for_completion": "false"})
-    task = answer["task"]
-    while not engine.request("GET", f"/_tasks/{task}").get("completed"):
-        time.sleep(TASK_POLL_S)
+    engine.force_merge(index, poll_s=TASK_POLL_S)
     engine.refresh(index)
     return time.perf_counter() - started
 
 
 def ingest(
+    stack: LocalStack,
     engine: SearchEngine,
-    redis_url: str,
     spec: IndexSpec,
     events: Sequence[Mapping[str, Any]],
     dimension: int,
     model_version: str,
-    log_dir: Path,
+    image_root: Path,
     reindex: bool = False,
 ) -> Ingestion:
     """Fill ``spec``'s index on ``engine`` through a real Celery worker, unless it is already current."""
@@ -208,31 +171,26 @@ def ingest(
         return Ingestion(engine.kind, alias, len(events), analyzer, model_version, reused=True)
 
     index = recreate_index(engine, spec.names, dimension, analyzer)
-    settings = Settings(
-        engine=engine.kind, engine_url=engine.url, redis_url=redis_url,
-        index_prefix=spec.names.prefix, encoder=spec.encoder, batch_size=BATCH_SIZE,
-        queue_prefix=f"bench-{engine.kind}-{spec.name}",
-    )
-    from workers.app import app
-    from workers.producer import enqueue
-
-    app.conf.broker_url = settings.redis_url  # this process is the producer
-    queue = EventQueue.from_url(settings.redis_url, settings.queue_prefix)
+    settings = stack.settings(engine.kind, index_prefix=spec.names.prefix, encoder=spec.encoder,
+                              image_root=image_root, batch_size=BATCH_SIZE,
+                              queue_prefix=f"bench-{engine.kind}-{spec.name}")
+    system = System(settings)
     label = f"{engine.kind}/{spec.name}"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    worker = start_worker({**settings.to_env(), "ACEBERT_TORCH_THREADS": "1"}, label.replace("/", "-"),
-                          log_dir / f"worker-{engine.kind}-{spec.name}.log", concurrency=WORKER_CONCURRENCY)
+    worker = stack.start_worker(settings, label.replace("/", "-"), concurrency=WORKER_CONCURRENCY)
+    progress = DrainProgress(len(events), label)
     try:
         started = time.perf_counter()
-        result = enqueue(events, queue, settings.batch_size)
+        result = system.producer.enqueue(events)
         if result.parked:
             raise RuntimeError(f"{len(result.parked)} catalogue events were invalid: {result.parked[0][1]}")
-        first_at, first_done = wait_drained(queue, worker, len(events), label)
+        system.queue.wait_drained(timeout_s=6 * 3600, poll_s=TASK_POLL_S, check=worker.check_alive,
+                                  progress=progress)
         engine.refresh(alias)
         finished = time.perf_counter()
     finally:
-        worker.stop()
-    dead = queue.dead_letters()
+        first_at, first_done = progress.close()
+        stack.stop_worker(worker)
+    dead = system.queue.dead_letters()
     if dead:
         raise RuntimeError(f"{len(dead)} products were parked while indexing {label}; first: {dead[0].error}")
     if not is_current(engine, spec, events, model_version, analyzer):

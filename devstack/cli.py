@@ -10,19 +10,19 @@ import json
 import logging
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
-from devstack.engines import cluster_health, start_elasticsearch, start_opensearch
+from devstack.engines import ENGINES, cluster_health, start_search_engine
 from devstack.errors import EngineStartError
 from devstack.install import cache_root, install_elasticsearch, install_opensearch
 from devstack.process import Service, is_alive
 from devstack.redis import ping, start_redis
 
 STARTERS: dict[str, Callable[[Path], Service]] = {
-    "opensearch": start_opensearch,
-    "elasticsearch": start_elasticsearch,
+    **{name: partial(start_search_engine, name) for name in ENGINES},
     "redis": start_redis,
 }
 STATE_FILE = "state.json"

@@ -32,9 +32,8 @@ from devstack.errors import EngineStartError
 from devstack.java import find_java_home
 from devstack.logtail import tail_lines
 
-OPENSEARCH_VERSION = os.environ.get("OPENSEARCH_VERSION", "3.6.0")
-OPENSEARCH_PLUGIN_VERSION = os.environ.get("OPENSEARCH_PLUGIN_VERSION", f"{OPENSEARCH_VERSION}.0")
-ELASTICSEARCH_VERSION = os.environ.get("ELASTICSEARCH_VERSION", "9.2.0")
+OPENSEARCH_VERSION = "3.6.0"
+ELASTICSEARCH_VERSION = "9.2.0"
 
 log = logging.getLogger(__name__)
 
@@ -68,21 +67,21 @@ def engines_dir() -> Path:
 
 def install_opensearch() -> Path:
     """OpenSearch with the k-NN and neural-search plugins; returns its home directory."""
+    version = os.environ.get("OPENSEARCH_VERSION", OPENSEARCH_VERSION)
+    plugin_version = os.environ.get("OPENSEARCH_PLUGIN_VERSION", f"{version}.0")
     plugins = [
-        Artifact("org.opensearch.plugin", "opensearch-knn", OPENSEARCH_PLUGIN_VERSION),
-        Artifact("org.opensearch.plugin", "neural-search", OPENSEARCH_PLUGIN_VERSION),
+        Artifact("org.opensearch.plugin", "opensearch-knn", plugin_version),
+        Artifact("org.opensearch.plugin", "neural-search", plugin_version),
     ]
-    core = Artifact("org.opensearch.distribution.integ-test-zip", "opensearch", OPENSEARCH_VERSION)
-    name = f"opensearch-{OPENSEARCH_VERSION}-knn-neural-{OPENSEARCH_PLUGIN_VERSION}"
-    return _install(name, core, plugins)
+    core = Artifact("org.opensearch.distribution.integ-test-zip", "opensearch", version)
+    return _install(f"opensearch-{version}-knn-neural-{plugin_version}", core, plugins)
 
 
 def install_elasticsearch() -> Path:
     """Elasticsearch's integ-test distribution; returns its home directory."""
-    core = Artifact(
-        "org.elasticsearch.distribution.integ-test-zip", "elasticsearch", ELASTICSEARCH_VERSION
-    )
-    return _install(f"elasticsearch-{ELASTICSEARCH_VERSION}", core, plugins=[])
+    version = os.environ.get("ELASTICSEARCH_VERSION", ELASTICSEARCH_VERSION)
+    core = Artifact("org.elasticsearch.distribution.integ-test-zip", "elasticsearch", version)
+    return _install(f"elasticsearch-{version}", core, plugins=[])
 
 
 def _install(name: str, core: Artifact, plugins: list[Artifact]) -> Path:

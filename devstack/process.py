@@ -125,6 +125,13 @@ def wait_until(ready: Callable[[], bool], exited: Callable[[], bool], timeout_s:
     return f"not ready after {timeout_s:.0f} s"
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def require_free_port(port: int) -> None:
     """Fail fast when something already listens on ``port``: readiness checks would ask it instead.
 

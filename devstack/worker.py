@@ -7,10 +7,10 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from devstack.errors import EngineStartError
 from devstack.logtail import tail_lines
+from settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 WARM_MARKER = "encoder loaded:"  # workers.tasks logs it; not imported, to keep devstack light
@@ -39,23 +39,29 @@ class WorkerProcess:
             os.killpg(self.process.pid, 9)
             self.process.wait()
 
+    def check_alive(self) -> None:
+        """Raise when the worker has exited: waiting on its queue would then never end."""
+        if self.process.poll() is not None:
+            raise RuntimeError(f"worker {self.name} exited with {self.process.returncode}; see {self.log}")
+
 
 def start_worker(
-    env: Mapping[str, str], name: str, log: Path, concurrency: int = 1, timeout_s: float = 180
+    settings: Settings, name: str, log: Path, concurrency: int = 1, timeout_s: float = 180
 ) -> WorkerProcess:
-    """A ``celery -A workers.app worker`` process with ``env`` added.
+    """A ``celery -A workers.main worker`` process configured by ``settings``.
 
-    Returns once every pool process has loaded its encoder, so that timings taken after it
-    measure indexing, not model start-up.
+    The worker reads its settings from the environment (its entry point does), so ``settings``
+    travel as :meth:`Settings.to_env`. Returns once every pool process has loaded its encoder,
+    so that timings taken after it measure indexing, not model start-up.
     """
     started = time.perf_counter()
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **env}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **settings.to_env()}
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-c", str(concurrency),
+            [sys.executable, "-m", "celery", "-A", "workers.main", "worker", "-c", str(concurrency),
              "-n", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
              "--without-heartbeat"],
-            cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -54,20 +54,37 @@ BM25_FIELDS: tuple[str, ...] = tuple(
 )
 
 
+@dataclass(frozen=True)
+class IndexLayout:
+    """How an index version is spread over a cluster, and how soon writes become searchable.
+
+    The defaults suit one local node. A cluster wants ``replicas >= 1`` (losing a node then loses
+    no data and the index stays searchable) and shards sized by ``docs/scaling.md``.
+    """
+
+    shards: int = 1
+    replicas: int = 0
+    refresh_interval: str = "1s"
+
+    def __post_init__(self) -> None:
+        if self.shards < 1 or self.replicas < 0:
+            raise ValueError(f"an index needs at least 1 shard and 0 or more replicas, not {self}")
+
+
 def index_body(
     *,
     vector_mapping: Mapping[str, Any],
     text_analyzer: Mapping[str, Any],
     extra_settings: Mapping[str, Any] | None = None,
-    shards: int = 1,
-    replicas: int = 0,
+    layout: IndexLayout = IndexLayout(),
 ) -> dict[str, Any]:
     """The body of ``PUT /<index>``: settings, analyzer and mappings for one index version."""
     properties = {f.name: dict(f.mapping) for f in PRODUCT_FIELDS}
     properties[VECTOR_FIELD] = dict(vector_mapping)
     return {
         "settings": {
-            "index": {"number_of_shards": shards, "number_of_replicas": replicas, **(extra_settings or {})},
+            "index": {"number_of_shards": layout.shards, "number_of_replicas": layout.replicas,
+                      "refresh_interval": layout.refresh_interval, **(extra_settings or {})},
             "analysis": {"analyzer": {TEXT_ANALYZER: dict(text_analyzer)}},
         },
         "mappings": {

@@ -11,21 +11,24 @@ import logging
 from typing import Any, Callable, Iterator
 
 from engines import SearchEngine
-from es_mappings import IndexNames, index_body
+from es_mappings import IndexLayout, IndexNames, index_body
 
 log = logging.getLogger(__name__)
 
 
-def create_version(engine: SearchEngine, names: IndexNames, version: int, dimension: int) -> str:
-    """Create ``<prefix>-v<version>`` with this engine's vector mapping and analyzer."""
+def create_version(
+    engine: SearchEngine, names: IndexNames, version: int, dimension: int, layout: IndexLayout
+) -> str:
+    """Create ``<prefix>-v<version>`` with this engine's vector mapping and analyzer, laid out by ``layout``."""
     index = names.index(version)
     body = index_body(
         vector_mapping=engine.vector_mapping(dimension),
         text_analyzer=engine.text_analyzer(),
         extra_settings=engine.index_settings(),
+        layout=layout,
     )
     engine.create_index(index, body)
-    log.info("created index %s (dimension %d)", index, dimension)
+    log.info("created index %s (dimension %d, %s)", index, dimension, layout)
     return index
 
 
@@ -36,12 +39,14 @@ def current_versions(engine: SearchEngine, names: IndexNames) -> tuple[str | Non
     return (read[0] if read else None, write[0] if write else None)
 
 
-def ensure_index(engine: SearchEngine, names: IndexNames, dimension: int) -> str:
+def ensure_index(
+    engine: SearchEngine, names: IndexNames, dimension: int, layout: IndexLayout = IndexLayout()
+) -> str:
     """The index behind the write alias, creating version 1 and both aliases on first use."""
     _, write = current_versions(engine, names)
     if write:
         return write
-    index = create_version(engine, names, 1, dimension)
+    index = create_version(engine, names, 1, dimension, layout)
     engine.update_aliases(
         [
             {"add": {"index": index, "alias": names.read_alias}},
@@ -52,8 +57,8 @@ def ensure_index(engine: SearchEngine, names: IndexNames, dimension: int) -> str
 
 
 def next_version(engine: SearchEngine, names: IndexNames) -> int:
-    existing = engine.request("GET", f"/{names.prefix}-v*", params={"allow_no_indices": "true"})
-    versions = [names.version_of(index) for index in existing]
+    """One past the highest version of this prefix, so a new version never reuses a dropped one's name."""
+    versions = [names.version_of(index) for index in engine.indices(f"{names.prefix}-v*")]
     return max(versions, default=0) + 1
 
 
@@ -84,6 +89,7 @@ def migrate(
     names: IndexNames,
     dimension: int,
     backfill: Callable[[str, Iterator[dict[str, Any]]], int],
+    layout: IndexLayout = IndexLayout(),
 ) -> str:
     """Move both aliases to a new index version, backfilled from the current read index.
 
@@ -93,7 +99,7 @@ def migrate(
     old_read, old_write = current_versions(engine, names)
     if old_read is None or old_write is None:
         raise RuntimeError(f"no index behind aliases {names.read_alias!r}/{names.write_alias!r} yet")
-    new_index = create_version(engine, names, next_version(engine, names), dimension)
+    new_index = create_version(engine, names, next_version(engine, names), dimension, layout)
     engine.update_aliases(
         [
             {"remove": {"index": old_write, "alias": names.write_alias}},

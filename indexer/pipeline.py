@@ -8,7 +8,6 @@ lost to a newer version already in the index, which is what idempotent replay me
 from __future__ import annotations
 
 import logging
-from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -113,15 +112,25 @@ def index_events(
     whole batch is then worth retrying, and nothing has been partially reported.
     """
     report = BatchReport()
-    upserts: list[tuple[Any, ProductUpsert]] = []
-    deletes: list[tuple[Any, ProductDelete]] = []
+    newest: dict[str, tuple[Any, ProductUpsert | ProductDelete]] = {}
     for raw in raw_events:
         try:
             event = parse_event(raw)
         except InvalidEvent as exc:
             report.outcomes.append(EventOutcome(raw, Status.REJECTED, str(exc)))
             continue
-        (upserts if isinstance(event, ProductUpsert) else deletes).append((raw, event))  # type: ignore[arg-type]
+        # One action per product and batch: the newest event wins here, and every older one is
+        # stale, as the engine's external versioning would have answered. Two actions for one id
+        # in one bulk request could come back in either order after a retry.
+        held = newest.get(event.product_id)
+        if held is None or event.version > held[1].version:
+            if held is not None:
+                report.outcomes.append(EventOutcome(held[0], Status.STALE))
+            newest[event.product_id] = (raw, event)
+        else:
+            report.outcomes.append(EventOutcome(raw, Status.STALE))
+    upserts = [(raw, e) for raw, e in newest.values() if isinstance(e, ProductUpsert)]
+    deletes = [(raw, e) for raw, e in newest.values() if isinstance(e, ProductDelete)]
 
     encoded, rejected = _encode(encoder, upserts, image_root)
     report.outcomes += rejected
@@ -142,12 +151,10 @@ def index_events(
     results = engine.bulk(actions) if actions else []
     if len(results) != len(pending):
         raise RuntimeError(f"bulk returned {len(results)} outcomes for {len(pending)} actions")
-    # Items re-sent after a 429 come back later than the rest: match outcomes by id, in order.
-    by_id: dict[str, deque[tuple[Any, ProductUpsert | ProductDelete]]] = defaultdict(deque)
-    for raw, event in pending:
-        by_id[event.product_id].append((raw, event))
+    # Each product has one action in this batch, so its id names its outcome, whatever the order.
+    by_id = {event.product_id: (raw, event) for raw, event in pending}
     for result in results:
-        raw, event = by_id[result.doc_id].popleft()
+        raw, event = by_id.pop(result.doc_id)
         report.outcomes.append(_outcome(raw, event, result))
     log.info("batch written: %s", report.counts())
     return report

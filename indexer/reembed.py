@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from acebert.encoder import Encoder
 from engines import SearchEngine
-from es_mappings import IndexNames
+from es_mappings import IndexLayout, IndexNames
 from indexer.indices import migrate
 from indexer.pipeline import Status, index_events
 
@@ -26,7 +26,8 @@ def _as_event(hit: dict[str, Any]) -> dict[str, Any]:
 
 
 def reembed(
-    engine: SearchEngine, names: IndexNames, encoder: Encoder, image_root: Path, batch_size: int = 128
+    engine: SearchEngine, names: IndexNames, encoder: Encoder, image_root: Path, batch_size: int = 128,
+    layout: IndexLayout = IndexLayout(),
 ) -> str:
     def backfill(new_index: str, hits: Iterator[dict[str, Any]]) -> int:
         written, batch = 0, []
@@ -50,4 +51,4 @@ def reembed(
             raise RuntimeError(f"re-embed stopped: {len(failed)} documents failed, first: {failed[0].error}")
         return len(report.with_status(Status.INDEXED, Status.STALE))
 
-    return migrate(engine, names, encoder.dimension, backfill)
+    return migrate(engine, names, encoder.dimension, backfill, layout)

@@ -1,7 +1,8 @@
 """``hybrid-search``: the command line over the same library the HTTP service uses.
 
 Settings come from the environment (see ``settings.py``); ``--engine``/``--url`` override the
-engine for one call. Heavy imports (torch, the model) happen only in commands that need them.
+engine for one call. Each command takes its parts from one :class:`~system.System`, and the
+model loads only in commands that encode.
 """
 from __future__ import annotations
 
@@ -15,18 +16,20 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from engines import ENGINE_KINDS
+from query_rewriter.blend import METHODS
+from query_rewriter.search import MODES
 from settings import Settings
+from system import System
 
 
-def _runtime(args: argparse.Namespace):  # -> Runtime, imported lazily
-    from service.runtime import Runtime
-
+def _system(args: argparse.Namespace) -> System:
     settings = Settings.from_env()
     if args.engine:
         settings = replace(settings, engine=args.engine)
     if args.url:
         settings = replace(settings, engine_url=args.url)
-    return Runtime(settings)
+    return System(settings)
 
 
 def _read_events(path: str) -> Iterator[Any]:
@@ -42,18 +45,16 @@ def _read_events(path: str) -> Iterator[Any]:
 
 
 def cmd_init(args: argparse.Namespace) -> None:
-    from indexer.indices import ensure_index
-
-    rt = _runtime(args)
-    index = ensure_index(rt.engine, rt.names, rt.encoder.dimension)
-    print(f"{rt.engine.kind}: {rt.names.read_alias} / {rt.names.write_alias} -> {index}")
+    system = _system(args)
+    index = system.ensure_index()
+    layout = system.layout
+    print(f"{system.engine.kind}: {system.names.read_alias} / {system.names.write_alias} -> {index}; new versions get "
+          f"{layout.shards} shard(s), {layout.replicas} replica(s), refresh {layout.refresh_interval} "
+          "(an existing index keeps its own)")
 
 
 def cmd_enqueue(args: argparse.Namespace) -> None:
-    from workers.producer import enqueue
-
-    rt = _runtime(args)
-    result = enqueue(list(_read_events(args.file)), rt.queue, rt.settings.batch_size)
+    result = _system(args).producer.enqueue(list(_read_events(args.file)))
     print(f"queued {result.queued} events")
     for letter_id, error in result.parked:
         print(f"parked {letter_id}: {error}", file=sys.stderr)
@@ -62,56 +63,74 @@ def cmd_enqueue(args: argparse.Namespace) -> None:
 def cmd_load_catalog(args: argparse.Namespace) -> None:
     from indexer.catalog import catalog_events
 
-    rt = _runtime(args)
+    system = _system(args)
     events = catalog_events(args.catalog, version=args.version, limit=args.limit)
     if args.direct:
-        from tqdm import tqdm
-
-        from indexer.indices import ensure_index
-        from indexer.pipeline import Status, index_events
-
-        ensure_index(rt.engine, rt.names, rt.encoder.dimension)
-        counts: dict[str, int] = {}
-        for start in tqdm(range(0, len(events), args.batch_size), desc="indexing", unit="batch"):
-            report = index_events(events[start : start + args.batch_size], engine=rt.engine,
-                                  encoder=rt.encoder, index=rt.names.write_alias)
-            for key, value in report.counts().items():
-                counts[key] = counts.get(key, 0) + value
-            for outcome in report.with_status(Status.REJECTED):
-                print(f"rejected: {outcome.error}", file=sys.stderr)
+        counts = _index_directly(system, events, args.batch_size, Path(args.catalog))
         print(json.dumps(counts))
+        if counts.get("parked"):
+            print(f"{counts['parked']} events parked: hybrid-search dead-letters list", file=sys.stderr)
         return
-    from workers.producer import enqueue
-
-    result = enqueue(events, rt.queue, rt.settings.batch_size)
+    result = system.producer.enqueue(events)
     print(f"queued {result.queued} events from {args.catalog}; parked {len(result.parked)}")
 
 
+DIRECT_RETRIES = 4
+
+
+def _index_directly(system: System, events: list[Any], batch_size: int, image_root: Path) -> dict[str, int]:
+    """Bulk-index in this process. Items the engine answered 429/5xx are retried with back-off;
+    what still fails, and what can never succeed, is parked in the dead-letter list (replayable
+    through the workers), so a direct load loses nothing either."""
+    from tqdm import tqdm
+
+    from indexer.pipeline import Status, index_events
+
+    system.ensure_index()
+    counts: dict[str, int] = {}
+    for start in tqdm(range(0, len(events), batch_size), desc="indexing", unit="batch"):
+        batch = events[start : start + batch_size]
+        for attempt in range(DIRECT_RETRIES + 1):
+            report = index_events(batch, engine=system.engine, encoder=system.encoder,
+                                  index=system.names.write_alias, image_root=image_root)
+            for outcome in report.with_status(Status.INDEXED, Status.DELETED, Status.STALE):
+                counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
+            rejected = report.with_status(Status.REJECTED)
+            system.queue.park([(o.raw, o.error or "rejected") for o in rejected], stage="index")
+            counts["parked"] = counts.get("parked", 0) + len(rejected)
+            batch = [o.raw for o in report.with_status(Status.RETRY)]
+            if not batch:
+                break
+            if attempt < DIRECT_RETRIES:
+                time.sleep(2.0 ** attempt)
+        else:
+            system.queue.park([(raw, "the engine kept answering 429/5xx") for raw in batch], stage="engine",
+                              attempts=DIRECT_RETRIES + 1)
+            counts["parked"] = counts.get("parked", 0) + len(batch)
+    return counts
+
+
 def cmd_wait(args: argparse.Namespace) -> None:
-    rt = _runtime(args)
-    deadline = time.monotonic() + args.timeout
-    while time.monotonic() < deadline:
-        pending, in_flight = rt.queue.pending(), rt.queue.in_flight()
-        if pending == 0 and in_flight == 0:
-            rt.engine.refresh(rt.names.read_alias)
-            print(f"queue drained; {rt.engine.count(rt.names.read_alias)} products searchable")
-            return
-        time.sleep(0.5)
-    raise SystemExit(f"timed out after {args.timeout}s with {rt.queue.pending()} events pending")
+    system = _system(args)
+    try:
+        system.queue.wait_drained(args.timeout)
+    except TimeoutError as exc:
+        raise SystemExit(str(exc)) from None
+    system.engine.refresh(system.names.read_alias)
+    print(f"queue drained; {system.engine.count(system.names.read_alias)} products searchable")
 
 
 def cmd_search(args: argparse.Namespace) -> None:
     from query_rewriter.requests import Filters
     from query_rewriter.search import SearchRequest
 
-    rt = _runtime(args)
     request = SearchRequest(
         query=args.query, mode=args.mode, method=args.method,
         weights={"bm25": args.bm25_weight, "knn": 1.0 - args.bm25_weight},
         filters=Filters(args.category, args.brand, args.price_min, args.price_max),
         page=args.page, size=args.size, depth=args.depth,
     )
-    response = rt.searcher.search(request)
+    response = _system(args).searcher.search(request)
     if args.json:
         print(json.dumps([h.__dict__ for h in response.hits], indent=2, default=str))
         return
@@ -123,8 +142,8 @@ def cmd_search(args: argparse.Namespace) -> None:
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> None:
-    rt = _runtime(args)
-    queue = rt.queue
+    system = _system(args)
+    queue = system.queue
     if args.action == "list":
         for letter in queue.dead_letters():
             print(f"{letter.id}  {letter.stage:8s}  {letter.error}")
@@ -136,29 +155,30 @@ def cmd_dead_letters(args: argparse.Namespace) -> None:
             queue.discard(letter_id)
         print(f"discarded {len(args.ids)}")
         return
-    from workers.producer import replay
-
     ids = [d.id for d in queue.dead_letters()] if args.all else args.ids
     corrected = json.loads(Path(args.event_file).read_text()) if args.event_file else None
-    print(f"replayed {replay(queue, ids, corrected, rt.settings.batch_size)}")
+    print(f"replayed {system.producer.replay(ids, corrected)}")
 
 
 def cmd_reembed(args: argparse.Namespace) -> None:
     from indexer.reembed import reembed
 
-    rt = _runtime(args)
-    new_index = reembed(rt.engine, rt.names, rt.encoder, image_root=rt.settings.image_root)
-    print(f"{rt.names.read_alias} now reads {new_index} ({rt.encoder.model_version})")
+    system = _system(args)
+    new_index = reembed(system.engine, system.names, system.encoder, image_root=system.settings.image_root,
+                        layout=system.layout)
+    print(f"{system.names.read_alias} now reads {new_index} ({system.encoder.model_version})")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    uvicorn.run("service.http:app", host=args.host, port=args.port, log_level="info")
+    from service.http import create_app
+
+    uvicorn.run(create_app(_system(args)), host=args.host, port=args.port, log_level="info")
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
-    argv = ["celery", "-A", "workers.app", "worker", "--loglevel", "INFO", "-c", str(args.concurrency)]
+    argv = ["celery", "-A", "workers.main", "worker", "--loglevel", "INFO", "-c", str(args.concurrency)]
     os.execvp(argv[0], argv)
 
 
@@ -170,7 +190,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hybrid-search", description=__doc__.splitlines()[0])
-    parser.add_argument("--engine", choices=["opensearch", "elasticsearch"], help="overrides SEARCH_ENGINE")
+    parser.add_argument("--engine", choices=ENGINE_KINDS, help="overrides SEARCH_ENGINE")
     parser.add_argument("--url", help="engine URL; overrides SEARCH_URL")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -195,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="run one query")
     p.add_argument("query")
-    p.add_argument("--mode", default="hybrid", choices=["bm25", "knn", "hybrid", "server_hybrid"])
-    p.add_argument("--method", default="min_max", choices=["min_max", "z_score", "rrf"])
+    p.add_argument("--mode", default="hybrid", choices=MODES)
+    p.add_argument("--method", default="min_max", choices=METHODS)
     p.add_argument("--bm25-weight", type=float, default=0.5, help="kNN gets 1 - this")
     p.add_argument("--category")
     p.add_argument("--brand")
@@ -223,13 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("worker", help="run a Celery worker (same as celery -A workers.app worker)")
+    p = sub.add_parser("worker", help="run a Celery worker (same as celery -A workers.main worker)")
     p.add_argument("--concurrency", type=int, default=1)
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("demo", help="the whole path end to end on local engines and the sample catalogue")
     p.add_argument("--catalog", help="catalogue directory (default: the shipped sample; env DEMO_CATALOG)")
-    p.add_argument("--engine-kind", default="opensearch", choices=["opensearch", "elasticsearch"])
+    p.add_argument("--engine-kind", default="opensearch", choices=ENGINE_KINDS)
     p.set_defaults(func=cmd_demo)
     return parser
 
@@ -238,7 +258,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args.func(args)
 
 

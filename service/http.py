@@ -1,24 +1,78 @@
 """The HTTP search service (FastAPI): search, enqueue events, and manage dead letters.
 
-Run with ``hybrid-search serve`` or ``uvicorn service.http:app``. The OpenAPI schema is at
-``/openapi.json`` and the interactive docs at ``/docs``.
+Run with ``hybrid-search serve`` (or ``uvicorn --factory service.http:app_from_env``). The
+OpenAPI schema is at ``/openapi.json`` and the interactive docs at ``/docs``.
+
+The routes are thin shells over the parts of one :class:`~system.System`, which
+:func:`create_app` receives: importing this module reads no settings and connects to nothing.
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+import hmac
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field
 
 from engines import EngineError
+from query_rewriter.blend import Method
 from query_rewriter.requests import Filters
-from query_rewriter.search import SearchRequest
-from service.runtime import Runtime
+from query_rewriter.search import Mode, SearchRequest
 from settings import Settings
-from workers.producer import enqueue, replay
+from system import System
 
-app = FastAPI(title="ACE-BERT hybrid product search", version="0.1.0")
-_runtime = Runtime(Settings.from_env())
+# Bounds on what one POST /events may carry; a producer with more sends several requests.
+MAX_EVENTS_PER_REQUEST = 1000
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+router = APIRouter()
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+                               description="Required by POST /events and the dead-letter endpoints (API_KEY).")
+
+
+def create_app(system: System) -> FastAPI:
+    """The API over ``system``'s searcher, producer and queue."""
+    app = FastAPI(title="ACE-BERT hybrid product search", version="0.1.0")
+    app.state.system = system
+    app.include_router(router)
+    app.middleware("http")(_limit_body)
+    return app
+
+
+async def _limit_body(request: Request, call_next: Any) -> Any:
+    """Refuse a body over :data:`MAX_BODY_BYTES` before it is read into memory."""
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+        return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes; send fewer events per request"},
+                            status_code=413)
+    if length is None and "transfer-encoding" in request.headers:
+        return JSONResponse({"detail": "send a Content-Length header (chunked bodies are not accepted)"},
+                            status_code=411)
+    return await call_next(request)
+
+
+def app_from_env() -> FastAPI:
+    """Entry point for ``uvicorn --factory``: the system from the environment."""
+    return create_app(System(Settings.from_env()))
+
+
+def _system(request: Request) -> System:
+    return request.app.state.system
+
+
+def _operator(request: Request, key: str | None = Depends(_api_key_header)) -> System:
+    """The system, for a caller that sent the configured API key; 401/403 otherwise."""
+    system = _system(request)
+    expected = system.settings.api_key
+    if not expected:
+        raise HTTPException(403, "write and operator endpoints are off: set API_KEY on the server to enable them")
+    if key is None:
+        raise HTTPException(401, "send the API key in the X-API-Key header")
+    if not hmac.compare_digest(key.encode(), expected.encode()):
+        raise HTTPException(403, "wrong API key")
+    return system
 
 
 class HitOut(BaseModel):
@@ -46,19 +100,20 @@ class EnqueueOut(BaseModel):
     parked: list[dict[str, str]]
 
 
-@app.get("/health")
-def health() -> dict[str, Any]:
-    engine = _runtime.engine.health(timeout="1s")
-    return {"engine": engine.get("status"), "pending_events": _runtime.queue.pending()}
+@router.get("/health")
+def health(system: System = Depends(_system)) -> dict[str, Any]:
+    engine = system.engine.health(timeout="1s")
+    return {"engine": engine.get("status"), "pending_events": system.queue.pending()}
 
 
-@app.get("/search", response_model=SearchOut)
+@router.get("/search", response_model=SearchOut)
 def search(
+    system: System = Depends(_system),
     q: str = Query(min_length=1, max_length=500),
-    mode: Literal["bm25", "knn", "hybrid", "server_hybrid"] = "hybrid",
-    method: Literal["min_max", "z_score", "rrf"] = "min_max",
-    bm25_weight: float = Query(0.5, ge=0),
-    knn_weight: float = Query(0.5, ge=0),
+    mode: Mode = "hybrid",
+    method: Method = "min_max",
+    bm25_weight: float = Query(0.5, ge=0, le=1),
+    knn_weight: float = Query(0.5, ge=0, le=1),
     category: str | None = None,
     brand: str | None = None,
     price_min: float | None = Query(None, ge=0),
@@ -66,13 +121,14 @@ def search(
     page: int = Query(1, ge=1),
     size: int = Query(10, ge=1, le=100),
     depth: int = Query(100, ge=1, le=1000),
+    dfs: bool = Query(False, description="dfs_query_then_fetch: index-wide BM25 statistics on a sharded index."),
 ) -> SearchOut:
     try:
         request = SearchRequest(
             query=q, mode=mode, method=method, weights={"bm25": bm25_weight, "knn": knn_weight},
-            filters=Filters(category, brand, price_min, price_max), page=page, size=size, depth=depth,
+            filters=Filters(category, brand, price_min, price_max), page=page, size=size, depth=depth, dfs=dfs,
         )
-        response = _runtime.searcher.search(request)
+        response = system.searcher.search(request)
     except ValueError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from exc
     except EngineError as exc:
@@ -89,22 +145,27 @@ def search(
     )
 
 
-@app.post("/events", response_model=EnqueueOut, status_code=202)
-def post_events(events: list[dict[str, Any]]) -> EnqueueOut:
+@router.post("/events", response_model=EnqueueOut, status_code=202)
+def post_events(
+    events: Annotated[list[dict[str, Any]], Body(max_length=MAX_EVENTS_PER_REQUEST)],
+    system: System = Depends(_operator),
+) -> EnqueueOut:
     """Queue product events; malformed ones are parked (and listed here) instead of queued."""
-    result = enqueue(events, _runtime.queue, _runtime.settings.batch_size)
+    result = system.producer.enqueue(events)
     return EnqueueOut(queued=result.queued, parked=[{"id": i, "error": e} for i, e in result.parked])
 
 
-@app.get("/dead-letters")
-def dead_letters() -> list[dict[str, Any]]:
-    return [letter.__dict__ for letter in _runtime.queue.dead_letters()]
+@router.get("/dead-letters")
+def dead_letters(system: System = Depends(_operator)) -> list[dict[str, Any]]:
+    return [letter.__dict__ for letter in system.queue.dead_letters()]
 
 
-@app.post("/dead-letters/{letter_id}/replay")
-def replay_dead_letter(letter_id: str, corrected: dict[str, Any] | None = None) -> dict[str, int]:
+@router.post("/dead-letters/{letter_id}/replay")
+def replay_dead_letter(
+    letter_id: str, corrected: dict[str, Any] | None = None, system: System = Depends(_operator)
+) -> dict[str, int]:
     try:
-        return {"replayed": replay(_runtime.queue, [letter_id], corrected, _runtime.settings.batch_size)}
+        return {"replayed": system.producer.replay([letter_id], corrected)}
     except KeyError as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from exc
     except ValueError as exc:

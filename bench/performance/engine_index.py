@@ -15,21 +15,21 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from bench.performance.common import bulk_actions
-from bench.relevance_stack import force_merge, recreate_index, running_services
-from devstack import Service
+from bench.relevance_stack import force_merge, recreate_index
+from devstack import LocalStack, local_stack
 from engines import SearchEngine, connect
 from es_mappings import IndexNames
 
 
 @contextmanager
-def engine_stack(kind: str, with_redis: bool = False) -> Iterator[tuple[SearchEngine, dict[str, Service]]]:
-    """One engine (plus Redis, started either way) in a private temporary directory; all stopped on exit."""
+def engine_stack(kind: str) -> Iterator[tuple[SearchEngine, LocalStack]]:
+    """One engine and Redis (a local stack) in a private temporary directory; all stopped on exit."""
     run_root = Path(tempfile.mkdtemp(prefix=f"acebert-perf-{kind}-"))
     try:
-        with running_services([kind], run_root) as services:
-            engine = connect(kind, services[kind].url)
+        with local_stack(run_root, engines=(kind,), heap="2g") as stack:
+            engine = connect(kind, stack.engines[kind].url)
             try:
-                yield engine, services
+                yield engine, stack
             finally:
                 engine.close()
     finally:
@@ -76,7 +76,7 @@ def bulk_load(
 
 def index_stats(engine: SearchEngine, index: str) -> dict[str, int]:
     """Documents, store size on disk (bytes) and segment count of ``index``'s primaries."""
-    engine.request("POST", f"/{index}/_flush")
-    stats = engine.request("GET", f"/{index}/_stats/docs,store,segments")["indices"][index]["primaries"]
+    engine.flush(index)
+    stats = engine.store_stats(index)
     return {"documents": stats["docs"]["count"], "store_bytes": stats["store"]["size_in_bytes"],
             "segments": stats["segments"]["count"]}

@@ -14,19 +14,16 @@ Three measurements, on one engine, with the production write path (producer -> R
   encoding): what the engine itself can absorb on this machine. Reported as the ratio
   sustained / ceiling.
 
-Workers: two processes, concurrency 1, ``ACEBERT_TORCH_THREADS=1`` (one core each), so they
+Workers: two processes, concurrency 1, one encoder thread each (``ACEBERT_ENCODER_THREADS=1``), so they
 share the two cores with the engine, as a small deployment would.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import threading
 import time
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from bench.performance.common import (
     RunInfo,
@@ -44,11 +41,10 @@ from bench.performance.engine_index import bulk_load, engine_stack
 from bench.performance.stats import latency_summary, ratio, throughput_summary, verdict
 from bench.relevance_stack import recreate_index
 from bench.report import markdown_table
-from devstack.worker import WorkerProcess, start_worker
 from engines import SearchEngine
 from es_mappings import IndexNames
-from settings import Settings
-from workers.queue import EventQueue
+from system import System
+from workers.producer import Producer
 
 TARGET_P95_S = 2.0
 WORKERS = 2
@@ -57,20 +53,6 @@ CEILING_PREFIX = "perf-ceiling"
 IDS_PER_POLL = 5000
 TINY_EVENTS = 200
 WARM_UP_EVENTS = 8
-
-
-@contextmanager
-def running_workers(settings: Settings, log_dir: Path, count: int = WORKERS) -> Iterator[list[WorkerProcess]]:
-    """``count`` Celery worker processes (concurrency 1, one torch/ONNX thread each); stopped on exit."""
-    env = {**settings.to_env(), "ACEBERT_TORCH_THREADS": "1"}
-    started: list[WorkerProcess] = []
-    try:
-        for number in range(1, count + 1):
-            started.append(start_worker(env, f"perf-{number}", log_dir / f"worker-{number}.log", concurrency=1))
-        yield started
-    finally:
-        for worker in started:
-            worker.stop()
 
 
 def searchable(engine: SearchEngine, alias: str, ids: Sequence[str]) -> set[str]:
@@ -94,64 +76,56 @@ def wait_searchable(engine: SearchEngine, alias: str, prefix: str, total: int, p
     return time.perf_counter()
 
 
-def warm_up(engine: SearchEngine, queue: EventQueue, settings: Settings, events: list[dict[str, Any]], poll_s: float) -> None:
+def warm_up(system: System, events: list[dict[str, Any]], poll_s: float) -> None:
     """A few events one by one (so both workers get some) until searchable: first-task set-up is not measured."""
-    from workers.producer import enqueue
-
     for event in events:
-        enqueue([event], queue, settings.batch_size)
-    wait_searchable(engine, settings.index_prefix, "warm-", len(events), poll_s, timeout_s=300)
+        system.producer.enqueue([event])
+    wait_searchable(system.engine, system.names.read_alias, "warm-", len(events), poll_s, timeout_s=300)
 
 
-def sustained(
-    engine: SearchEngine, queue: EventQueue, settings: Settings, events: list[dict[str, Any]], prefix: str, poll_s: float
-) -> dict[str, float]:
+def sustained(system: System, events: list[dict[str, Any]], prefix: str, poll_s: float) -> dict[str, float]:
     """Enqueue every event at once; events/s until the last one is searchable."""
-    from workers.producer import enqueue
-
     started = time.perf_counter()
-    enqueue(events, queue, settings.batch_size)
+    system.producer.enqueue(events)
     enqueued = time.perf_counter()
-    done = wait_searchable(engine, settings.index_prefix, prefix, len(events), poll_s, timeout_s=max(600, len(events)))
+    done = wait_searchable(system.engine, system.names.read_alias, prefix, len(events), poll_s,
+                           timeout_s=max(600, len(events)))
     return {"events": len(events), "seconds": done - started, "events_per_s": len(events) / (done - started),
             "enqueue_s": enqueued - started}
 
 
-class Producer(threading.Thread):
+class PacedProducer(threading.Thread):
     """Enqueues one event at a time on a fixed schedule, recording when each was handed over."""
 
-    def __init__(self, queue: EventQueue, events: list[dict[str, Any]], rate: float, batch_size: int) -> None:
+    def __init__(self, producer: Producer, events: list[dict[str, Any]], rate: float) -> None:
         super().__init__(daemon=True)
-        self.queue, self.events, self.rate, self.batch_size = queue, events, rate, batch_size
+        self.producer, self.events, self.rate = producer, events, rate
         self.sent: dict[str, float] = {}
         self.seconds = 0.0
 
     def run(self) -> None:
-        from workers.producer import enqueue
-
         start = time.perf_counter()
         for number, event in enumerate(self.events):
             delay = start + number / self.rate - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
             self.sent[event["product_id"]] = time.perf_counter()
-            enqueue([event], self.queue, self.batch_size)
+            self.producer.enqueue([event])
         self.seconds = time.perf_counter() - start
 
 
 def offered_load(
-    engine: SearchEngine, queue: EventQueue, settings: Settings, events: list[dict[str, Any]],
-    rate: float, poll_s: float, drain_timeout_s: float,
+    system: System, events: list[dict[str, Any]], rate: float, poll_s: float, drain_timeout_s: float
 ) -> dict[str, Any]:
     """Enqueue-to-searchable delay of each event under a fixed offered rate."""
-    producer = Producer(queue, events, rate, settings.batch_size)
+    producer = PacedProducer(system.producer, events, rate)
     delays: dict[str, float] = {}
     producer.start()
     deadline = None
     while len(delays) < len(events):
         waiting = [pid for pid in list(producer.sent) if pid not in delays]
         seen_at = time.perf_counter()
-        for pid in searchable(engine, settings.index_prefix, waiting) if waiting else ():
+        for pid in searchable(system.engine, system.names.read_alias, waiting) if waiting else ():
             delays[pid] = seen_at - producer.sent[pid]
         if not producer.is_alive():
             deadline = deadline or time.monotonic() + drain_timeout_s
@@ -171,7 +145,7 @@ def ceiling(engine: SearchEngine, docs: list[dict[str, Any]], dimension: int) ->
     return {"events": load.documents, "seconds": load.bulk_s, "events_per_s": load.docs_per_s}
 
 
-def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
+def run(args: argparse.Namespace) -> dict[str, Any]:
     """Start the stack, run the three measurements, stop everything."""
     catalog, _ = load_inputs(args)
     if args.tiny:
@@ -182,32 +156,29 @@ def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
     if load_events > len(catalog):
         raise ValueError(f"--rate x --duration = {load_events} events, but the catalogue has {len(catalog)}")
     results: dict[str, Any] = {"sustained": [], "ceiling": []}
-    with engine_stack(args.engine) as (engine, services):
-        settings = Settings(engine=args.engine, engine_url=engine.url, redis_url=services["redis"].url,
-                            index_prefix=INDEX_PREFIX, encoder=args.encoder, image_root=args.catalog,
-                            batch_size=args.batch_size, queue_prefix=INDEX_PREFIX)
-        from workers.app import app
-
-        app.conf.broker_url = settings.redis_url  # this process is the producer
-        queue = EventQueue.from_url(settings.redis_url, settings.queue_prefix)
+    with engine_stack(args.engine) as (engine, stack):
+        settings = stack.settings(index_prefix=INDEX_PREFIX, encoder=args.encoder, image_root=args.catalog,
+                                  batch_size=args.batch_size, queue_prefix=INDEX_PREFIX)
+        system = System(settings)
         names = IndexNames(INDEX_PREFIX)
         recreate_index(engine, names, encoder.dimension, engine.text_analyzer())
-        with running_workers(settings, log_dir) as workers:
-            results["worker_start_s"] = [w.started_in_s for w in workers]
-            warm_up(engine, queue, settings, catalogue_events(args.catalog, catalog.head(WARM_UP_EVENTS), "warm-"),
-                    args.poll)
-            for repeat in range(args.repeats):
-                recreate_index(engine, names, encoder.dimension, engine.text_analyzer())
-                events = catalogue_events(args.catalog, catalog, f"s{repeat}-")
-                results["sustained"].append(sustained(engine, queue, settings, events, f"s{repeat}-", args.poll))
-                print(f"sustained {repeat + 1}/{args.repeats}: {results['sustained'][-1]['events_per_s']:.1f} events/s",
-                      flush=True)
+        workers = [stack.start_worker(settings, f"perf-{number}") for number in range(1, WORKERS + 1)]
+        print(f"worker logs in {stack.run_dir}", flush=True)
+        results["worker_start_s"] = [w.started_in_s for w in workers]
+        warm_up(system, catalogue_events(args.catalog, catalog.head(WARM_UP_EVENTS), "warm-"), args.poll)
+        for repeat in range(args.repeats):
             recreate_index(engine, names, encoder.dimension, engine.text_analyzer())
-            events = catalogue_events(args.catalog, catalog.head(load_events), "load-")
-            results["offered_load"] = offered_load(engine, queue, settings, events, args.rate, args.poll,
-                                                   drain_timeout_s=120)
-            print(f"offered load: {results['offered_load']['delay_s']}", flush=True)
-        results["dead_letters"] = len(queue.dead_letters())
+            events = catalogue_events(args.catalog, catalog, f"s{repeat}-")
+            results["sustained"].append(sustained(system, events, f"s{repeat}-", args.poll))
+            print(f"sustained {repeat + 1}/{args.repeats}: {results['sustained'][-1]['events_per_s']:.1f} events/s",
+                  flush=True)
+        recreate_index(engine, names, encoder.dimension, engine.text_analyzer())
+        events = catalogue_events(args.catalog, catalog.head(load_events), "load-")
+        results["offered_load"] = offered_load(system, events, args.rate, args.poll, drain_timeout_s=120)
+        print(f"offered load: {results['offered_load']['delay_s']}", flush=True)
+        for worker in workers:
+            stack.stop_worker(worker)
+        results["dead_letters"] = len(system.queue.dead_letters())
         for repeat in range(args.repeats):
             docs = documents(catalogue_events(args.catalog, catalog, f"c{repeat}-"), vectors, encoder.model_version)
             results["ceiling"].append(ceiling(engine, docs, encoder.dimension))
@@ -274,9 +245,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     info = RunInfo.now("bench.performance.ingestion", argv)
-    log_dir = Path(tempfile.mkdtemp(prefix="acebert-perf-workers-"))
-    print(f"worker logs in {log_dir}", flush=True)
-    results = run(args, log_dir)
+    results = run(args)
     payload = {**info.as_dict(), "engine": args.engine, "encoder": args.encoder, "batch_size": args.batch_size,
                "rate": args.rate, "duration_s": args.duration, "poll_s": args.poll, "repeats": args.repeats,
                "events": results["sustained"][0]["events"], "results": results}

@@ -3,37 +3,28 @@
 Every engine-facing test takes the ``stack`` fixture, parametrised over both engines, so the
 same test runs against OpenSearch and Elasticsearch. Each engine gets its own worker process
 (its own Celery queue and Redis key prefix) that indexes the shipped sample catalogue once;
-tests then add their own products with ids that cannot collide.
+tests then add their own products with ids that cannot collide. The services come from
+``devstack.local_stack``, the same context manager the demo and the benchmarks use.
 """
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 
-from devstack import Service, start_elasticsearch, start_opensearch, start_redis
-from devstack.worker import WorkerProcess, start_worker
+from devstack import LocalStack, WorkerProcess, local_stack
+from engines import ENGINE_KINDS
 from indexer.catalog import catalog_events
-from service.runtime import Runtime
-from settings import Settings
+from system import System
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample"
-ENGINES = ("opensearch", "elasticsearch")
 INDEX_PREFIX = "itest"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(condition: Callable[[], Any], timeout_s: float = 60, what: str = "condition") -> Any:
@@ -50,7 +41,6 @@ def wait_for(condition: Callable[[], Any], timeout_s: float = 60, what: str = "c
 def stack_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
     # Not under pytest's tmp dir: that is private to root, and the engines run as their own user.
     path = Path(tempfile.mkdtemp(prefix="acebert-itest-"))
-    path.chmod(0o755)
     yield path
     if request.session.testsfailed:
         print(f"\nengine, Redis and worker logs kept in {path}")
@@ -59,24 +49,10 @@ def stack_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def services(stack_dir: Path) -> Iterator[dict[str, Service]]:
-    """Both engines (started side by side) and Redis, for the whole run."""
-    started: dict[str, Service] = {}
-    try:
-        started["redis"] = start_redis(stack_dir / "redis", port=free_port())
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            futures = {
-                "opensearch": pool.submit(start_opensearch, stack_dir / "opensearch", free_port(), free_port()),
-                "elasticsearch": pool.submit(start_elasticsearch, stack_dir / "elasticsearch", free_port(), free_port()),
-            }
-            for name, future in futures.items():
-                started[name] = future.result()
-        for name, service in started.items():
-            print(f"\n{name} ready at {service.url} in {service.started_in_s:.1f}s")
+def services(stack_dir: Path) -> Iterator[LocalStack]:
+    """Both engines (started side by side) and Redis, for the whole run; workers stop with it."""
+    with local_stack(stack_dir, engines=ENGINE_KINDS, parallel=True) as started:
         yield started
-    finally:
-        for service in started.values():
-            service.stop()
 
 
 @dataclass
@@ -84,62 +60,46 @@ class Stack:
     """One engine with its worker, as the tests see it."""
 
     kind: str
-    runtime: Runtime
+    system: System
     worker: WorkerProcess
 
     @property
     def engine(self):
-        return self.runtime.engine
+        return self.system.engine
 
     @property
     def queue(self):
-        return self.runtime.queue
+        return self.system.queue
 
     def enqueue(self, events: list[dict[str, Any]]):
-        from workers.producer import enqueue
-
-        return enqueue(events, self.queue, self.runtime.settings.batch_size)
+        return self.system.producer.enqueue(events)
 
     def drained(self, timeout_s: float = 120) -> None:
-        wait_for(lambda: self.queue.pending() == 0 and self.queue.in_flight() == 0, timeout_s,
-                 f"{self.kind} worker to drain the queue (log: {self.worker.log})")
-        self.engine.refresh(self.runtime.names.read_alias)
+        self.queue.wait_drained(timeout_s, poll_s=0.25, check=self.worker.check_alive)
+        self.engine.refresh(self.system.names.read_alias)
 
     def doc(self, product_id: str) -> dict[str, Any] | None:
-        return self.engine.get(self.runtime.names.read_alias, product_id)
-
-
-def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
-    return {**settings.to_env(), "ACEBERT_TORCH_THREADS": "1", **extra}
+        return self.engine.get(self.system.names.read_alias, product_id)
 
 
 @pytest.fixture(scope="session")
-def _stacks(services: dict[str, Service], stack_dir: Path) -> Iterator[dict[str, Stack]]:
+def _stacks(services: LocalStack) -> Iterator[dict[str, Stack]]:
     stacks: dict[str, Stack] = {}
     yield stacks
     for stack in stacks.values():
-        stack.worker.stop()
-        stack.runtime.engine.close()
+        stack.system.close()
 
 
-@pytest.fixture(scope="session", params=ENGINES)
-def stack(request: pytest.FixtureRequest, services: dict[str, Service], _stacks: dict[str, Stack],
-          stack_dir: Path) -> Stack:
+@pytest.fixture(scope="session", params=ENGINE_KINDS)
+def stack(request: pytest.FixtureRequest, services: LocalStack, _stacks: dict[str, Stack]) -> Stack:
     """An engine with a running worker and the sample catalogue indexed through it."""
     kind = request.param
     if kind in _stacks:
         return _stacks[kind]
-    settings = Settings(
-        engine=kind, engine_url=services[kind].url, redis_url=services["redis"].url,
-        index_prefix=INDEX_PREFIX, encoder="minilm", image_root=SAMPLE, batch_size=32,
-        queue_prefix=f"itest-{kind}",
-    )
-    from workers.app import app
-
-    app.conf.broker_url = settings.redis_url  # the producer side of this test process
-    runtime = Runtime(settings)
-    worker = start_worker(worker_env(settings), kind, stack_dir / f"worker-{kind}.log")
-    stack = Stack(kind, runtime, worker)
+    settings = services.settings(kind, index_prefix=INDEX_PREFIX, image_root=SAMPLE, batch_size=32,
+                                 queue_prefix=f"itest-{kind}")
+    worker = services.start_worker(settings, kind)
+    stack = Stack(kind, System(settings), worker)
     _stacks[kind] = stack
 
     events = catalog_events(SAMPLE)

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from devstack.worker import start_worker
+from devstack import LocalStack
 from indexer.catalog import catalog_events
 from query_rewriter.search import HybridSearcher, SearchRequest
-from tests.integration.conftest import SAMPLE, Stack, wait_for, worker_env
+from system import System
+from tests.integration.conftest import SAMPLE, Stack
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from acebert.checkpoint import save_checkpoint
     from acebert.config import ModelConfig
-    from acebert.encoder import base_model_path
+    from acebert.minilm import base_model_path
     from acebert.model import AceBert
 
     torch.manual_seed(0)
@@ -31,26 +32,23 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def test_worker_indexes_acebert_vectors(stack: Stack, checkpoint: Path, stack_dir: Path):
+def test_worker_indexes_acebert_vectors(stack: Stack, checkpoint: Path, services: LocalStack):
     if stack.kind != "opensearch":
         pytest.skip("the encoder is engine-independent; run once")
-    from acebert.checkpoint import load_checkpoint_encoder, weights_version
-    from service.runtime import Runtime
+    from acebert.checkpoint import load_checkpoint_encoder
+    from acebert.checkpoint_layout import weights_version
 
-    settings = replace(stack.runtime.settings, encoder=str(checkpoint), index_prefix="itest-acebert",
+    settings = replace(stack.system.settings, encoder=str(checkpoint), index_prefix="itest-acebert",
                        queue_prefix="itest-acebert")
-    worker = start_worker(worker_env(settings), "acebert", stack_dir / "worker-acebert.log")
+    worker = services.start_worker(settings, "acebert")
     try:
-        runtime = Runtime(settings)
+        system = System(settings)
         events = catalog_events(SAMPLE, limit=60)
         with_image = {e["product_id"] for e in events if "image" in e}
         assert 0 < len(with_image) < len(events)  # the sample mixes photo and title-only products
-        from workers.producer import enqueue
-
-        enqueue(events, runtime.queue, batch_size=settings.batch_size)
-        wait_for(lambda: runtime.queue.pending() == 0 and runtime.queue.in_flight() == 0, 300,
-                 f"the ACE-BERT worker (log: {worker.log})")
-        engine = runtime.engine
+        system.producer.enqueue(events)
+        system.queue.wait_drained(300, check=worker.check_alive)
+        engine = system.engine
         engine.refresh("itest-acebert")
         hits = engine.search("itest-acebert", {"size": 100, "_source": ["has_image", "model_version"]})["hits"]["hits"]
         assert len(hits) == len(events)
@@ -63,4 +61,4 @@ def test_worker_indexes_acebert_vectors(stack: Stack, checkpoint: Path, stack_di
         response = searcher.search(SearchRequest(query=first["title"], mode="knn", depth=20, size=20))
         assert first["product_id"] in {h.product_id for h in response.hits}
     finally:
-        worker.stop()
+        services.stop_worker(worker)

@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
 
-from devstack.worker import start_worker
+from dataclasses import replace
+
+from devstack import LocalStack, free_port
+from devstack.process import group_members
 from es_mappings import IndexNames
 from indexer.indices import current_versions
-from tests.integration.conftest import SAMPLE, Stack, wait_for, worker_env
+from system import System
+from tests.integration.conftest import SAMPLE, Stack, wait_for
 
 
 def new_id(tag: str) -> str:
@@ -24,7 +29,7 @@ def test_index_version_and_aliases(stack: Stack):
     names = IndexNames("itest")
     read, write = current_versions(stack.engine, names)
     assert read == write == "itest-v1"
-    mapping = stack.engine.request("GET", "/itest-v1/_mapping")["itest-v1"]["mappings"]["properties"]
+    mapping = stack.engine.mapping("itest-v1")["properties"]
     expected = "knn_vector" if stack.kind == "opensearch" else "dense_vector"
     assert mapping["vector"]["type"] == expected
     assert stack.engine.count(names.read_alias) >= 500
@@ -77,58 +82,52 @@ def test_malformed_event_is_parked_then_replayed_after_a_fix(stack: Stack):
     letter = stack.queue.dead_letter(letter_id)
     assert letter.event["product_id"] == pid and letter.stage == "enqueue"
 
-    from workers.producer import replay
-
     fixed = {**letter.event, "title": "Canvas tote bag"}
-    assert replay(stack.queue, [letter_id], fixed) == 1
+    assert stack.system.producer.replay([letter_id], fixed) == 1
     stack.drained()
     assert stack.doc(pid)["_source"]["title"] == "Canvas tote bag"
     assert all(d.id != letter_id for d in stack.queue.dead_letters())
 
 
-def test_unreadable_image_is_parked_by_the_worker_and_the_batch_goes_on(stack: Stack, tmp_path):
-    bad, good = new_id("img-bad"), new_id("img-good")
-    corrupt = tmp_path / "corrupt.jpg"
+def test_unreadable_image_is_parked_by_the_worker_and_the_batch_goes_on(stack: Stack):
+    bad, good, hostile = new_id("img-bad"), new_id("img-good"), new_id("img-hostile")
+    corrupt = SAMPLE / "images" / f"{bad}.jpg"  # inside the image root, where a real upload would be
     corrupt.write_bytes(b"\xff\xd8 this is not a jpeg")
-    corrupt.chmod(0o644)
     first_photo = sorted((SAMPLE / "images").iterdir())[0]
-    stack.enqueue([upsert(bad, 1, "Leather belt", image=str(corrupt)),
-                   upsert(good, 1, "Leather wallet", image=str(first_photo))])
-    stack.drained()
+    try:
+        stack.enqueue([upsert(bad, 1, "Leather belt", image=f"images/{corrupt.name}"),
+                       upsert(hostile, 1, "Leather gloves", image="../../../../etc/passwd"),
+                       upsert(good, 1, "Leather wallet", image=str(first_photo))])
+        stack.drained()
+    finally:
+        corrupt.unlink()
     assert stack.doc(good)["_source"]["has_image"] is True
-    assert stack.doc(bad) is None
-    letters = [d for d in stack.queue.dead_letters() if d.event.get("product_id") == bad]
-    assert len(letters) == 1 and "not a decodable picture" in letters[0].error and letters[0].stage == "index"
+    assert stack.doc(bad) is None and stack.doc(hostile) is None
+    letters = {d.event.get("product_id"): d for d in stack.queue.dead_letters()}
+    assert "not a decodable picture" in letters[bad].error and letters[bad].stage == "index"
+    assert "outside the image root" in letters[hostile].error and letters[hostile].stage == "index"
 
-    from workers.producer import replay
-
-    replay(stack.queue, [letters[0].id], {**letters[0].event, "image": str(first_photo)})
+    stack.system.producer.replay([letters[bad].id], {**letters[bad].event, "image": str(first_photo)})
     stack.drained()
     assert stack.doc(bad)["_source"]["has_image"] is True
+    stack.queue.discard(letters[hostile].id)
 
 
-def test_engine_outage_parks_events_after_retries(stack: Stack, stack_dir):
+def test_engine_outage_parks_events_after_retries(stack: Stack, services: LocalStack):
     """A worker whose engine is down retries with back-off, then parks: nothing vanishes."""
-    from dataclasses import replace
-
-    from service.runtime import Runtime
-    from tests.integration.conftest import free_port
-    from workers.producer import enqueue
-
-    settings = replace(stack.runtime.settings, engine_url=f"http://127.0.0.1:{free_port()}",
-                       queue_prefix=f"itest-outage-{stack.kind}")
-    worker = start_worker(worker_env(settings, INGEST_MAX_RETRIES="1"), f"outage-{stack.kind}",
-                          stack_dir / f"worker-outage-{stack.kind}.log")
+    settings = replace(stack.system.settings, engine_url=f"http://127.0.0.1:{free_port()}",
+                       queue_prefix=f"itest-outage-{stack.kind}", ingest_max_retries=1)
+    worker = services.start_worker(settings, f"outage-{stack.kind}")
     try:
-        runtime = Runtime(settings)
+        system = System(settings)
         pid = new_id("outage")
-        enqueue([upsert(pid, 1, "Rain jacket")], runtime.queue, batch_size=8)
-        letters = wait_for(lambda: runtime.queue.dead_letters(), 90, f"the event to be parked (log: {worker.log})")
+        system.producer.enqueue([upsert(pid, 1, "Rain jacket")])
+        letters = wait_for(lambda: system.queue.dead_letters(), 90, f"the event to be parked (log: {worker.log})")
         assert letters[0].event["product_id"] == pid and letters[0].stage == "engine"
         assert "unreachable" in letters[0].error or "refused" in letters[0].error.lower()
-        assert runtime.queue.pending() == 0 and runtime.queue.in_flight() == 0
+        assert system.queue.pending() == 0 and system.queue.in_flight() == 0
     finally:
-        worker.stop()
+        services.stop_worker(worker)
 
 
 def test_queue_survives_json_round_trip(stack: Stack):
@@ -140,38 +139,41 @@ def test_queue_survives_json_round_trip(stack: Stack):
     assert stack.doc(pid)["_source"]["attributes"] == {"material": "wool"}
 
 
-def test_a_worker_killed_mid_batch_loses_nothing(stack: Stack, stack_dir):
-    """kill -9 a worker while it holds a batch: its task is redelivered and the batch indexed."""
+def test_a_worker_killed_mid_batch_loses_nothing(stack: Stack, services: LocalStack):
+    """kill -9 a whole worker while it holds a batch: a live worker's sweep takes the batch back.
+
+    The visibility timeout stays at its default (300 s): the events must come back through the
+    lease and the sweep, long before Celery would redeliver the dead worker's message.
+    """
     if stack.kind != "opensearch":
         pytest.skip("the queue and worker behaviour is engine-independent; run once")
-    from dataclasses import replace
-
-    from service.runtime import Runtime
-    from workers.producer import enqueue
-
-    settings = replace(stack.runtime.settings, queue_prefix="itest-crash", batch_size=16)
-    env = worker_env(settings, INGEST_VISIBILITY_TIMEOUT="8")
-    runtime = Runtime(settings)
+    settings = replace(stack.system.settings, queue_prefix="itest-crash", batch_size=16)
+    assert settings.ingest_visibility_timeout_s >= 300
+    system = System(settings)
     tag = new_id("crash")
     events = [upsert(f"{tag}-{i}", 1, f"Crash test tee number {i}") for i in range(200)]
-    first = start_worker(env, "crash-a", stack_dir / "worker-crash-a.log")
-    second = None
+    doomed = services.start_worker(settings, "crash-a")
+    survivor = services.start_worker(settings, "crash-b")
+    doomed_pids = {str(pid) for pid in group_members(doomed.process.pid)}
+
+    def doomed_holds_a_batch() -> bool:
+        return any(owner.rsplit(":", 1)[1] in doomed_pids for owner in system.queue.lease_owners().values())
+
     try:
-        enqueue(events, runtime.queue, batch_size=16)
+        system.producer.enqueue(events)
+        wait_for(doomed_holds_a_batch, 120, "the doomed worker to claim a batch")
+        doomed.kill()
+        killed_at = time.monotonic()
         ids_query = {"prefix": {"product_id": tag}}
-        wait_for(lambda: runtime.queue.in_flight() > 0, 120, "the worker to claim a batch")
-        first.kill()
-        assert runtime.queue.in_flight() > 0 or runtime.queue.pending() > 0  # work was cut off
-        second = start_worker(env, "crash-b", stack_dir / "worker-crash-b.log")
 
         def all_indexed() -> bool:
             stack.engine.refresh("itest")
             return stack.engine.count("itest", ids_query) == len(events)
 
-        wait_for(all_indexed, 180, f"every event after the crash (log: {second.log})")
-        wait_for(lambda: runtime.queue.in_flight() == 0 and runtime.queue.pending() == 0, 60, "an empty queue")
-        assert runtime.queue.dead_letters() == []
+        wait_for(all_indexed, 90, f"every event after the crash (log: {survivor.log})")
+        print(f"\nall {len(events)} events searchable {time.monotonic() - killed_at:.1f}s after the kill")
+        wait_for(lambda: system.queue.in_flight() == 0 and system.queue.pending() == 0, 60, "an empty queue")
+        assert system.queue.dead_letters() == []
     finally:
-        first.kill()
-        if second:
-            second.stop()
+        doomed.kill()
+        services.stop_worker(survivor)

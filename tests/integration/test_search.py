@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from query_rewriter.blend import METHODS
 from query_rewriter.requests import Filters
 from query_rewriter.search import SearchRequest
 from tests.integration.conftest import Stack
@@ -26,7 +27,7 @@ def planted(stack: Stack) -> Stack:
 
 
 def search(stack: Stack, query: str, **kw):
-    return stack.runtime.searcher.search(SearchRequest(query=query, **kw))
+    return stack.system.searcher.search(SearchRequest(query=query, **kw))
 
 
 def test_hybrid_holds_a_bm25_only_and_a_knn_only_product(planted: Stack):
@@ -60,7 +61,7 @@ def test_filters_apply_to_both_legs(planted: Stack):
     assert "planted-knn" not in {h.product_id for h in rewritten.hits}
 
 
-@pytest.mark.parametrize("method", ["min_max", "z_score", "rrf"])
+@pytest.mark.parametrize("method", METHODS)
 def test_pagination_across_the_blend_has_no_duplicates_or_gaps(planted: Stack, method: str):
     whole = search(planted, "men shoes", method=method, depth=60, size=60)
     paged = []

@@ -7,12 +7,19 @@ from fastapi.testclient import TestClient
 from tests.integration.conftest import Stack
 
 
-@pytest.fixture
-def client(stack: Stack, monkeypatch) -> TestClient:
-    import service.http as http
+API_KEY = "itest-key"
 
-    monkeypatch.setattr(http, "_runtime", stack.runtime)
-    return TestClient(http.app)
+
+@pytest.fixture
+def client(stack: Stack) -> TestClient:
+    from dataclasses import replace
+
+    from service.http import create_app
+    from system import System
+
+    client = TestClient(create_app(System(replace(stack.system.settings, api_key=API_KEY))))
+    client.headers["X-API-Key"] = API_KEY
+    return client
 
 
 def test_search_endpoint_returns_explained_hits(client: TestClient):
@@ -53,12 +60,12 @@ def test_reembed_moves_both_aliases_to_a_new_version(stack: Stack):
     from indexer.indices import ensure_index
     from indexer.pipeline import index_events
 
-    ensure_index(engine, names, stack.runtime.encoder.dimension)
+    ensure_index(engine, names, stack.system.encoder.dimension)
     events = [{"type": "upsert", "product_id": f"re-{i}", "version": 5, "title": f"Cotton socks pack of {i}"}
               for i in range(1, 31)]
-    index_events(events, engine=engine, encoder=stack.runtime.encoder, index=names.write_alias)
+    index_events(events, engine=engine, encoder=stack.system.encoder, index=names.write_alias)
     engine.refresh(names.read_alias)
-    new_index = reembed(engine, names, stack.runtime.encoder, image_root=stack.runtime.settings.image_root)
+    new_index = reembed(engine, names, stack.system.encoder, image_root=stack.system.settings.image_root)
     assert new_index == "itest-reembed-v2"
     assert current_versions(engine, names) == (new_index, new_index)
     assert engine.count(names.read_alias) == 30

@@ -59,3 +59,21 @@ def test_document_drops_absent_optional_fields():
                          model_version="m1", has_image=False)
     assert doc["event_version"] == 7 and doc["model_version"] == "m1"
     assert "price" not in doc and "brand" not in doc
+
+
+def test_a_text_only_catalogue_needs_no_image_column(tmp_path):
+    from indexer.catalog import catalog_events
+
+    (tmp_path / "products.csv").write_text("product_id,title\np1,Red shirt\np2,Blue jeans\n")
+    assert catalog_events(tmp_path) == [
+        {"type": "upsert", "product_id": "p1", "version": 1, "title": "Red shirt"},
+        {"type": "upsert", "product_id": "p2", "version": 1, "title": "Blue jeans"},
+    ]
+
+
+def test_a_catalogue_without_titles_names_the_missing_column(tmp_path):
+    from acebert.data import load_catalog
+
+    (tmp_path / "products.csv").write_text("product_id,name\np1,Red shirt\n")
+    with pytest.raises(ValueError, match=r"missing columns \['title'\]"):
+        load_catalog(tmp_path)

@@ -41,3 +41,21 @@ def test_index_names():
         names.version_of("other-v1")
     with pytest.raises(ValueError):
         IndexNames("Bad Prefix")
+
+
+def test_the_layout_sets_shards_replicas_and_refresh():
+    from es_mappings import IndexLayout
+
+    body = index_body(vector_mapping={"type": "knn_vector", "dimension": 3}, text_analyzer={"type": "english"},
+                      layout=IndexLayout(shards=2, replicas=1, refresh_interval="30s"))
+    index = body["settings"]["index"]
+    assert (index["number_of_shards"], index["number_of_replicas"], index["refresh_interval"]) == (2, 1, "30s")
+
+
+def test_a_layout_without_shards_is_refused():
+    import pytest
+
+    from es_mappings import IndexLayout
+
+    with pytest.raises(ValueError, match="at least 1 shard"):
+        IndexLayout(shards=0)

@@ -1,0 +1,111 @@
+"""The composition root: the whole system built once, from one :class:`~settings.Settings`.
+
+Every process takes its parts from here: the CLI and the HTTP service (search, enqueue, dead
+letters), the worker processes (``workers.main``), the demo, the tests and the benchmarks. Each
+part is built on first use and then kept, so a producer never loads the model and a search
+process never connects to Redis unless it enqueues.
+
+    system = System(Settings.from_env())
+    system.searcher.search(SearchRequest("red handbag"))
+    system.producer.enqueue(events)
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+
+from celery import Celery
+
+from acebert.encoder import CachedQueryEncoder, Encoder
+from engines import SearchEngine, connect
+from es_mappings import IndexLayout, IndexNames
+from indexer.indices import ensure_index
+from query_rewriter.search import HybridSearcher
+from settings import Settings
+from workers.app import make_celery
+from workers.producer import Producer
+from workers.queue import EventQueue
+from workers.tasks import DrainParts, register_drain, run_sweeper, warm_up_each_process
+
+log = logging.getLogger(__name__)
+# How often each worker looks for batches of dead workers (their leases last workers.queue.LEASE_S).
+SWEEP_EVERY_S = 2.0
+
+
+@dataclass
+class System:
+    settings: Settings
+
+    @cached_property
+    def names(self) -> IndexNames:
+        return IndexNames(self.settings.index_prefix)
+
+    @cached_property
+    def layout(self) -> IndexLayout:
+        """Shards, replicas and refresh interval of every index version this system creates."""
+        s = self.settings
+        return IndexLayout(s.index_shards, s.index_replicas, s.index_refresh_interval)
+
+    @cached_property
+    def engine(self) -> SearchEngine:
+        return connect(self.settings.engine, self.settings.engine_url)
+
+    @cached_property
+    def encoder(self) -> Encoder:
+        from acebert.loading import load_encoder  # the model's libraries load only when asked for
+
+        return load_encoder(self.settings.encoder, threads=self.settings.encoder_threads)
+
+    @cached_property
+    def searcher(self) -> HybridSearcher:
+        size = self.settings.query_cache_size
+        encoder = CachedQueryEncoder(self.encoder, size) if size > 0 else self.encoder
+        return HybridSearcher(self.engine, encoder, self.names.read_alias)
+
+    @cached_property
+    def queue(self) -> EventQueue:
+        return EventQueue.from_url(self.settings.redis_url, self.settings.queue_prefix)
+
+    @cached_property
+    def celery(self) -> Celery:
+        return make_celery(self.settings)
+
+    @cached_property
+    def producer(self) -> Producer:
+        return Producer(self.queue, self.celery, self.settings.batch_size)
+
+    def ensure_index(self) -> str:
+        """The index behind the write alias, created (version 1 and both aliases) on first use."""
+        return ensure_index(self.engine, self.names, self.encoder.dimension, self.layout)
+
+    @cached_property
+    def drain_parts(self) -> DrainParts:
+        """What the drain task needs; built in the worker's pool process on its first batch.
+
+        Not cached when building fails (engine down): the task retries and builds again.
+        """
+        self.ensure_index()
+        return DrainParts(self.engine, self.encoder, self.names.write_alias, self.settings.image_root)
+
+    def worker_app(self) -> Celery:
+        """The Celery app with the drain task registered, the model loaded in each pool process,
+        and the sweep of dead workers' batches running in the main process."""
+        register_drain(self.celery, lambda: self.queue, lambda: self.drain_parts, self.settings.batch_size,
+                       self.settings.ingest_max_retries)
+        warm_up_each_process(lambda: self.encoder)
+        run_sweeper(self.celery, self.sweep, SWEEP_EVERY_S)
+        return self.celery
+
+    def sweep(self) -> None:
+        """Take back dead workers' batches and make sure every queued event has a drain task."""
+        report = self.queue.sweep()
+        if report.returned or report.parked:
+            log.warning("took back %d events from dead workers; parked %d that kept killing them",
+                        report.returned, len(report.parked))
+        self.producer.schedule_backlog()
+
+    def close(self) -> None:
+        """Release the engine client's connections, if one was made."""
+        if "engine" in self.__dict__:
+            self.engine.close()
