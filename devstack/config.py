@@ -13,18 +13,43 @@ import shutil
 from pathlib import Path
 from typing import Mapping
 
-Settings = Mapping[str, "str | int | bool"]
+Settings = Mapping[str, "str | int | bool | list[str]"]
 
 
-def engine_settings(http_port: int, transport_port: int, data_dir: Path, logs_dir: Path) -> dict:
-    """Settings both engines need for a private single-node cluster on loopback.
+SINGLE_NODE = {"discovery.type": "single-node"}
+
+
+def cluster_discovery(cluster_name: str, node_name: str, transport_ports: list[int]) -> dict:
+    """Discovery settings of one node of a multi-node OpenSearch cluster on loopback.
+
+    Every node lists every node's transport port as a seed, so a node that restarts finds the
+    others again. ``node-1`` is the one cluster manager; the others hold data only. With two
+    manager-eligible nodes a cluster cannot elect a manager once either is lost (a quorum of
+    two is both), so a small test cluster that must survive a lost node has exactly one manager
+    and loses data nodes; production clusters use three manager-eligible nodes (docs/scaling.md).
+    """
+    settings = {
+        "cluster.name": cluster_name,
+        "node.name": node_name,
+        "discovery.seed_hosts": [f"127.0.0.1:{port}" for port in transport_ports],
+        "cluster.initial_cluster_manager_nodes": ["node-1"],
+    }
+    if node_name != "node-1":
+        settings["node.roles"] = ["data", "ingest"]
+    return settings
+
+
+def engine_settings(
+    http_port: int, transport_port: int, data_dir: Path, logs_dir: Path, discovery: Settings = SINGLE_NODE
+) -> dict:
+    """Settings both engines need for a private cluster on loopback (single-node by default).
 
     Disk thresholds are off because a nearly full developer disk would otherwise make every
     index read-only; binding to 127.0.0.1 keeps the bootstrap checks (file descriptors,
     vm.max_map_count) as warnings instead of fatal errors.
     """
     return {
-        "discovery.type": "single-node",
+        **discovery,
         "network.host": "127.0.0.1",
         "http.port": http_port,
         "transport.port": transport_port,
@@ -35,7 +60,7 @@ def engine_settings(http_port: int, transport_port: int, data_dir: Path, logs_di
 
 
 def render_settings(settings: Settings) -> str:
-    """YAML lines, one flat dotted key each; strings are JSON-quoted, which YAML reads as is."""
+    """YAML lines, one flat dotted key each; strings and lists are JSON, which YAML reads as is."""
     lines = ["", "# --- added by devstack for this run ---"]
     for key, value in settings.items():
         if isinstance(value, bool):

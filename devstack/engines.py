@@ -11,14 +11,17 @@ The two engines differ only in the data of ``EngineKind``; the start-up code is 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from devstack.config import engine_settings, write_run_config
+from devstack.config import SINGLE_NODE, cluster_discovery, engine_settings, write_run_config
 from devstack.errors import EngineStartError
 from devstack.install import install_elasticsearch, install_opensearch
 from devstack.java import find_java_home
@@ -26,6 +29,7 @@ from devstack.logtail import tail_lines
 from devstack.privileges import as_engine_user
 from devstack.process import (
     Service,
+    free_port,
     group_members,
     is_alive,
     require_free_port,
@@ -57,79 +61,167 @@ ELASTICSEARCH = EngineKind(
 )
 
 
-def start_opensearch(
+ENGINES: dict[str, EngineKind] = {kind.name: kind for kind in (OPENSEARCH, ELASTICSEARCH)}
+
+
+def start_search_engine(
+    name: str,
     run_dir: Path,
     http_port: int = 9200,
     transport_port: int = 9300,
     heap: str = "1g",
     timeout_s: float = 180,
 ) -> Service:
-    """OpenSearch with k-NN and neural-search, data and logs under ``run_dir``."""
-    return start_engine(OPENSEARCH, run_dir, http_port, transport_port, heap, timeout_s)
+    """OpenSearch (with k-NN and neural-search) or Elasticsearch (integ-test build, security off).
+
+    Data and logs go under ``run_dir``; ``name`` is a key of :data:`ENGINES`.
+    """
+    try:
+        kind = ENGINES[name]
+    except KeyError:
+        raise EngineStartError(f"unknown engine {name!r}; devstack runs {sorted(ENGINES)}") from None
+    return start_engine(kind, run_dir, http_port, transport_port, heap, timeout_s)
 
 
-def start_elasticsearch(
-    run_dir: Path,
-    http_port: int = 9201,
-    transport_port: int = 9301,
-    heap: str = "1g",
-    timeout_s: float = 180,
-) -> Service:
-    """Elasticsearch (integ-test distribution, security off), data and logs under ``run_dir``."""
-    return start_engine(ELASTICSEARCH, run_dir, http_port, transport_port, heap, timeout_s)
+@dataclass(frozen=True)
+class NodeSpec:
+    """How to (re)start one engine node: everything but the process."""
+
+    kind: EngineKind
+    run_dir: Path
+    http_port: int
+    transport_port: int
+    heap: str
+    discovery: dict = field(default_factory=lambda: dict(SINGLE_NODE))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+
+@dataclass
+class _Launch:
+    """A node whose JVM was launched but is not known healthy yet."""
+
+    spec: NodeSpec
+    launcher: subprocess.Popen
+    pid_file: Path
+    started: float
+
+    def pids(self) -> list[int]:
+        self.launcher.poll()  # reap the launcher once it has daemonized the engine
+        pid = read_pid(self.pid_file)
+        return group_members(self.launcher.pid) + ([pid] if pid is not None and is_alive(pid) else [])
+
+    def abort(self) -> None:
+        terminate(self.pids())
+        self.launcher.wait()
 
 
 def start_engine(
     kind: EngineKind, run_dir: Path, http_port: int, transport_port: int, heap: str, timeout_s: float
 ) -> Service:
     """Launch ``kind`` and wait until its cluster is yellow; see the module docstring."""
+    return start_nodes([NodeSpec(kind, run_dir.resolve(), http_port, transport_port, heap)], timeout_s)[0]
+
+
+def start_nodes(specs: list[NodeSpec], timeout_s: float) -> list[Service]:
+    """Launch every node, then wait until each one answers yellow (a cluster forms only once all
+    its initial cluster managers are up, so they cannot be started one after the other)."""
+    launches: list[_Launch] = []
+    try:
+        for spec in specs:
+            launches.append(_launch(spec))
+        return [_await_healthy(launch, timeout_s) for launch in launches]
+    except BaseException:  # a failed node or Ctrl-C: leave no detached engine behind
+        for launch in launches:
+            launch.abort()
+        raise
+
+
+def _launch(spec: NodeSpec) -> _Launch:
+    kind, run_dir = spec.kind, spec.run_dir
     home = kind.install()
     java_home = find_java_home()
-    run_dir = run_dir.resolve()
-    for port in (http_port, transport_port):
+    for port in (spec.http_port, spec.transport_port):
         require_free_port(port)
-    _prepare_run_dir(kind, home, run_dir, http_port, transport_port, heap)
+    _prepare_run_dir(spec, home)
     pid_file = run_dir / f"{kind.name}.pid"
     pid_file.unlink(missing_ok=True)
-    url = f"http://127.0.0.1:{http_port}"
-    started = time.monotonic()
     command = _launch_command(kind, home, java_home, run_dir, pid_file)
     launcher = spawn(as_engine_user(command, [home, run_dir]), run_dir / "console.log", cwd=home)
+    return _Launch(spec, launcher, pid_file, time.monotonic())
 
-    def engine_pids() -> list[int]:
-        launcher.poll()  # reap the launcher once it has daemonized the engine
-        pid = read_pid(pid_file)
-        return group_members(launcher.pid) + ([pid] if pid is not None and is_alive(pid) else [])
 
-    def abort() -> None:
-        terminate(engine_pids())
-        launcher.wait()
-
-    try:
-        failure = wait_until(lambda: is_healthy(url), lambda: not engine_pids(), timeout_s)
-    except BaseException:  # e.g. Ctrl-C: leave no detached engine behind
-        abort()
-        raise
-    pid = read_pid(pid_file)
+def _await_healthy(launch: _Launch, timeout_s: float) -> Service:
+    spec = launch.spec
+    remaining = timeout_s - (time.monotonic() - launch.started)
+    failure = wait_until(lambda: is_healthy(spec.url), lambda: not launch.pids(), remaining)
+    pid = read_pid(launch.pid_file)
     if failure is None and pid is None:
-        failure = f"{url} answered, but {pid_file} was not written"
+        failure = f"{spec.url} answered, but {launch.pid_file} was not written"
     if failure is not None:
-        abort()
-        raise EngineStartError(f"{kind.name} did not start: {failure}\n{_log_report(kind, run_dir)}")
-    return Service(kind.name, url, pid, run_dir, time.monotonic() - started, _child=launcher)
+        raise EngineStartError(f"{spec.kind.name} did not start: {failure}\n{_log_report(spec.kind, spec.run_dir)}")
+    return Service(spec.kind.name, spec.url, pid, spec.run_dir, time.monotonic() - launch.started,
+                   _child=launch.launcher)
 
 
-def _prepare_run_dir(
-    kind: EngineKind, home: Path, run_dir: Path, http_port: int, transport_port: int, heap: str
-) -> None:
+@dataclass
+class Cluster:
+    """A multi-node OpenSearch cluster on loopback, whose nodes a test can kill and bring back."""
+
+    specs: list[NodeSpec]
+    nodes: list[Service]
+
+    @property
+    def urls(self) -> list[str]:
+        return [spec.url for spec in self.specs]
+
+    def kill(self, index: int) -> None:
+        """SIGKILL node ``index``, as a crash or a lost machine would end it."""
+        os.kill(self.nodes[index].pid, signal.SIGKILL)
+        wait_until(lambda: not is_alive(self.nodes[index].pid), lambda: False, 30)
+
+    def restart(self, index: int, timeout_s: float = 180) -> Service:
+        """Start node ``index`` again on its ports and data directory; it rejoins the cluster."""
+        self.nodes[index].stop()
+        self.nodes[index] = start_nodes([self.specs[index]], timeout_s)[0]
+        return self.nodes[index]
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def start_opensearch_cluster(run_dir: Path, nodes: int = 2, heap: str = "1g", timeout_s: float = 240) -> Cluster:
+    """``nodes`` OpenSearch nodes on 127.0.0.1 that discover each other, each under ``run_dir/node-<i>``.
+
+    ``node-1`` is the cluster manager and the others are data nodes (see
+    :func:`devstack.config.cluster_discovery`): a test may kill any node but the first. OpenSearch only: the multi-node behaviour under test (replicas, failover) is the engine's
+    own, and one cluster per test run keeps the suite inside its time budget.
+    """
+    run_dir = run_dir.resolve()
+    http_ports = [free_port() for _ in range(nodes)]
+    transport_ports = [free_port() for _ in range(nodes)]
+    cluster_name = f"acebert-{run_dir.name}"
+    specs = [
+        NodeSpec(OPENSEARCH, run_dir / f"node-{i}", http_ports[i - 1], transport_ports[i - 1], heap,
+                 cluster_discovery(cluster_name, f"node-{i}", transport_ports))
+        for i in range(1, nodes + 1)
+    ]
+    return Cluster(specs, start_nodes(specs, timeout_s))
+
+
+def _prepare_run_dir(spec: NodeSpec, home: Path) -> None:
     """data/, logs/, tmp/ and a fresh config/ for this run (existing data is kept)."""
+    run_dir = spec.run_dir
     for sub in ("data", "logs", "tmp"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     settings = {
-        **engine_settings(http_port, transport_port, run_dir / "data", run_dir / "logs"),
-        **kind.extra_settings,
+        **engine_settings(spec.http_port, spec.transport_port, run_dir / "data", run_dir / "logs", spec.discovery),
+        **spec.kind.extra_settings,
     }
-    write_run_config(home / "config", run_dir / "config", kind.settings_file, settings, heap)
+    write_run_config(home / "config", run_dir / "config", spec.kind.settings_file, settings, spec.heap)
 
 
 def _launch_command(

@@ -114,6 +114,23 @@ def test_render_settings_is_flat_yaml_with_quoted_strings() -> None:
     ]
 
 
+def test_cluster_nodes_seed_each_other_and_only_node_1_manages() -> None:
+    from devstack.config import cluster_discovery
+
+    settings = engine_settings(9251, 9351, Path("/r/data"), Path("/r/logs"),
+                               cluster_discovery("c1", "node-2", [9350, 9351]))
+    assert "discovery.type" not in settings
+    lines = render_settings(settings).strip().splitlines()[1:6]
+    assert lines == [
+        'cluster.name: "c1"',
+        'node.name: "node-2"',
+        'discovery.seed_hosts: ["127.0.0.1:9350", "127.0.0.1:9351"]',
+        'cluster.initial_cluster_manager_nodes: ["node-1"]',
+        'node.roles: ["data", "ingest"]',
+    ]
+    assert "node.roles" not in cluster_discovery("c1", "node-1", [9350, 9351])
+
+
 def test_heap_options() -> None:
     assert heap_options("1g") == "-Xms1g\n-Xmx1g\n"
     assert heap_options("512m") == "-Xms512m\n-Xmx512m\n"
