@@ -286,6 +286,16 @@ class SearchEngine(ABC):
         answer = self._request("GET", f"/{index}/_stats/docs,store,segments")
         return answer["indices"][index]["primaries"]
 
+    def update_settings(self, index: str, settings: Mapping[str, Any]) -> None:
+        """Change dynamic index settings (``refresh_interval``, ``gc_deletes``, ...)."""
+        self._request("PUT", f"/{index}/_settings", body={"index": dict(settings)})
+
+    def delete_by_query(self, index: str, query: Mapping[str, Any]) -> int:
+        """Delete the documents matching ``query``; returns how many were deleted."""
+        answer = self._request("POST", f"/{index}/_delete_by_query", body={"query": dict(query)},
+                               params={"conflicts": "proceed", "refresh": "true"})
+        return int(answer["deleted"])
+
     def shard_copies(self, index: str) -> list[tuple[int, bool]]:
         """The started copies of ``index``'s shards, as (shard number, is primary)."""
         rows = self._request("GET", f"/_cat/shards/{index}", params={"format": "json"})

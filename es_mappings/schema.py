@@ -46,8 +46,14 @@ PRODUCT_FIELDS: tuple[Field, ...] = (
     Field("has_image", {"type": "boolean"}),
     Field("model_version", {"type": "keyword"}),
     Field("event_version", {"type": "long"}),
+    # A delete's tombstone (indexer.documents.tombstone): no text, no vector, just its version.
+    Field("deleted", {"type": "boolean"}),
     Field("updated_at", {"type": "date"}),
 )
+
+# Documents that are products, not tombstones: for counts and listings (the two search legs never
+# see a tombstone, which has neither text nor vector).
+LIVE_PRODUCTS: dict[str, Any] = {"bool": {"must_not": [{"term": {"deleted": True}}]}}
 
 BM25_FIELDS: tuple[str, ...] = tuple(
     f"{f.name}^{f.bm25_boost:g}" for f in PRODUCT_FIELDS if f.bm25_boost is not None

@@ -1,4 +1,4 @@
-"""Event -> engine document (without the vector) and event -> encoder input."""
+"""Event -> engine document (without the vector), delete -> tombstone, and event -> encoder input."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from acebert.encoder import ProductInput
-from indexer.events import ProductUpsert
+from indexer.events import ProductDelete, ProductUpsert
 from indexer.image_files import image_path, read_image
 
 
@@ -46,3 +46,18 @@ def build_document(event: ProductUpsert, *, model_version: str, has_image: bool)
         "updated_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
     }
     return {key: value for key, value in document.items() if value is not None}
+
+
+def tombstone(event: ProductDelete) -> dict[str, Any]:
+    """What a delete leaves in the index: the product id, its version, and ``deleted``.
+
+    A tombstone has no text and no vector, so neither the BM25 nor the kNN leg can return it; it
+    exists so that the engine's external versioning keeps refusing older upserts of a deleted
+    product for as long as the tombstone stays (``hybrid-search purge-deletes`` removes old ones).
+    """
+    return {
+        "product_id": event.product_id,
+        "deleted": True,
+        "event_version": event.version,
+        "updated_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+    }

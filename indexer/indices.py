@@ -56,6 +56,16 @@ def ensure_index(
     return index
 
 
+def purge_tombstones(engine: SearchEngine, names: IndexNames, older_than: str) -> int:
+    """Remove delete tombstones older than ``older_than`` (an engine date-math span: ``30d``, ``12h``).
+
+    A stale upsert of a deleted product that arrives after its tombstone is purged would bring it
+    back, so ``older_than`` must be longer than any event can be delayed or replayed late.
+    """
+    query = {"bool": {"filter": [{"term": {"deleted": True}}, {"range": {"updated_at": {"lt": f"now-{older_than}"}}}]}}
+    return engine.delete_by_query(names.write_alias, query)
+
+
 def next_version(engine: SearchEngine, names: IndexNames) -> int:
     """One past the highest version of this prefix, so a new version never reuses a dropped one's name."""
     versions = [names.version_of(index) for index in engine.indices(f"{names.prefix}-v*")]

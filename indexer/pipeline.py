@@ -19,7 +19,7 @@ from acebert.encoder import Encoder, ProductInput
 from acebert.images import ImageError
 from engines import BulkOutcome, SearchEngine
 from es_mappings import VECTOR_FIELD
-from indexer.documents import build_document, encoder_input
+from indexer.documents import build_document, encoder_input, tombstone
 from indexer.events import InvalidEvent, ProductDelete, ProductUpsert, parse_event
 
 log = logging.getLogger(__name__)
@@ -89,11 +89,9 @@ def _encode(
 
 def _outcome(raw: Any, event: ProductUpsert | ProductDelete, result: BulkOutcome) -> EventOutcome:
     if result.ok:
-        return EventOutcome(raw, Status.DELETED if result.op == "delete" else Status.INDEXED)
+        return EventOutcome(raw, Status.DELETED if isinstance(event, ProductDelete) else Status.INDEXED)
     if result.stale:
         return EventOutcome(raw, Status.STALE)
-    if result.op == "delete" and result.status == 404:
-        return EventOutcome(raw, Status.DELETED)
     message = f"product {event.product_id}: engine answered {result.status}: {result.error}"
     return EventOutcome(raw, Status.RETRY if result.retryable else Status.REJECTED, message)
 
@@ -142,10 +140,12 @@ def index_events(
             event, model_version=encoder.model_version, has_image=product.image is not None
         )
         document[VECTOR_FIELD] = vector.tolist()
-        actions.append(_action("index", index, event, document))
+        actions.append(_action(index, event, document))
         pending.append((raw, event))
     for raw, delete in deletes:
-        actions.append(_action("delete", index, delete))
+        # A delete writes a tombstone at its version rather than removing the document: the
+        # version then outlives index.gc_deletes, and a stale upsert replayed later is refused.
+        actions.append(_action(index, delete, tombstone(delete)))
         pending.append((raw, delete))
 
     results = engine.bulk(actions) if actions else []
@@ -160,16 +160,13 @@ def index_events(
     return report
 
 
-def _action(
-    op: str, index: str, event: ProductUpsert | ProductDelete, source: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    action: dict[str, Any] = {
-        "_op_type": op,
+def _action(index: str, event: ProductUpsert | ProductDelete, source: dict[str, Any]) -> dict[str, Any]:
+    """One bulk ``index`` action at the event's external version (a tombstone for a delete)."""
+    return {
+        "_op_type": "index",
         "_index": index,
         "_id": event.product_id,
         "version": event.version,
         "version_type": "external",
+        "_source": source,
     }
-    if source is not None:
-        action["_source"] = source
-    return action

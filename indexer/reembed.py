@@ -18,8 +18,11 @@ from indexer.pipeline import Status, index_events
 
 
 def _as_event(hit: dict[str, Any]) -> dict[str, Any]:
-    """A stored document back into the upsert event that produced it (same version)."""
+    """A stored document back into the event that produced it (same version): a tombstone into
+    its delete, so that deletes carry over to the new version."""
     source = hit["_source"]
+    if source.get("deleted"):
+        return {"type": "delete", "product_id": source["product_id"], "version": int(source["event_version"])}
     keys = ("product_id", "title", "description", "category", "brand", "attributes", "price", "image")
     event = {key: source[key] for key in keys if source.get(key) not in (None, {}, "")}
     return {"type": "upsert", "version": int(source["event_version"]), **event}

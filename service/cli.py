@@ -1,7 +1,7 @@
 """``hybrid-search``: the command line over the same library the HTTP service uses.
 
-Settings come from the environment (see ``settings.py``); ``--engine``/``--url`` override the
-engine for one call. Each command takes its parts from one :class:`~system.System`, and the
+Settings come from the environment (see ``settings.py``); ``--engine``/``--url`` and the index
+layout options (``--shards``, ``--replicas``, ``--refresh-interval``) override them for one call. Each command takes its parts from one :class:`~system.System`, and the
 model loads only in commands that encode.
 """
 from __future__ import annotations
@@ -19,16 +19,15 @@ from typing import Any, Iterator, Sequence
 from engines import ENGINE_KINDS
 from query_rewriter.blend import METHODS
 from query_rewriter.search import MODES
+from es_mappings import LIVE_PRODUCTS
 from settings import Settings
 from system import System
 
 
 def _system(args: argparse.Namespace) -> System:
-    settings = Settings.from_env()
-    if args.engine:
-        settings = replace(settings, engine=args.engine)
-    if args.url:
-        settings = replace(settings, engine_url=args.url)
+    overrides = {"engine": args.engine, "engine_url": args.url, "index_shards": args.shards,
+                 "index_replicas": args.replicas, "index_refresh_interval": args.refresh_interval}
+    settings = replace(Settings.from_env(), **{key: value for key, value in overrides.items() if value is not None})
     return System(settings)
 
 
@@ -117,7 +116,7 @@ def cmd_wait(args: argparse.Namespace) -> None:
     except TimeoutError as exc:
         raise SystemExit(str(exc)) from None
     system.engine.refresh(system.names.read_alias)
-    print(f"queue drained; {system.engine.count(system.names.read_alias)} products searchable")
+    print(f"queue drained; {system.engine.count(system.names.read_alias, LIVE_PRODUCTS)} products searchable")
 
 
 def cmd_search(args: argparse.Namespace) -> None:
@@ -160,6 +159,14 @@ def cmd_dead_letters(args: argparse.Namespace) -> None:
     print(f"replayed {system.producer.replay(ids, corrected)}")
 
 
+def cmd_purge_deletes(args: argparse.Namespace) -> None:
+    from indexer.indices import purge_tombstones
+
+    system = _system(args)
+    removed = purge_tombstones(system.engine, system.names, args.older_than)
+    print(f"removed {removed} delete tombstones older than {args.older_than}")
+
+
 def cmd_reembed(args: argparse.Namespace) -> None:
     from indexer.reembed import reembed
 
@@ -191,7 +198,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hybrid-search", description=__doc__.splitlines()[0])
     parser.add_argument("--engine", choices=ENGINE_KINDS, help="overrides SEARCH_ENGINE")
-    parser.add_argument("--url", help="engine URL; overrides SEARCH_URL")
+    parser.add_argument("--url", help="engine URL, or several comma-separated; overrides SEARCH_URL")
+    parser.add_argument("--shards", type=int, help="shards of a new index version; overrides INDEX_SHARDS")
+    parser.add_argument("--replicas", type=int, help="replicas of a new index version; overrides INDEX_REPLICAS")
+    parser.add_argument("--refresh-interval", help="e.g. 1s or 30s; overrides INDEX_REFRESH_INTERVAL")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -234,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="replay every dead letter")
     p.add_argument("--event-file", help="replay one dead letter with this corrected event (JSON)")
     p.set_defaults(func=cmd_dead_letters)
+
+    p = sub.add_parser("purge-deletes", help="remove delete tombstones older than a retention window")
+    p.add_argument("--older-than", default="30d",
+                   help="engine date math (30d, 12h); longer than any event can arrive late (default 30d)")
+    p.set_defaults(func=cmd_purge_deletes)
 
     sub.add_parser("reembed", help="re-encode every product into a new index version, then swap aliases"
                    ).set_defaults(func=cmd_reembed)

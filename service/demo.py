@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from devstack import local_stack
+from es_mappings import LIVE_PRODUCTS
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> None:
         system.queue.wait_drained(timeout_s=1800, check=worker.check_alive)
         system.engine.refresh(system.names.read_alias)
         seconds = time.perf_counter() - t
-        count = system.engine.count(system.names.read_alias)
+        count = system.engine.count(system.names.read_alias, LIVE_PRODUCTS)
         print(f"{count} products searchable after {seconds:.1f}s "
               f"({result.queued / seconds:.0f} events/s, including the workers' model start-up)")
         for letter in system.queue.dead_letters():

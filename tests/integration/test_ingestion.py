@@ -13,6 +13,7 @@ from devstack import LocalStack, free_port
 from devstack.process import group_members
 from es_mappings import IndexNames
 from indexer.indices import current_versions
+from query_rewriter.search import SearchRequest
 from system import System
 from tests.integration.conftest import SAMPLE, Stack, wait_for
 
@@ -56,7 +57,30 @@ def test_upsert_update_delete(stack: Stack):
 
     stack.enqueue([{"type": "delete", "product_id": pid, "version": 3}])
     stack.drained()
-    assert stack.doc(pid) is None
+    doc = stack.doc(pid)
+    assert doc["_source"] == {"product_id": pid, "deleted": True, "event_version": 3,
+                              "updated_at": doc["_source"]["updated_at"]} and doc["_version"] == 3
+    hits = stack.system.searcher.search(SearchRequest("Linen summer shirt sky blue", size=50)).hits
+    assert pid not in {hit.product_id for hit in hits}  # a tombstone is in neither leg
+
+
+def test_a_stale_upsert_after_gc_deletes_does_not_resurrect_a_deleted_product(stack: Stack):
+    """The delete's version outlives index.gc_deletes (set to 1 s here): it is a tombstone."""
+    index = stack.engine.indices_of_alias("itest")[0]
+    stack.engine.update_settings(index, {"gc_deletes": "1s"})
+    pid = new_id("zombie")
+    stack.enqueue([upsert(pid, 1, "Canvas sneakers"), {"type": "delete", "product_id": pid, "version": 2}])
+    stack.drained()
+    time.sleep(3)  # past gc_deletes: a hard delete would have forgotten version 2 by now
+    stack.enqueue([upsert(pid, 1, "Canvas sneakers (replayed late)")])
+    stack.drained()
+    assert stack.doc(pid)["_source"].get("deleted") is True
+    stack.engine.update_settings(index, {"gc_deletes": "60s"})
+
+    from indexer.indices import purge_tombstones
+
+    assert purge_tombstones(stack.engine, IndexNames("itest"), older_than="1s") >= 1
+    assert stack.doc(pid) is None  # past the retention window the tombstone goes
 
 
 def test_replayed_and_out_of_order_events_never_overwrite_newer(stack: Stack):
@@ -172,7 +196,7 @@ def test_a_worker_killed_mid_batch_loses_nothing(stack: Stack, services: LocalSt
 
         wait_for(all_indexed, 90, f"every event after the crash (log: {survivor.log})")
         print(f"\nall {len(events)} events searchable {time.monotonic() - killed_at:.1f}s after the kill")
-        wait_for(lambda: system.queue.in_flight() == 0 and system.queue.pending() == 0, 60, "an empty queue")
+        system.queue.wait_drained(60)
         assert system.queue.dead_letters() == []
     finally:
         doomed.kill()

@@ -51,7 +51,7 @@ def test_openapi_schema_lists_the_endpoints(client: TestClient):
 
 def test_reembed_moves_both_aliases_to_a_new_version(stack: Stack):
     """A model change: re-encode into v2 while v1 serves, then swap; nothing is lost."""
-    from es_mappings import IndexNames
+    from es_mappings import LIVE_PRODUCTS, IndexNames
     from indexer.indices import current_versions
     from indexer.reembed import reembed
 
@@ -63,12 +63,15 @@ def test_reembed_moves_both_aliases_to_a_new_version(stack: Stack):
     ensure_index(engine, names, stack.system.encoder.dimension)
     events = [{"type": "upsert", "product_id": f"re-{i}", "version": 5, "title": f"Cotton socks pack of {i}"}
               for i in range(1, 31)]
+    events.append({"type": "delete", "product_id": "re-30", "version": 6})
     index_events(events, engine=engine, encoder=stack.system.encoder, index=names.write_alias)
     engine.refresh(names.read_alias)
     new_index = reembed(engine, names, stack.system.encoder, image_root=stack.system.settings.image_root)
     assert new_index == "itest-reembed-v2"
     assert current_versions(engine, names) == (new_index, new_index)
-    assert engine.count(names.read_alias) == 30
+    assert engine.count(names.read_alias, LIVE_PRODUCTS) == 29
     assert engine.get(names.read_alias, "re-7")["_version"] == 5  # external versions carried over
+    deleted = engine.get(names.read_alias, "re-30")  # the delete carried over, at its version
+    assert deleted["_source"]["deleted"] is True and deleted["_version"] == 6
     for index in ("itest-reembed-v1", "itest-reembed-v2"):
         engine.delete_index(index)

@@ -82,3 +82,13 @@ def test_two_systems_do_not_share_a_celery_app():
     second = System(Settings(redis_url="redis://127.0.0.1:2/0", queue_prefix="b"))
     assert first.celery is not second.celery
     assert first.celery.conf.broker_url != second.celery.conf.broker_url
+
+
+def test_cli_options_override_the_environment_for_one_call(monkeypatch):
+    from service.cli import _system, build_parser
+
+    monkeypatch.setenv("INDEX_SHARDS", "3")
+    monkeypatch.setenv("INDEX_REPLICAS", "2")
+    args = build_parser().parse_args(["--replicas", "1", "--refresh-interval", "30s", "init"])
+    layout = _system(args).layout
+    assert (layout.shards, layout.replicas, layout.refresh_interval) == (3, 1, "30s")
