@@ -63,7 +63,7 @@ def purge_tombstones(engine: SearchEngine, names: IndexNames, older_than: str) -
     back, so ``older_than`` must be longer than any event can be delayed or replayed late.
     """
     query = {"bool": {"filter": [{"term": {"deleted": True}}, {"range": {"updated_at": {"lt": f"now-{older_than}"}}}]}}
-    return engine.delete_by_query(names.write_alias, query)
+    return engine.delete_matching(names.read_alias, query)
 
 
 def next_version(engine: SearchEngine, names: IndexNames) -> int:
