@@ -204,23 +204,25 @@ def dfs_finding(products: int, ndcg: Mapping[str, float], overlap: Mapping[str, 
 
 
 def _legs_finding(legs: Mapping[str, float], knn_ndcg: Mapping[str, float] | None) -> str:
-    text = (f" Leg by leg, against the same leg on one shard: the BM25 leg's top 10 overlaps {legs['bm25']:.1%} "
-            f"without dfs and {legs['bm25 dfs']:.1%} with it; the kNN leg's {legs['knn']:.1%} (it uses no term "
-            "statistics, so dfs does not touch it).")
-    if legs.get("bm25 dfs same scores", 0.0) >= 0.999:
-        text += (" With dfs every query's BM25 top-100 scores are the single shard's, score for score; the products "
-                 f"that still differ in that top 100 (overlap {legs['bm25 dfs top-100']:.1%}) are ties, products "
-                 "with exactly the same score, which each layout orders by its own shard and document order, so the "
-                 "blend sees a different subset of them.")
-    if legs["bm25 dfs"] >= 0.999 and legs["knn"] < 0.999:
-        text += (" So dfs does all it can, BM25 on two shards then ranks as on one; what still differs is the kNN "
-                 "leg: each shard searches its own approximate HNSW graph for its own top 100 and the coordinator "
-                 "keeps the best 100 of the 2 x 100, so two shards find a slightly different set of neighbours "
-                 "than one graph")
+    ties = legs.get("bm25 dfs same scores", 0.0) >= 0.999
+    if not (legs["bm25 dfs"] >= 0.999 and (ties or legs["knn"] < 0.999)):
+        return (f" Leg by leg, against the same leg on one shard: the BM25 leg's top 10 overlaps {legs['bm25']:.1%} "
+                f"without dfs and {legs['bm25 dfs']:.1%} with it; the kNN leg's {legs['knn']:.1%}.")
+    text = (f" Leg by leg, dfs does all it can: the BM25 leg's top 10 goes from {legs['bm25']:.1%} to "
+            f"{legs['bm25 dfs']:.1%} overlap with one shard")
+    text += ", its top-100 scores equal the single shard's for every query." if ties else "."
+    rest = []
+    if ties:
+        rest.append(f"ties at the BM25 leg's top-100 cut (overlap {legs['bm25 dfs top-100']:.1%}: products with "
+                    "exactly the same score, ordered by shard and document)")
+    if legs["knn"] < 0.999:
+        knn = (f"the kNN leg (top-10 overlap {legs['knn']:.1%}), which uses no term statistics: each shard searches "
+               "its own approximate HNSW graph for its own top 100")
         if knn_ndcg:
-            one, two = knn_ndcg["1 shard"], knn_ndcg["2 shards"]
-            text += f" (kNN-only nDCG@10 {two:.4f} on 2 shards against {one:.4f} on 1)"
-        text += "."
+            knn += f" (kNN-only nDCG@10 {knn_ndcg['2 shards']:.4f} on 2 shards, {knn_ndcg['1 shard']:.4f} on 1)"
+        rest.append(knn)
+    if rest:
+        text += " What the blend still sees differently is " + " and ".join(rest) + "."
     return text
 
 

@@ -135,10 +135,11 @@ def test_finding_points_at_the_knn_leg_when_dfs_makes_bm25_match() -> None:
     text = dfs_finding(**_numbers(0.502, 0.99), legs={"bm25": 0.93, "bm25 dfs": 1.0, "knn": 0.97},
                        knn_ndcg={"1 shard": 0.40, "2 shards": 0.41})
     assert "narrows the gap" in text
-    assert "93.0% without dfs and 100.0% with it; the kNN leg's 97.0%" in text
-    assert "what still differs is the kNN leg" in text and "0.4100 on 2 shards against 0.4000 on 1" in text
+    assert "goes from 93.0% to 100.0% overlap with one shard." in text
+    assert "still sees differently is the kNN leg (top-10 overlap 97.0%)" in text
+    assert "0.4100 on 2 shards, 0.4000 on 1" in text and "ties" not in text
     unexplained = dfs_finding(**_numbers(0.502, 0.99), legs={"bm25": 0.93, "bm25 dfs": 0.98, "knn": 1.0})
-    assert "Leg by leg" in unexplained and "what still differs" not in unexplained
+    assert "Leg by leg" in unexplained and "does all it can" not in unexplained
 
 
 def test_same_scores_compares_score_lists_score_for_score() -> None:
@@ -152,5 +153,6 @@ def test_same_scores_compares_score_lists_score_for_score() -> None:
 def test_finding_calls_the_remaining_bm25_difference_ties_only_when_the_scores_match() -> None:
     legs = {"bm25": 0.85, "bm25 dfs": 1.0, "knn": 0.99, "bm25 dfs top-100": 0.88, "bm25 dfs same scores": 1.0}
     text = dfs_finding(**_numbers(0.502, 0.99), legs=legs)
-    assert "are ties" in text and "overlap 88.0%" in text
-    assert "are ties" not in dfs_finding(**_numbers(0.502, 0.99), legs={**legs, "bm25 dfs same scores": 0.9})
+    assert "top-100 scores equal the single shard's for every query" in text
+    assert "is ties at the BM25 leg's top-100 cut (overlap 88.0%" in text and "and the kNN leg" in text
+    assert "ties" not in dfs_finding(**_numbers(0.502, 0.99), legs={**legs, "bm25 dfs same scores": 0.9})
