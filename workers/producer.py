@@ -78,10 +78,12 @@ class Producer:
         """
         waiting = int(self.queue.redis.llen(task_queue_name(self.queue.prefix)))
         needed = max(self.queue.drains_needed(self.batch_size) - waiting, 0)
-        for _ in range(needed):
-            self.celery.send_task(DRAIN_TASK, queue=task_queue_name(self.queue.prefix))
+        self._send_drains(needed)
         return needed
 
     def _schedule_drains(self, count: int) -> None:
-        for _ in range(math.ceil(count / self.batch_size)):
+        self._send_drains(math.ceil(count / self.batch_size))
+
+    def _send_drains(self, tasks: int) -> None:
+        for _ in range(tasks):
             self.celery.send_task(DRAIN_TASK, queue=task_queue_name(self.queue.prefix))

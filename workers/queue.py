@@ -95,32 +95,43 @@ class EventQueue:
 
     def pending(self) -> int:
         """Events waiting for a drain task (the suspects a sweep took back included)."""
+        return sum(self._waiting())
+
+    def _waiting(self) -> tuple[int, int]:
+        """(queued events, suspects), read in one round trip."""
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.llen(self.pending_key)
             pipe.llen(self.suspect_key)
-            return sum(int(n) for n in pipe.execute())
+            queued, suspects = (int(n) for n in pipe.execute())
+        return queued, suspects
 
     # --- workers -------------------------------------------------------------------------
     def drains_needed(self, batch_size: int) -> int:
         """Drain tasks the queued events need: one per suspect (claimed alone), one per batch of the rest."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.llen(self.pending_key)
-            pipe.llen(self.suspect_key)
-            pending, suspects = (int(n) for n in pipe.execute())
-        return suspects + math.ceil(pending / batch_size)
+        queued, suspects = self._waiting()
+        return suspects + math.ceil(queued / batch_size)
 
     def lease_key(self, task_id: str) -> str:
         return self._lease_prefix + task_id
+
+    def _lease(self, task_id: str, seconds: float | None = None) -> None:
+        """Take or renew the task's lease for ``seconds`` (default :data:`LEASE_S`, read at call time)."""
+        self.redis.set(self.lease_key(task_id), _owner(), px=int((LEASE_S if seconds is None else seconds) * 1000))
+
+    def _keys(self, prefix: str) -> Iterator[str]:
+        """The names of the keys that start with ``prefix``."""
+        for key in self.redis.scan_iter(match=prefix + "*"):
+            yield key.decode() if isinstance(key, bytes) else key
 
     def claim(self, task_id: str, limit: int) -> list[Any]:
         """The task's in-flight events: left over from an earlier delivery, else newly claimed.
 
         A suspect (an event a sweep took back from a dead worker) is claimed alone, so that an
-        event that kills its worker process is found. The claim takes the lease in the same
-        transaction: a sweep never sees an in-flight list without one.
+        event that kills its worker process is found. The lease is taken before anything is
+        moved, so a sweep never sees this task's in-flight list without one.
         """
         key = self.in_flight_key(task_id)
-        self.redis.set(self.lease_key(task_id), _owner(), px=int(LEASE_S * 1000))
+        self._lease(task_id)
         left_over = self.redis.lrange(key, 0, -1)
         if left_over:
             return [json.loads(item) for item in left_over]
@@ -148,7 +159,7 @@ class EventQueue:
         def renew() -> None:
             while not stop.wait(every_s):
                 try:
-                    self.redis.set(self.lease_key(task_id), _owner(), px=int(LEASE_S * 1000))
+                    self._lease(task_id)
                 except redis.RedisError:
                     pass  # the task itself will meet the outage and retry
 
@@ -162,7 +173,7 @@ class EventQueue:
 
     def hold(self, task_id: str, seconds: float) -> None:
         """Keep the task's batch leased for ``seconds``: it waits for a retry, it is not dead."""
-        self.redis.set(self.lease_key(task_id), _owner(), px=int(seconds * 1000))
+        self._lease(task_id, seconds)
 
     def keep_in_flight(self, task_id: str, events: Sequence[Any]) -> None:
         """Narrow the task's in-flight list to ``events`` (those still to be retried)."""
@@ -185,8 +196,7 @@ class EventQueue:
     def lease_owners(self) -> dict[str, str]:
         """Task id -> ``host:pid`` of every live lease on an in-flight batch."""
         owners = {}
-        for key in self.redis.scan_iter(match=self._lease_prefix + "*"):
-            name = key.decode() if isinstance(key, bytes) else key
+        for name in self._keys(self._lease_prefix):
             value = self.redis.get(name)
             if value is not None:
                 owners[name[len(self._lease_prefix):]] = value.decode()
@@ -194,10 +204,7 @@ class EventQueue:
 
     def in_flight(self) -> int:
         """Events claimed by tasks that have not finished (or died and await a sweep)."""
-        total = 0
-        for key in self.redis.scan_iter(match=self._in_flight_prefix + "*"):
-            total += int(self.redis.llen(key))
-        return total
+        return sum(int(self.redis.llen(name)) for name in self._keys(self._in_flight_prefix))
 
     def wait_drained(
         self,
@@ -235,8 +242,7 @@ class EventQueue:
         batches, the last one alone, is parked instead.
         """
         report = SweepReport()
-        for key in self.redis.scan_iter(match=self._in_flight_prefix + "*"):
-            name = key.decode() if isinstance(key, bytes) else key
+        for name in self._keys(self._in_flight_prefix):
             task_id = name[len(self._in_flight_prefix):]
             try:
                 self._sweep_one(name, self.lease_key(task_id), report)
