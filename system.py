@@ -18,9 +18,10 @@ from functools import cached_property
 from celery import Celery
 
 from acebert.encoder import CachedQueryEncoder, Encoder
-from engines import SearchEngine, connect
+from engines import EngineError, SearchEngine, connect
 from es_mappings import IndexLayout, IndexNames
 from indexer.indices import ensure_index
+from indexer.models import IndexModels, model_meta
 from query_rewriter.search import HybridSearcher
 from settings import Settings
 from workers.app import make_celery
@@ -53,15 +54,35 @@ class System:
 
     @cached_property
     def encoder(self) -> Encoder:
+        """The settings' model: that of a new first index (an existing index names its own, see ``models``)."""
+        return self._load_encoder(self.settings.encoder)
+
+    def _load_encoder(self, spec: str) -> Encoder:
         from acebert.loading import load_encoder  # the model's libraries load only when asked for
 
-        return load_encoder(self.settings.encoder, threads=self.settings.encoder_threads)
+        if spec == self.settings.encoder and "encoder" in self.__dict__:
+            return self.encoder
+        return load_encoder(spec, threads=self.settings.encoder_threads)
+
+    @cached_property
+    def models(self) -> IndexModels:
+        """Which index is behind each alias and the encoder of its model: workers and searches follow it."""
+        size = self.settings.query_cache_size
+
+        def load(spec: str) -> Encoder:
+            encoder = self._load_encoder(spec)
+            return CachedQueryEncoder(encoder, size) if size > 0 else encoder
+
+        return IndexModels(self.engine, self.names, load, self.settings.encoder)
 
     @cached_property
     def searcher(self) -> HybridSearcher:
-        size = self.settings.query_cache_size
-        encoder = CachedQueryEncoder(self.encoder, size) if size > 0 else self.encoder
-        return HybridSearcher(self.engine, encoder, self.names.read_alias)
+        """Searches the index behind the read alias with that index's model, following a switch."""
+        def target() -> tuple[str, Encoder]:
+            bound = self.models.for_reads()
+            return bound.index, bound.encoder
+
+        return HybridSearcher(self.engine, target)
 
     @cached_property
     def queue(self) -> EventQueue:
@@ -77,7 +98,10 @@ class System:
 
     def ensure_index(self) -> str:
         """The index behind the write alias, created (version 1 and both aliases) on first use."""
-        return ensure_index(self.engine, self.names, self.encoder.dimension, self.layout)
+        from acebert.loading import absolute_spec
+
+        meta = model_meta(absolute_spec(self.settings.encoder), self.encoder.model_version)
+        return ensure_index(self.engine, self.names, self.encoder.dimension, self.layout, meta)
 
     @cached_property
     def drain_parts(self) -> DrainParts:
@@ -86,16 +110,26 @@ class System:
         Not cached when building fails (engine down): the task retries and builds again.
         """
         self.ensure_index()
-        return DrainParts(self.engine, self.encoder, self.names.write_alias, self.settings.image_root)
+        return DrainParts(self.engine, lambda: self.models.for_writes().encoder, self.names.write_alias,
+                          self.settings.image_root)
 
     def worker_app(self) -> Celery:
         """The Celery app with the drain task registered, the model loaded in each pool process,
         and the sweep of dead workers' batches running in the main process."""
         register_drain(self.celery, lambda: self.queue, lambda: self.drain_parts, self.settings.batch_size,
                        self.settings.ingest_max_retries)
-        warm_up_each_process(lambda: self.encoder)
+        warm_up_each_process(self._encoder_for_writes)
         run_sweeper(self.celery, self.sweep, SWEEP_EVERY_S)
         return self.celery
+
+    def _encoder_for_writes(self) -> Encoder:
+        """The model of the write index, or the settings' one while the engine cannot say which."""
+        try:
+            return self.models.for_writes().encoder
+        except EngineError as exc:
+            log.warning("could not ask the engine which model the write index uses (%s); loading %s",
+                        exc, self.settings.encoder)
+            return self.encoder
 
     def sweep(self) -> None:
         """Take back dead workers' batches and make sure every queued event has a drain task."""

@@ -29,6 +29,18 @@ def parse_spec(spec: str) -> tuple[Path, bool]:
     return Path(path).expanduser(), prefix == INT8_PREFIX
 
 
+def absolute_spec(spec: str) -> str:
+    """``spec`` with its path made absolute, so that any process on this machine can load it:
+    an index records the spec of its model (``indexer.models``), and workers and the API load it
+    from their own working directories."""
+    if spec == MINILM:
+        return spec
+    if is_onnx_spec(spec):
+        prefix, _, path = spec.partition(":")
+        return f"{prefix}:{Path(path).expanduser().resolve()}"
+    return str(Path(spec).expanduser().resolve())
+
+
 def _torch_threads(threads: int | None) -> None:
     """Set torch's intra-op threads (process-wide) when asked; ``None`` keeps torch's default."""
     if threads is not None:

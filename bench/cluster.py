@@ -444,9 +444,9 @@ def measure_all(args: argparse.Namespace, stack: Any, cluster: Any) -> dict[str,
         # --- relevance and agreement ------------------------------------------------------------
         cached = CachedQueryEncoder(encoder, max_entries=None)
         searchers = {
-            VARIANTS[0]: (HybridSearcher(single.engine, cached, single.names.read_alias), False),
-            VARIANTS[1]: (HybridSearcher(sharded.engine, cached, sharded.names.read_alias), False),
-            VARIANTS[2]: (HybridSearcher(sharded.engine, cached, sharded.names.read_alias), True),
+            VARIANTS[0]: (HybridSearcher.over(single.engine, cached, single.names.read_alias), False),
+            VARIANTS[1]: (HybridSearcher.over(sharded.engine, cached, sharded.names.read_alias), False),
+            VARIANTS[2]: (HybridSearcher.over(sharded.engine, cached, sharded.names.read_alias), True),
         }
         qids = list(judged.queries)
         texts = [judged.queries[q] for q in qids]

@@ -165,7 +165,7 @@ def engine_systems(engine: SearchEngine, models: Sequence[IndexSpec], queries: Q
     def dev_ndcg(rankings: dict[str, list[str]]) -> float:
         return evaluate_run(dev_qrels, to_run(rankings))["ndcg@10"]
 
-    standard = HybridSearcher(engine, encoder_for(STANDARD.encoder), STANDARD.names.read_alias)
+    standard = HybridSearcher.over(engine, encoder_for(STANDARD.encoder), STANDARD.names.read_alias)
     answers = ask_all(standard, "bm25", queries.all, f"{engine.kind}/{STANDARD.name}")
     systems = [bm25_system(engine, STANDARD.names.read_alias, "BM25, engine default analyzer", answers,
                            queries, "bm25/standard")]

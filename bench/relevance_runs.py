@@ -99,7 +99,7 @@ def spot_check(searcher: HybridSearcher, queries: Mapping[str, str], bm25: Mappi
         direct = [hit.product_id for hit in searcher.search(request).hits]
         if direct != fuse(bm25[qid], knn[qid], method, bm25_weight):
             raise RuntimeError(f"fused legs differ from HybridSearcher for {qid} ({method}, {bm25_weight}) "
-                               f"on {searcher.index}: the benchmark's shortcut is wrong")
+                               f"on {searcher.target()[0]}: the benchmark's shortcut is wrong")
     return len(checked)
 
 
@@ -136,7 +136,7 @@ def model_systems(
     ``baseline_key`` also returns this index's BM25 leg as the "project analyzer" BM25 row.
     Returns the systems and how many hybrid answers were spot-checked against the searcher.
     """
-    searcher = HybridSearcher(engine, encoder, index)
+    searcher = HybridSearcher.over(engine, encoder, index)
     bm25 = ask_all(searcher, "bm25", queries.all, f"{engine.kind}/{model} bm25")
     knn = ask_all(searcher, "knn", queries.all, f"{engine.kind}/{model} knn")
     systems = []

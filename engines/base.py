@@ -340,6 +340,23 @@ class SearchEngine(ABC):
     ) -> dict[str, Any]:
         return self._request("POST", f"/{index}/_search", body=body, params=params)
 
+    # --- points in time: one consistent view to page through while writes go on ---------------
+    @abstractmethod
+    def open_point_in_time(self, index: str, keep_alive: str) -> str:
+        """Open a point in time on ``index`` and return its id (the two engines name the API differently)."""
+
+    @abstractmethod
+    def close_point_in_time(self, pit_id: str) -> None:
+        """Release a point in time before its keep-alive runs out."""
+
+    def search_point_in_time(self, pit_id: str, keep_alive: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Search the view a point in time froze; each page renews it for ``keep_alive``."""
+        return self._request("POST", "/_search", body={**body, "pit": {"id": pit_id, "keep_alive": keep_alive}})
+
+    def mapping_meta(self, index: str) -> dict[str, Any]:
+        """The ``_meta`` object of ``index``'s mapping (empty when none was set)."""
+        return dict(self.mapping(index).get("_meta") or {})
+
     def msearch(
         self, index: str, bodies: Sequence[Mapping[str, Any]], dfs: bool = False
     ) -> list[dict[str, Any]]:

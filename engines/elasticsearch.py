@@ -71,5 +71,11 @@ class ElasticsearchEngine(SearchEngine):
             knn["filter"] = list(filters)
         return {"size": k, "knn": knn}
 
+    def open_point_in_time(self, index: str, keep_alive: str) -> str:
+        return str(self._request("POST", f"/{index}/_pit", params={"keep_alive": keep_alive})["id"])
+
+    def close_point_in_time(self, pit_id: str) -> None:
+        self._request("DELETE", "/_pit", body={"id": pit_id})
+
     def close(self) -> None:
         self.client.close()

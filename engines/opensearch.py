@@ -85,6 +85,13 @@ class OpenSearchEngine(SearchEngine):
     ) -> dict[str, Any]:
         return {"size": k, "query": _knn_clause(field, vector, k, filters)}
 
+    def open_point_in_time(self, index: str, keep_alive: str) -> str:
+        answer = self._request("POST", f"/{index}/_search/point_in_time", params={"keep_alive": keep_alive})
+        return str(answer["pit_id"])
+
+    def close_point_in_time(self, pit_id: str) -> None:
+        self._request("DELETE", "/_search/point_in_time", body={"pit_id": [pit_id]})
+
     # --- neural-search: server-side hybrid ------------------------------------------------
     def plugins(self) -> set[str]:
         if self._plugins is None:

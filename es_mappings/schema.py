@@ -83,8 +83,13 @@ def index_body(
     text_analyzer: Mapping[str, Any],
     extra_settings: Mapping[str, Any] | None = None,
     layout: IndexLayout = IndexLayout(),
+    meta: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The body of ``PUT /<index>``: settings, analyzer and mappings for one index version."""
+    """The body of ``PUT /<index>``: settings, analyzer and mappings for one index version.
+
+    ``meta`` becomes the mapping's ``_meta``: what the index records about itself (the model that
+    made its vectors, see :mod:`indexer.models`).
+    """
     properties = {f.name: dict(f.mapping) for f in PRODUCT_FIELDS}
     properties[VECTOR_FIELD] = dict(vector_mapping)
     return {
@@ -94,6 +99,7 @@ def index_body(
             "analysis": {"analyzer": {TEXT_ANALYZER: dict(text_analyzer)}},
         },
         "mappings": {
+            "_meta": dict(meta or {}),
             "dynamic": "strict",
             "dynamic_templates": [
                 {

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Literal, Sequence
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from indexer.documents import build_document, encoder_input, tombstone
 from indexer.events import InvalidEvent, ProductDelete, ProductUpsert, parse_event
 
 log = logging.getLogger(__name__)
+VersionType = Literal["external", "external_gte"]
 
 
 class Status(str, Enum):
@@ -103,8 +104,13 @@ def index_events(
     encoder: Encoder,
     index: str,
     image_root: Path = Path("."),
+    version_type: VersionType = "external",
 ) -> BatchReport:
     """Write one batch of raw (decoded JSON) events into ``index`` (usually the write alias).
+
+    ``external`` versioning refuses an event whose version the index already holds (a replay is
+    stale); ``external_gte`` rewrites it, which a switch between models needs to re-encode a
+    document at its own version (:mod:`indexer.reembed`).
 
     Raises :class:`engines.EngineUnavailable` when the engine cannot be reached at all: the
     whole batch is then worth retrying, and nothing has been partially reported.
@@ -140,12 +146,12 @@ def index_events(
             event, model_version=encoder.model_version, has_image=product.image is not None
         )
         document[VECTOR_FIELD] = vector.tolist()
-        actions.append(_action(index, event, document))
+        actions.append(_action(index, event, document, version_type))
         pending.append((raw, event))
     for raw, delete in deletes:
         # A delete writes a tombstone at its version rather than removing the document: the
         # version then outlives index.gc_deletes, and a stale upsert replayed later is refused.
-        actions.append(_action(index, delete, tombstone(delete)))
+        actions.append(_action(index, delete, tombstone(delete), version_type))
         pending.append((raw, delete))
 
     results = engine.bulk(actions) if actions else []
@@ -160,13 +166,15 @@ def index_events(
     return report
 
 
-def _action(index: str, event: ProductUpsert | ProductDelete, source: dict[str, Any]) -> dict[str, Any]:
+def _action(
+    index: str, event: ProductUpsert | ProductDelete, source: dict[str, Any], version_type: VersionType
+) -> dict[str, Any]:
     """One bulk ``index`` action at the event's external version (a tombstone for a delete)."""
     return {
         "_op_type": "index",
         "_index": index,
         "_id": event.product_id,
         "version": event.version,
-        "version_type": "external",
+        "version_type": version_type,
         "_source": source,
     }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, get_args
+from typing import Any, Callable, Literal, Mapping, get_args
 
 from acebert.encoder import Encoder
 from engines import HybridQuery, SearchEngine
@@ -77,16 +77,23 @@ def _leg(response: Mapping[str, Any]) -> tuple[list[tuple[str, float]], dict[str
 
 
 class HybridSearcher:
-    """Hybrid BM25 + kNN search over one index (alias), with one encoder for queries."""
+    """Hybrid BM25 + kNN search: each search asks ``target()`` for the index to search and the
+    encoder of the model that made its vectors, so a searcher can follow an alias to a new index
+    version (``system.System.searcher``) or stay on one index (:meth:`over`)."""
 
-    def __init__(self, engine: SearchEngine, encoder: Encoder, index: str) -> None:
+    def __init__(self, engine: SearchEngine, target: Callable[[], tuple[str, Encoder]]) -> None:
         self.engine = engine
-        self.encoder = encoder
-        self.index = index
+        self.target = target
+
+    @classmethod
+    def over(cls, engine: SearchEngine, encoder: Encoder, index: str) -> HybridSearcher:
+        """A searcher of one index (or alias) with one encoder for queries."""
+        return cls(engine, lambda: (index, encoder))
 
     def search(self, request: SearchRequest) -> SearchResponse:
         timings: dict[str, float] = {}
         started = time.perf_counter()
+        index, encoder = self.target()
         rewritten = rewrite(request.query) if request.rewrite else None
         text = rewritten.text if rewritten else request.query
         filters = request.filters
@@ -101,19 +108,19 @@ class HybridSearcher:
         vector = None
         if request.mode != "bm25":
             t = time.perf_counter()
-            vector = self.encoder.encode_queries([text])[0].tolist()
+            vector = encoder.encode_queries([text])[0].tolist()
             timings["encode"] = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()
         if request.mode == "server_hybrid":
-            blended, sources = self._server_hybrid(request, text, clauses, vector)
+            blended, sources = self._server_hybrid(index, request, text, clauses, vector)
         else:
             bodies = {}
             if request.mode in ("bm25", "hybrid"):
                 bodies["bm25"] = bm25_body(text, clauses, request.depth)
             if request.mode in ("knn", "hybrid"):
                 bodies["knn"] = knn_body(self.engine, vector, clauses, request.depth)
-            responses = self.engine.msearch(self.index, list(bodies.values()), dfs=request.dfs)
+            responses = self.engine.msearch(index, list(bodies.values()), dfs=request.dfs)
             timings["engine"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
             legs, sources = {}, {}
@@ -136,7 +143,7 @@ class HybridSearcher:
         return SearchResponse(query=text, hits=hits, candidates=len(blended), timings_ms=timings)
 
     def _server_hybrid(
-        self, request: SearchRequest, text: str, clauses: list[dict[str, Any]], vector: list[float] | None
+        self, index: str, request: SearchRequest, text: str, clauses: list[dict[str, Any]], vector: list[float] | None
     ) -> tuple[list[Blended], dict[str, dict[str, Any]]]:
         """The engine's own blend of the same two legs (OpenSearch neural-search's ``hybrid``)."""
         if not self.engine.supports_server_hybrid:
@@ -151,7 +158,7 @@ class HybridSearcher:
             weights=[request.weights.get("bm25", 0.0), request.weights.get("knn", 0.0)],
             source=SOURCE,
         )
-        response = self.engine.server_hybrid_search(self.index, query)
+        response = self.engine.server_hybrid_search(index, query)
         hits = response["hits"]["hits"]
         blended = [Blended(h["_id"], float(h["_score"])) for h in hits]
         return blended, {h["_id"]: h.get("_source", {}) for h in hits}

@@ -20,6 +20,7 @@ from engines import ENGINE_KINDS
 from query_rewriter.blend import METHODS
 from query_rewriter.search import MODES
 from es_mappings import LIVE_PRODUCTS
+from indexer.reembed import SwitchReport
 from settings import Settings
 from system import System
 
@@ -90,7 +91,7 @@ def _index_directly(system: System, events: list[Any], batch_size: int, image_ro
     for start in tqdm(range(0, len(events), batch_size), desc="indexing", unit="batch"):
         batch = events[start : start + batch_size]
         for attempt in range(DIRECT_RETRIES + 1):
-            report = index_events(batch, engine=system.engine, encoder=system.encoder,
+            report = index_events(batch, engine=system.engine, encoder=system.models.for_writes().encoder,
                                   index=system.names.write_alias, image_root=image_root)
             for outcome in report.with_status(Status.INDEXED, Status.DELETED, Status.STALE):
                 counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
@@ -168,12 +169,28 @@ def cmd_purge_deletes(args: argparse.Namespace) -> None:
 
 
 def cmd_reembed(args: argparse.Namespace) -> None:
+    from acebert.loading import absolute_spec
     from indexer.reembed import reembed
 
     system = _system(args)
-    new_index = reembed(system.engine, system.names, system.encoder, image_root=system.settings.image_root,
-                        layout=system.layout)
-    print(f"{system.names.read_alias} now reads {new_index} ({system.encoder.model_version})")
+    spec = absolute_spec(args.encoder or system.settings.encoder)
+    report = reembed(system.engine, system.names, system.models, spec, image_root=system.settings.image_root,
+                     layout=system.layout)
+    _print_switch(system, report)
+
+
+def cmd_rollback(args: argparse.Namespace) -> None:
+    from indexer.reembed import rollback
+
+    system = _system(args)
+    _print_switch(system, rollback(system.engine, system.names, system.models, image_root=system.settings.image_root))
+
+
+def _print_switch(system: System, report: SwitchReport) -> None:
+    print(f"{system.names.read_alias} and {system.names.write_alias} now use {report.target} "
+          f"(model {system.models.model_version_of(report.target)}); previous: {report.source}")
+    print(f"  {report.backfilled} documents written from {report.source}, {report.skipped} already there, "
+          f"{report.repaired} live writes re-encoded")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -250,8 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="engine date math (30d, 12h); longer than any event can arrive late (default 30d)")
     p.set_defaults(func=cmd_purge_deletes)
 
-    sub.add_parser("reembed", help="re-encode every product into a new index version, then swap aliases"
-                   ).set_defaults(func=cmd_reembed)
+    reembed_cmd = sub.add_parser(
+        "reembed", help="re-encode every product into a new index version while events keep arriving, "
+                        "then move searches to it; resumes an interrupted run")
+    reembed_cmd.add_argument("--encoder", help="the new model's encoder spec (default: ACEBERT_ENCODER)")
+    reembed_cmd.set_defaults(func=cmd_reembed)
+    sub.add_parser("rollback", help="move writes and searches back to the previous index version, bringing it "
+                                    "up to date first; abandons an interrupted reembed").set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("serve", help="run the HTTP search service")
     p.add_argument("--host", default="127.0.0.1")

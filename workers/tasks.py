@@ -51,7 +51,7 @@ class DrainParts:
     """
 
     engine: SearchEngine  # the write index exists on it
-    encoder: Encoder
+    encoder: Callable[[], Encoder]  # the model of the index behind the write alias, asked per batch
     index: str  # the write alias
     image_root: Path
 
@@ -80,7 +80,7 @@ def register_drain(
         try:
             with events.leased(task_id):
                 p = parts()
-                report = index_events(batch, engine=p.engine, encoder=p.encoder, index=p.index,
+                report = index_events(batch, engine=p.engine, encoder=p.encoder(), index=p.index,
                                       image_root=p.image_root)
         except RETRYABLE as exc:
             if not exhausted:

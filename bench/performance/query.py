@@ -94,14 +94,14 @@ def build_modes(
 
     The last two split the hybrid time into its parts: the second leg, and the query encoding.
     """
-    searchers = {label: HybridSearcher(engine, encoder, index) for label, encoder in encoders.items()}
+    searchers = {label: HybridSearcher.over(engine, encoder, index) for label, encoder in encoders.items()}
     first = next(iter(searchers.values()))
     modes = [Mode(BM25, first, "bm25")] + [Mode(hybrid_label(label), s, "hybrid") for label, s in searchers.items()]
     if split is not None:
         cache = CachedQueryEncoder(encoders[split], max_entries=None)
         cache.encode_queries(list(queries))
         modes += [Mode(f"kNN only, {split} query tower", searchers[split], "knn"),
-                  Mode(cached_label(split), HybridSearcher(engine, cache, index), "hybrid")]
+                  Mode(cached_label(split), HybridSearcher.over(engine, cache, index), "hybrid")]
     return modes
 
 

@@ -69,7 +69,7 @@ def _blend(bm25: dict[str, Any], knn: dict[str, Any]) -> list[str]:
 
 def build_paths(engine: SearchEngine, index: str, encoder: Encoder, pool: ThreadPoolExecutor) -> list[QueryPath]:
     """Every path, the shipped one and its baselines included, each answering one query its way."""
-    searcher = HybridSearcher(engine, encoder, index)
+    searcher = HybridSearcher.over(engine, encoder, index)
     no_source = {"_source": False}
 
     def vector(query: str) -> list[float]:

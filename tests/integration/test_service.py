@@ -49,29 +49,54 @@ def test_openapi_schema_lists_the_endpoints(client: TestClient):
     assert {"/search", "/events", "/dead-letters", "/health"} <= set(paths)
 
 
-def test_reembed_moves_both_aliases_to_a_new_version(stack: Stack):
-    """A model change: re-encode into v2 while v1 serves, then swap; nothing is lost."""
+def test_an_interrupted_reembed_resumes_and_rollback_brings_the_old_version_up_to_date(stack: Stack):
+    """A switch that stopped after moving writes (a crash) is finished by the next ``reembed``:
+    live writes made meanwhile win over older backfilled copies, deletes carry over at their
+    versions. ``rollback`` then moves back to v1 and brings it up to date first."""
     from es_mappings import LIVE_PRODUCTS, IndexNames
-    from indexer.indices import current_versions
-    from indexer.reembed import reembed
+    from indexer.indices import create_version, current_versions, ensure_index
+    from indexer.models import IndexModels, model_meta
+    from indexer.pipeline import index_events
+    from indexer.reembed import reembed, rollback
 
     names = IndexNames("itest-reembed")
-    engine = stack.engine
-    from indexer.indices import ensure_index
-    from indexer.pipeline import index_events
-
-    ensure_index(engine, names, stack.system.encoder.dimension)
+    engine, encoder = stack.engine, stack.system.encoder
+    models = IndexModels(engine, names, lambda spec: encoder, "minilm")
+    meta = model_meta("minilm", encoder.model_version)
+    ensure_index(engine, names, encoder.dimension, meta=meta)
     events = [{"type": "upsert", "product_id": f"re-{i}", "version": 5, "title": f"Cotton socks pack of {i}"}
               for i in range(1, 31)]
     events.append({"type": "delete", "product_id": "re-30", "version": 6})
-    index_events(events, engine=engine, encoder=stack.system.encoder, index=names.write_alias)
-    engine.refresh(names.read_alias)
-    new_index = reembed(engine, names, stack.system.encoder, image_root=stack.system.settings.image_root)
-    assert new_index == "itest-reembed-v2"
-    assert current_versions(engine, names) == (new_index, new_index)
-    assert engine.count(names.read_alias, LIVE_PRODUCTS) == 29
-    assert engine.get(names.read_alias, "re-7")["_version"] == 5  # external versions carried over
-    deleted = engine.get(names.read_alias, "re-30")  # the delete carried over, at its version
-    assert deleted["_source"]["deleted"] is True and deleted["_version"] == 6
+    index_events(events, engine=engine, encoder=encoder, index=names.write_alias)
+
+    # The crash: v2 exists and takes the writes, but was never filled and reads still use v1.
+    v2 = create_version(engine, names, 2, encoder.dimension, stack.system.layout, meta)
+    engine.update_aliases([{"remove": {"index": "itest-reembed-v1", "alias": names.write_alias}},
+                           {"add": {"index": v2, "alias": names.write_alias, "is_write_index": True}}])
+    live = [{"type": "upsert", "product_id": "re-3", "version": 7, "title": "Wool socks"},
+            {"type": "delete", "product_id": "re-4", "version": 8}]
+    index_events(live, engine=engine, encoder=encoder, index=names.write_alias)
+
+    def state(index: str) -> dict[str, tuple[int, bool]]:
+        engine.refresh(index)
+        hits = engine.search(index, {"size": 100, "version": True, "_source": ["deleted"]})["hits"]["hits"]
+        return {h["_id"]: (h["_version"], bool(h["_source"].get("deleted"))) for h in hits}
+
+    expected = {f"re-{i}": (5, False) for i in range(1, 30)} | {"re-30": (6, True), "re-3": (7, False),
+                                                                 "re-4": (8, True)}
+    report = reembed(engine, names, models, "minilm", image_root=stack.system.settings.image_root, settle_s=0)
+    assert (report.source, report.target) == ("itest-reembed-v1", v2)
+    assert report.backfilled == 28 and report.skipped == 2  # re-3 and re-4 were already newer in v2
+    assert current_versions(engine, names) == (v2, v2)
+    assert state(v2) == expected
+    assert engine.count(names.read_alias, LIVE_PRODUCTS) == 28
+
+    index_events([{"type": "upsert", "product_id": "re-5", "version": 9, "title": "Silk socks"}],
+                 engine=engine, encoder=encoder, index=names.write_alias)
+    back = rollback(engine, names, models, image_root=stack.system.settings.image_root, settle_s=0)
+    assert (back.source, back.target) == (v2, "itest-reembed-v1")
+    assert back.backfilled == 3  # only what v1 lacked: re-3, re-4 and re-5
+    assert current_versions(engine, names) == ("itest-reembed-v1", "itest-reembed-v1")
+    assert state("itest-reembed-v1") == expected | {"re-5": (9, False)}
     for index in ("itest-reembed-v1", "itest-reembed-v2"):
         engine.delete_index(index)
