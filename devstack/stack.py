@@ -53,6 +53,13 @@ class LocalStack:
         worker.stop()
         self.workers.remove(worker)
 
+    def restart_redis(self) -> Service:
+        """Stop Redis (SIGTERM: it writes its AOF) and start it again on the same port and data."""
+        port = int(self.redis.url.rsplit(":", 1)[1].split("/")[0])
+        self.redis.stop()
+        self.redis = start_redis(self.redis.run_dir, port=port)
+        return self.redis
+
 
 @contextmanager
 def local_stack(
@@ -91,5 +98,6 @@ def local_stack(
         if stack is not None:
             for worker in stack.workers:
                 worker.stop()
+            stack.redis.stop()  # the one running now, if restart_redis replaced the first
         for service in reversed(list(started.values())):
             service.stop()

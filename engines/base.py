@@ -240,8 +240,15 @@ class SearchEngine(ABC):
         answer = self._request("GET", f"/{index}/_settings")
         return next(iter(answer.values()))["settings"]["index"]
 
-    def create_index(self, index: str, body: Mapping[str, Any]) -> None:
-        self._request("PUT", f"/{index}", body=body)
+    def create_index(self, index: str, body: Mapping[str, Any]) -> bool:
+        """Create ``index``; ``False`` when it exists already (another process created it first)."""
+        try:
+            self._request("PUT", f"/{index}", body=body)
+        except EngineRequestError as exc:
+            if exc.status == 400 and "resource_already_exists_exception" in json.dumps(exc.body):
+                return False
+            raise
+        return True
 
     def delete_index(self, index: str) -> None:
         try:

@@ -16,10 +16,12 @@ log = logging.getLogger(__name__)
 
 def create_version(
     engine: SearchEngine, names: IndexNames, version: int, dimension: int, layout: IndexLayout,
-    meta: Mapping[str, Any] | None = None,
+    meta: Mapping[str, Any] | None = None, exist_ok: bool = False,
 ) -> str:
     """Create ``<prefix>-v<version>`` with this engine's vector mapping and analyzer, laid out by
-    ``layout``, recording ``meta`` (its model, :func:`indexer.models.model_meta`)."""
+    ``layout``, recording ``meta`` (its model, :func:`indexer.models.model_meta`).
+
+    An existing version is an error (two re-embeds at once) unless ``exist_ok``."""
     index = names.index(version)
     body = index_body(
         vector_mapping=engine.vector_mapping(dimension),
@@ -28,8 +30,10 @@ def create_version(
         layout=layout,
         meta=meta,
     )
-    engine.create_index(index, body)
-    log.info("created index %s (dimension %d, %s)", index, dimension, layout)
+    if engine.create_index(index, body):
+        log.info("created index %s (dimension %d, %s)", index, dimension, layout)
+    elif not exist_ok:
+        raise RuntimeError(f"index {index} exists already: is another re-embed running?")
     return index
 
 
@@ -44,11 +48,15 @@ def ensure_index(
     engine: SearchEngine, names: IndexNames, dimension: int, layout: IndexLayout = IndexLayout(),
     meta: Mapping[str, Any] | None = None,
 ) -> str:
-    """The index behind the write alias, creating version 1 (with ``meta``) and both aliases on first use."""
+    """The index behind the write alias, creating version 1 (with ``meta``) and both aliases on first use.
+
+    Workers that start together may all get here first: creating an existing index and adding an
+    alias it already has both succeed, so each of them ends with the same index and aliases.
+    """
     _, write = current_versions(engine, names)
     if write:
         return write
-    index = create_version(engine, names, 1, dimension, layout, meta)
+    index = create_version(engine, names, 1, dimension, layout, meta, exist_ok=True)
     engine.update_aliases(
         [
             {"add": {"index": index, "alias": names.read_alias}},

@@ -5,12 +5,10 @@ import json
 import time
 import uuid
 
-import pytest
 
 from dataclasses import replace
 
 from devstack import LocalStack, free_port
-from devstack.process import group_members
 from es_mappings import IndexNames
 from indexer.indices import current_versions
 from query_rewriter.search import SearchRequest
@@ -161,43 +159,3 @@ def test_queue_survives_json_round_trip(stack: Stack):
     stack.enqueue([event])
     stack.drained()
     assert stack.doc(pid)["_source"]["attributes"] == {"material": "wool"}
-
-
-def test_a_worker_killed_mid_batch_loses_nothing(stack: Stack, services: LocalStack):
-    """kill -9 a whole worker while it holds a batch: a live worker's sweep takes the batch back.
-
-    The visibility timeout stays at its default (300 s): the events must come back through the
-    lease and the sweep, long before Celery would redeliver the dead worker's message.
-    """
-    if stack.kind != "opensearch":
-        pytest.skip("the queue and worker behaviour is engine-independent; run once")
-    settings = replace(stack.system.settings, queue_prefix="itest-crash", batch_size=16)
-    assert settings.ingest_visibility_timeout_s >= 300
-    system = System(settings)
-    tag = new_id("crash")
-    events = [upsert(f"{tag}-{i}", 1, f"Crash test tee number {i}") for i in range(200)]
-    doomed = services.start_worker(settings, "crash-a")
-    survivor = services.start_worker(settings, "crash-b")
-    doomed_pids = {str(pid) for pid in group_members(doomed.process.pid)}
-
-    def doomed_holds_a_batch() -> bool:
-        return any(owner.rsplit(":", 1)[1] in doomed_pids for owner in system.queue.lease_owners().values())
-
-    try:
-        system.producer.enqueue(events)
-        wait_for(doomed_holds_a_batch, 120, "the doomed worker to claim a batch")
-        doomed.kill()
-        killed_at = time.monotonic()
-        ids_query = {"prefix": {"product_id": tag}}
-
-        def all_indexed() -> bool:
-            stack.engine.refresh("itest")
-            return stack.engine.count("itest", ids_query) == len(events)
-
-        wait_for(all_indexed, 90, f"every event after the crash (log: {survivor.log})")
-        print(f"\nall {len(events)} events searchable {time.monotonic() - killed_at:.1f}s after the kill")
-        system.queue.wait_drained(60)
-        assert system.queue.dead_letters() == []
-    finally:
-        doomed.kill()
-        services.stop_worker(survivor)
