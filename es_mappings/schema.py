@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 VECTOR_FIELD = "vector"
+# ``price`` is a 32-bit float: a bound far above any real price (in any currency) keeps a typo
+# like 1e300 out of events and search filters with a clear error, not an engine refusal later.
+MAX_PRICE = 1e12
 TEXT_ANALYZER = "product_text"
 
 

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
+from es_mappings import MAX_PRICE
+
 # Every field is bounded, so that one producer cannot blow up the index mapping (attribute keys
 # become fields of the ``attributes`` object) or a worker's memory.
 MAX_ATTRIBUTES = 50
@@ -35,7 +37,7 @@ class ProductUpsert(_Event):
     brand: Annotated[str, Field(max_length=200)] | None = None
     attributes: Annotated[dict[AttributeKey, AttributeValue], Field(max_length=MAX_ATTRIBUTES)] = Field(
         default_factory=dict, description=f"At most {MAX_ATTRIBUTES} keys of letters, digits, _ - and space.")
-    price: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    price: Annotated[float, Field(ge=0, le=MAX_PRICE, allow_inf_nan=False)] | None = None
     image: Annotated[str, Field(max_length=1000)] | None = Field(
         default=None, description="A file path under PRODUCT_IMAGE_ROOT (relative to it, or absolute inside it).")
 

@@ -10,6 +10,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from es_mappings import MAX_PRICE
+
 _PRICE = re.compile(
     r"\b(?P<op>under|below|less than|cheaper than|up to|over|above|more than)\s*"
     r"(?:\$|€|£|rs\.?\s*|inr\s*)?(?P<amount>\d+(?:[.,]\d+)?)\b",
@@ -37,11 +39,17 @@ def rewrite(query: str) -> RewrittenQuery:
     """Normalise ``query`` and lift price phrases out of the text into bounds."""
     text = normalize(query)
     price_min = price_max = None
-    for match in _PRICE.finditer(text):
+
+    def lift(match: re.Match[str]) -> str:
+        nonlocal price_min, price_max
         amount = float(match["amount"].replace(",", "."))
+        if amount > MAX_PRICE:  # no price: a model number or a typo stays in the text
+            return match[0]
         if match["op"].lower() in _UPPER_OPS:
             price_max = amount if price_max is None else min(price_max, amount)
         else:
             price_min = amount if price_min is None else max(price_min, amount)
-    stripped = " ".join(_PRICE.sub(" ", text).split())
+        return " "
+
+    stripped = " ".join(_PRICE.sub(lift, text).split())
     return RewrittenQuery(text=stripped or text, price_min=price_min, price_max=price_max)

@@ -17,6 +17,7 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field
 
 from engines import EngineError
+from es_mappings import MAX_PRICE
 from query_rewriter.blend import Method
 from query_rewriter.requests import Filters
 from query_rewriter.search import Mode, SearchRequest
@@ -116,8 +117,8 @@ def search(
     knn_weight: float = Query(0.5, ge=0, le=1),
     category: str | None = None,
     brand: str | None = None,
-    price_min: float | None = Query(None, ge=0),
-    price_max: float | None = Query(None, ge=0),
+    price_min: float | None = Query(None, ge=0, le=MAX_PRICE),
+    price_max: float | None = Query(None, ge=0, le=MAX_PRICE),
     page: int = Query(1, ge=1),
     size: int = Query(10, ge=1, le=100),
     depth: int = Query(100, ge=1, le=1000),

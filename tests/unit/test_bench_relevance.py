@@ -137,6 +137,12 @@ class FakeEngine(SearchEngine):
     def _translate(self, exc: Exception) -> Any:
         return exc
 
+    def open_point_in_time(self, index: str, keep_alive: str) -> str:
+        raise AssertionError("no point in time expected")
+
+    def close_point_in_time(self, pit_id: str) -> None:
+        raise AssertionError("no point in time expected")
+
 
 def test_model_systems_choose_weights_on_dev_and_match_the_searcher():
     queries = Queries(test={"t1": "shoes", "t2": "bags"}, dev={"d1": "tops"})

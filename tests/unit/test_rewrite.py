@@ -23,3 +23,8 @@ def test_price_phrases_become_bounds(query, text, low, high):
 
 def test_a_query_that_is_only_a_price_keeps_its_text():
     assert rewrite("under 50").text == "under 50"
+
+
+def test_an_amount_beyond_any_price_stays_in_the_text():
+    rewritten = rewrite("bag under 99999999999999999999")
+    assert rewritten.price_max is None and rewritten.text == "bag under 99999999999999999999"
