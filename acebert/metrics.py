@@ -9,7 +9,7 @@ gain = grade, so a grade-1 product earns half a grade-2 one).
 from __future__ import annotations
 
 import warnings
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -20,6 +20,8 @@ METRICS: dict[str, str] = {
     "mrr@10": "mrr@10-l2",
     "ndcg@10": "ndcg@10",
 }
+
+CI_METRIC = "ndcg@10"  # the per-query metric behind confidence intervals and paired tests (a ranx name)
 
 # The shapes of judgments and results wherever acebert and the benchmarks pass them around.
 Qrels = dict[str, dict[str, int]]
@@ -63,3 +65,41 @@ def modality_gap(query_vectors: np.ndarray, product_vectors: np.ndarray) -> floa
     if len(query_vectors) == 0 or len(product_vectors) == 0:
         raise ValueError("modality_gap needs at least one query and one product vector")
     return float(np.linalg.norm(query_vectors.mean(0) - product_vectors.mean(0)))
+
+
+def positive_grades(qrels: Qrels, query_ids: Iterable[str]) -> Qrels:
+    """Only positive grades, as :func:`evaluate_run` passes them to ranx, so per-query values match its means."""
+    return {qid: {pid: int(g) for pid, g in qrels[qid].items() if g > 0} for qid in query_ids}
+
+
+def per_query(qrels: Qrels, run: Run, metric: str = CI_METRIC) -> dict[str, float]:
+    """``{query_id: value}`` of one ranx metric for every judged query (ranx names, e.g. ``ndcg@10``)."""
+    from ranx import Qrels as RanxQrels
+    from ranx import Run as RanxRun
+    from ranx import evaluate
+
+    query_ids = sorted(qrels)
+    ranx_run = RanxRun({qid: run[qid] for qid in query_ids})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="unsafe cast from uint64 to int64")
+        evaluate(RanxQrels(positive_grades(qrels, query_ids)), ranx_run, [metric], make_comparable=False)
+    return {qid: float(value) for qid, value in ranx_run.scores[metric].items()}
+
+
+def bootstrap_ci(
+    values: Sequence[float], confidence: float = 0.95, resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean, resampling queries with replacement.
+
+    Queries, not documents, are the sampling unit: the question is how much the mean would move
+    with another draw of queries like these. Pass per-query *differences* of two systems to get a
+    paired interval for the difference. The seed is fixed so a rerun prints the same interval.
+    """
+    data = np.asarray(values, dtype=float)
+    if data.size == 0:
+        raise ValueError("bootstrap_ci needs at least one value")
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
-import numpy as np
-
-from acebert.metrics import Qrels, Run, evaluate_run
+from acebert.metrics import CI_METRIC, Qrels, Run, bootstrap_ci, evaluate_run, per_query, positive_grades
 
 Ranking = Sequence[str]
 NO_RESULTS = "<no results>"
 """Stands in for an empty result list: ranx cannot score an empty run, yet "found nothing" is
 a real outcome that must count as 0, not vanish from the average."""
-CI_METRIC = "ndcg@10"
 
 
 def to_run(rankings: Mapping[str, Ranking]) -> Run:
@@ -32,44 +29,6 @@ def to_run(rankings: Mapping[str, Ranking]) -> Run:
     for qid, ranked in rankings.items():
         run[qid] = {pid: float(len(ranked) - rank) for rank, pid in enumerate(ranked)} or {NO_RESULTS: 0.0}
     return run
-
-
-def _ranx_qrels(qrels: Qrels, query_ids: Iterable[str]) -> Qrels:
-    """Only positive grades, as :func:`evaluate_run` passes them, so per-query values match its means."""
-    return {qid: {pid: int(g) for pid, g in qrels[qid].items() if g > 0} for qid in query_ids}
-
-
-def per_query(qrels: Qrels, run: Run, metric: str = CI_METRIC) -> dict[str, float]:
-    """``{query_id: value}`` of one ranx metric for every judged query (ranx names, e.g. ``ndcg@10``)."""
-    from ranx import Qrels as RanxQrels
-    from ranx import Run as RanxRun
-    from ranx import evaluate
-
-    query_ids = sorted(qrels)
-    ranx_run = RanxRun({qid: run[qid] for qid in query_ids})
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="unsafe cast from uint64 to int64")
-        evaluate(RanxQrels(_ranx_qrels(qrels, query_ids)), ranx_run, [metric], make_comparable=False)
-    return {qid: float(value) for qid, value in ranx_run.scores[metric].items()}
-
-
-def bootstrap_ci(
-    values: Sequence[float], confidence: float = 0.95, resamples: int = 10_000, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean, resampling queries with replacement.
-
-    Queries, not documents, are the sampling unit: the question is how much the mean would move
-    with another draw of queries like these. Pass per-query *differences* of two systems to get a
-    paired interval for the difference. The seed is fixed so a rerun prints the same interval.
-    """
-    data = np.asarray(values, dtype=float)
-    if data.size == 0:
-        raise ValueError("bootstrap_ci needs at least one value")
-    rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
 
 
 def paired_p_value(qrels: Qrels, run_a: Run, run_b: Run, metric: str = CI_METRIC,
@@ -86,7 +45,7 @@ def paired_p_value(qrels: Qrels, run_a: Run, run_b: Run, metric: str = CI_METRIC
     runs = [RanxRun({qid: run[qid] for qid in query_ids}, name=name) for name, run in (("a", run_a), ("b", run_b))]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="unsafe cast from uint64 to int64")
-        report = compare(RanxQrels(_ranx_qrels(qrels, query_ids)), runs, [metric], stat_test=stat_test,
+        report = compare(RanxQrels(positive_grades(qrels, query_ids)), runs, [metric], stat_test=stat_test,
                          n_permutations=10_000, random_seed=seed, make_comparable=False)
     return float(report.comparisons[frozenset(("a", "b"))][metric]["p_value"])
 

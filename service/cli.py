@@ -179,6 +179,25 @@ def cmd_reembed(args: argparse.Namespace) -> None:
     _print_switch(system, report)
 
 
+def cmd_rollout(args: argparse.Namespace) -> None:
+    from acebert.data import load_catalog, load_qrels, load_queries
+    from acebert.loading import absolute_spec
+    from indexer.reembed import reembed
+    from indexer.rollout import shadow_evaluate
+
+    system = _system(args)
+    spec = absolute_spec(args.model)
+    catalog = load_catalog(args.catalog)
+    report = shadow_evaluate(system.models.for_reads().encoder, system.models.encoder(spec), catalog,
+                             load_queries(args.queries), load_qrels(args.qrels))
+    print(report.summary())
+    if report.worse and not args.force:
+        raise SystemExit(f"refused: the candidate scores {-report.difference:.4f} nDCG@10 below the served model. "
+                         "Nothing changed; run again with --force to roll it out anyway.")
+    _print_switch(system, reembed(system.engine, system.names, system.models, spec,
+                                  image_root=system.settings.image_root, layout=system.layout))
+
+
 def cmd_rollback(args: argparse.Namespace) -> None:
     from indexer.reembed import rollback
 
@@ -272,6 +291,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "then move searches to it; resumes an interrupted run")
     reembed_cmd.add_argument("--encoder", help="the new model's encoder spec (default: ACEBERT_ENCODER)")
     reembed_cmd.set_defaults(func=cmd_reembed)
+    rollout = sub.add_parser(
+        "rollout", help="shadow-evaluate a new model against the served one on your judgments (nDCG@10 with a "
+                        "95%% CI), then re-embed into a new index version with it and move searches there")
+    rollout.add_argument("model", help="the new model's encoder spec: a checkpoint directory or onnx-int8:DIR")
+    rollout.add_argument("--catalog", required=True, help="directory with products.csv (and its images)")
+    rollout.add_argument("--queries", required=True, help="judged queries TSV: query_id, query")
+    rollout.add_argument("--qrels", required=True, help="judgments TSV: query_id, product_id, grade (0-2)")
+    rollout.add_argument("--force", action="store_true", help="roll out even if the candidate scores lower")
+    rollout.set_defaults(func=cmd_rollout)
     sub.add_parser("rollback", help="move writes and searches back to the previous index version, bringing it "
                                     "up to date first; abandons an interrupted reembed").set_defaults(func=cmd_rollback)
 
