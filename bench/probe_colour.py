@@ -1,0 +1,188 @@
+"""The blind-title colour probe: colour words removed from the titles, so only a photo can carry the colour.
+
+``python -m bench.probe_colour [--catalog DIR] [--queries TSV --qrels TSV] [--models minilm,acebert-title:CKPT,acebert:CKPT]``
+
+The judged colour queries are few when the titles name the colour: the title then answers them
+and the image tokens have nothing to add. This probe indexes the same catalogue with every colour
+word removed from the titles only (images and categories stay), and asks it the split's colour
+queries (those that name a colour from :data:`COLOURS`). A title-only model can now place a
+product's colour only by luck; a title + image model can see it. Each model gets its dense and
+hybrid rows next to BM25, with nDCG@10 and a paired 95% bootstrap interval against BM25.
+
+:data:`COLOURS` is a fixed, generic list of English colour names. It is not read from
+``attributes.csv``, and training must not use it: an augmentation tuned to this probe would only
+measure itself. Writes ``docs/results/probe-colour.json`` and ``docs/probe-colour.md``; the pure
+parts are unit-tested in ``tests/unit/test_bench_probe_colour.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from acebert.config import REPO_ROOT
+
+RESULTS_NAME = "probe-colour"
+MARKDOWN = REPO_ROOT / "docs" / "probe-colour.md"
+COLOURS = (
+    "black", "white", "grey", "gray", "red", "blue", "navy", "green", "olive", "yellow", "orange", "pink",
+    "purple", "violet", "lavender", "brown", "tan", "beige", "cream", "khaki", "maroon", "burgundy", "gold",
+    "golden", "silver", "bronze", "copper", "peach", "coral", "magenta", "turquoise", "teal", "aqua", "mustard",
+    "rust", "charcoal", "melange", "multicolour", "multicolor", "off-white", "nude", "mauve", "lime",
+    "fuchsia", "sea green",
+)
+_COLOUR = re.compile(r"(?<![\w-])(" + "|".join(re.escape(c) for c in sorted(COLOURS, key=len, reverse=True))
+                     + r")(?![\w-])", re.IGNORECASE)
+K = 10
+
+
+def blind(title: str) -> str:
+    """``title`` without its colour words; the title itself if nothing else is left."""
+    stripped = " ".join(_COLOUR.sub(" ", title).split())
+    return stripped or title
+
+
+def names_a_colour(text: str) -> bool:
+    return _COLOUR.search(text) is not None
+
+
+def blind_events(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Catalogue events with blinded titles; every other field as it was."""
+    return [{**event, "title": blind(event["title"])} for event in events]
+
+
+def ndcg_rows(qrels: Mapping[str, Mapping[str, int]], rankings: Mapping[str, Mapping[str, list[str]]],
+              baseline: str) -> list[dict[str, Any]]:
+    """Mean nDCG@10 of each system and its paired difference from ``baseline`` with a 95% interval."""
+    from acebert.metrics import bootstrap_ci, per_query
+    from bench.relevance_eval import to_run
+
+    scores = {name: per_query(dict(qrels), to_run(ranked)) for name, ranked in rankings.items()}
+    ids = sorted(qrels)
+    base = np.array([scores[baseline][qid] for qid in ids])
+    rows = []
+    for name, values in scores.items():
+        mine = np.array([values[qid] for qid in ids])
+        low, high = bootstrap_ci(mine - base)
+        rows.append({"system": name, "ndcg@10": float(mine.mean()), "vs_baseline": float((mine - base).mean()),
+                     "ci": [low, high]})
+    return rows
+
+
+def _log(message: str) -> None:
+    print(f"[probe-colour {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from tqdm import tqdm
+
+    from acebert.data import load_catalog
+    from bench.relevance import encoder_for, load_split, parse_model
+    from bench.relevance_stack import ingest
+    from devstack import local_stack
+    from engines import connect
+    from indexer.catalog import catalog_events
+    from query_rewriter.search import HybridSearcher, SearchRequest
+
+    catalog = load_catalog(args.catalog)
+    split = load_split(args.queries, args.qrels, set(catalog["product_id"]), None)
+    queries = {qid: text for qid, text in split.queries.items() if names_a_colour(text)}
+    qrels = {qid: split.qrels[qid] for qid in queries}
+    events = blind_events(catalog_events(args.catalog))
+    changed = sum(e["title"] != t for e, t in zip(events, catalog["title"]))
+    _log(f"{len(queries)} colour queries; {changed} of {len(events)} titles lost a colour word")
+    specs = [parse_model(item.strip()) for item in args.models.split(",") if item.strip()]
+    rankings: dict[str, dict[str, list[str]]] = {}
+    with local_stack(args.run_dir, engines=(args.engine,), heap="2g") as stack:
+        engine = connect(args.engine, stack.engines[args.engine].url)
+        try:
+            for spec in specs:
+                spec = replace(spec, name=f"blind-{spec.name}")
+                encoder = encoder_for(spec.encoder)
+                ingest(stack, engine, spec, events, encoder.dimension, encoder.model_version, args.catalog,
+                       args.reindex)
+                searcher = HybridSearcher.over(engine, encoder, spec.names.read_alias)
+                modes = ("knn", "hybrid") if rankings else ("bm25", "knn", "hybrid")
+                for mode in modes:
+                    label = "bm25" if mode == "bm25" else f"{mode} {spec.name.removeprefix('blind-')}"
+                    rankings[label] = {
+                        qid: [h.product_id for h in searcher.search(
+                            SearchRequest(text, mode=mode, size=K, depth=100)).hits]  # type: ignore[arg-type]
+                        for qid, text in tqdm(queries.items(), desc=label, unit="query")}
+        finally:
+            engine.close()
+    return {"catalog": str(args.catalog), "queries_file": str(args.queries), "engine": args.engine,
+            "products": len(events), "blinded_titles": changed, "colour_queries": len(queries),
+            "models": [spec.encoder for spec in specs], "rows": ndcg_rows(qrels, rankings, "bm25")}
+
+
+def markdown(payload: Mapping[str, Any]) -> str:
+    m = payload["machine"]
+    lines = [
+        "# The blind-title colour probe",
+        "",
+        f"Generated by `{payload['command']}` (commit {payload['commit']}, {payload['date']}) on {m['nproc']} cores "
+        f"({m['cpu']}), {m['memory_gib']} GiB, {payload['engine']}.",
+        "",
+        f"{payload['blinded_titles']:,} of {payload['products']:,} titles lost their colour words (a fixed list of "
+        f"{len(COLOURS)} generic English colour names in `bench/probe_colour.py`; images and categories unchanged). "
+        f"{payload['colour_queries']} queries of `{payload['queries_file']}` name a colour. Hybrid is min-max, "
+        "0.5/0.5.",
+        "",
+        "| system | nDCG@10 | vs BM25 (95% CI) |",
+        "|---|---:|---:|",
+    ]
+    for row in payload["rows"]:
+        lines.append(f"| {row['system']} | {row['ndcg@10']:.3f} | {row['vs_baseline']:+.3f} "
+                     f"({row['ci'][0]:+.3f} to {row['ci'][1]:+.3f}) |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    from bench.relevance import DATA
+    from devstack.install import cache_root
+
+    parser = argparse.ArgumentParser(prog="python -m bench.probe_colour", description=__doc__.split("\n")[0])
+    parser.add_argument("--catalog", type=Path, default=DATA, help="directory with products.csv (and images)")
+    parser.add_argument("--queries", type=Path, default=None, help="queries TSV (default: CATALOG/queries_test.tsv)")
+    parser.add_argument("--qrels", type=Path, default=None, help="judgments TSV (default: CATALOG/qrels_test.tsv)")
+    parser.add_argument("--models", default="minilm", help="comma-separated: minilm, acebert-title:CKPT, acebert:CKPT")
+    parser.add_argument("--engine", default="opensearch", choices=("opensearch", "elasticsearch"))
+    parser.add_argument("--reindex", action="store_true", help="rebuild the indices even when they are current")
+    parser.add_argument("--run-dir", type=Path, default=cache_root() / "bench-probes",
+                        help="engine data and worker logs (kept between runs so indices can be reused)")
+    parser.add_argument("--results", type=Path, default=None, help="output directory (default: docs/results, docs/)")
+    args = parser.parse_args(argv)
+    args.queries = args.queries or args.catalog / "queries_test.tsv"
+    args.qrels = args.qrels or args.catalog / "qrels_test.tsv"
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from bench.report import commit, machine
+
+    args = parse_args(argv)
+    words = list(argv) if argv is not None else sys.argv[1:]
+    payload = {"command": " ".join(["python -m bench.probe_colour", *(shlex.quote(w) for w in words)]),
+               "machine": machine(), "commit": commit(), "date": time.strftime("%Y-%m-%d"), **run(args)}
+    json_dir = args.results or REPO_ROOT / "docs" / "results"
+    json_dir.mkdir(parents=True, exist_ok=True)
+    (json_dir / f"{RESULTS_NAME}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    md_path = (args.results / "probe-colour.md") if args.results else MARKDOWN
+    md_path.write_text(markdown(payload))
+    _log(f"wrote {json_dir / f'{RESULTS_NAME}.json'} and {md_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
