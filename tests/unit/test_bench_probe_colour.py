@@ -1,0 +1,37 @@
+"""The colour probe's pure parts: blinding titles, picking colour queries, and its table."""
+from __future__ import annotations
+
+import pytest
+
+from bench.probe_colour import blind, blind_events, names_a_colour, ndcg_rows
+
+
+@pytest.mark.parametrize("title, blinded", [
+    ("Puma Deck Navy Blue Backpack", "Puma Deck Backpack"),
+    ("Nike Men Off-White Sea Green Shoes", "Nike Men Shoes"),
+    ("Reddy Bluestone Pen", "Reddy Bluestone Pen"),  # colour names inside words stay
+    ("Black", "Black"),  # nothing else left: the title stays whole
+])
+def test_blind_removes_whole_colour_words_only(title, blinded):
+    assert blind(title) == blinded
+
+
+def test_blind_events_change_the_title_and_nothing_else():
+    event = {"type": "upsert", "product_id": "1", "version": 1, "title": "Red Bag", "image": "1.jpg",
+             "category": "Bags > Red"}
+    assert blind_events([event]) == [{**event, "title": "Bag"}]
+
+
+def test_colour_queries_are_those_that_name_a_colour():
+    assert names_a_colour("women's PURPLE tops") and not names_a_colour("reddish bluetooth speaker")
+
+
+def test_ndcg_rows_compare_each_system_with_the_baseline():
+    qrels = {"q1": {"a": 2}, "q2": {"b": 2}}
+    rankings = {"bm25": {"q1": ["a"], "q2": ["x", "b"]}, "knn": {"q1": ["a"], "q2": ["b"]}}
+    rows = {row["system"]: row for row in ndcg_rows(qrels, rankings, "bm25")}
+    second = 1 / 1.5849625007211563  # nDCG@10 of the one relevant product at rank 2: 1 / log2(3)
+    assert rows["bm25"]["ndcg@10"] == pytest.approx((1 + second) / 2)
+    assert rows["knn"]["ndcg@10"] == pytest.approx(1.0)
+    assert rows["knn"]["vs_baseline"] == pytest.approx((1 - second) / 2)
+    assert rows["bm25"]["ci"] == pytest.approx([0.0, 0.0])
