@@ -1,10 +1,14 @@
-# One image for the workers and the search service; the pinned stack is requirements.lock.
+# One image for the workers and the search service. The default installs the full pinned stack
+# (requirements.lock, with torch: MiniLM and checkpoints). For an ONNX export
+# (ACEBERT_ENCODER=onnx-int8:DIR) build the serving set instead, without torch:
+#   docker build --build-arg REQUIREMENTS=requirements-serving.lock -t acebert-search:serving .
 FROM python:3.11-slim
+ARG REQUIREMENTS=requirements.lock
 ENV PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 UV_CACHE_DIR=/root/.cache/uv
 WORKDIR /app
 RUN pip install --no-cache-dir uv
-COPY requirements.lock .
-RUN uv pip install --system -r requirements.lock
+COPY requirements.lock requirements-serving.lock ./
+RUN uv pip install --system -r ${REQUIREMENTS}
 COPY . .
 RUN uv pip install --system --no-deps -e . \
     && useradd --system --uid 10001 --home-dir /app --no-create-home app

@@ -19,3 +19,9 @@ export UV_CACHE_DIR="${UV_CACHE_DIR:-$HOME/.cache/acebert-search/uv}"
 uv pip install -q --python .venv/bin/python -r requirements.lock
 uv pip install -q --python .venv/bin/python --no-deps -e .
 echo "installed: $(.venv/bin/python --version), $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)')"
+# The serving set (requirements-serving.lock): the API and workers on an ONNX export, without
+# torch. The tests check it imports every serving module and encodes with no torch installed.
+[ -x .venv-serving/bin/python ] || uv venv -q --python "${PYTHON:-python3}" .venv-serving
+uv pip install -q --python .venv-serving/bin/python -r requirements-serving.lock
+uv pip install -q --python .venv-serving/bin/python --no-deps -e .
+echo "installed the serving set in .venv-serving ($(du -sh .venv-serving | cut -f1); the full .venv is $(du -sh .venv | cut -f1))"

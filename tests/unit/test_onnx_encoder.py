@@ -25,7 +25,7 @@ from acebert.model import AceBert
 from acebert.onnx_encoder import OnnxAceBertEncoder, length_sorted_batches, parallel_map
 from acebert.onnx_export import export_checkpoint
 from acebert.onnx_layout import MANIFEST, ONNX_DIR, export_is_current
-from tests.unit.test_serving_imports import ASSERT_NO_TORCH, run_offline
+from tests.unit.test_serving_imports import ASSERT_NO_TORCH, SERVING_PYTHON, run_offline
 
 TINY_BERT = {
     "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
@@ -137,7 +137,8 @@ def test_stale_or_missing_export_is_refused(checkpoint: Path, tmp_path: Path) ->
 
 
 def test_an_export_serves_without_torch(checkpoint: Path, tmp_path: Path) -> None:
-    """A fresh process loads the export and encodes as this one does, never importing torch."""
+    """A fresh process of the serving install set (no torch installed) loads the export and
+    encodes as this one does."""
     image = tmp_path / "red.jpg"
     image.write_bytes(_jpeg((200, 20, 20)))
     products = [ProductInput("Nike Men Red Running Shoes", str(image)), ProductInput("Blue Denim Jacket")]
@@ -148,7 +149,8 @@ def test_an_export_serves_without_torch(checkpoint: Path, tmp_path: Path) -> Non
         f"encoder = load_encoder('onnx-int8:{checkpoint}', threads=1)\n"
         "queries = encoder.encode_queries(['red shirt'])\n"
         f"products = encoder.encode_products({products!r})\n"
-        "print(json.dumps([queries.tolist(), products.tolist()]))\n" + ASSERT_NO_TORCH
+        "print(json.dumps([queries.tolist(), products.tolist()]))\n" + ASSERT_NO_TORCH,
+        python=SERVING_PYTHON,
     )
     queries, vectors = (np.array(rows, dtype=np.float32) for rows in json.loads(out))
     here = load_encoder(f"onnx-int8:{checkpoint}")

@@ -1,5 +1,5 @@
-"""The serving path imports no torch, and loading an encoder needs neither the network nor
-``HF_HUB_OFFLINE``.
+"""The serving path imports no torch, the serving install set has none, and loading an encoder
+needs neither the network nor ``HF_HUB_OFFLINE``.
 
 A process that searches or ingests through an ONNX export must not pay for importing torch
 (seconds and hundreds of MB per process). Each check runs in a fresh interpreter, because this
@@ -14,6 +14,11 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The serving install set (requirements-serving.lock), which scripts/install.sh puts here.
+SERVING_PYTHON = REPO_ROOT / ".venv-serving" / "bin" / "python"
+# The entry points of the API, the CLI and the workers, and the switch between models.
+SERVING_ENTRY_POINTS = ("system", "service.http", "service.cli", "workers.main", "indexer.reembed",
+                        "indexer.rollout")
 # Modules the search and ingestion processes import to serve an ONNX export.
 SERVING_MODULES = (
     "acebert.encoder",
@@ -38,15 +43,16 @@ socket.socket.connect = socket.create_connection = socket.getaddrinfo = _refuse
 ASSERT_NO_TORCH = "assert 'torch' not in sys.modules, 'torch was imported'\n"
 
 
-def run_offline(code: str) -> str:
-    """Run ``code`` in a fresh interpreter at the repository root, offline; returns its stdout.
+def run_offline(code: str, python: Path | str = sys.executable) -> str:
+    """Run ``code`` in a fresh ``python`` at the repository root, offline; returns its stdout.
 
     Fails the test when the code fails or tried to use the network.
     """
+    assert Path(python).exists(), f"{python} is missing: run scripts/install.sh"
     env = {name: value for name, value in os.environ.items() if name != "HF_HUB_OFFLINE"}
     script = _REFUSE_NETWORK + code + "\nassert not _network, f'network use: {_network}'\n"
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+        [str(python), "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return result.stdout
@@ -54,6 +60,15 @@ def run_offline(code: str) -> str:
 
 def test_serving_modules_import_without_torch() -> None:
     run_offline(f"import {', '.join(SERVING_MODULES)}\n" + ASSERT_NO_TORCH)
+
+
+def test_the_serving_install_set_has_no_torch_and_runs_every_entry_point() -> None:
+    run_offline(
+        "import importlib.util\n"
+        "assert importlib.util.find_spec('torch') is None, 'torch is installed in the serving set'\n"
+        f"import {', '.join(SERVING_MODULES + SERVING_ENTRY_POINTS)}\n",
+        python=SERVING_PYTHON,
+    )
 
 
 def test_minilm_loads_offline_without_hf_hub_offline() -> None:
