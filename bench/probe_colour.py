@@ -144,6 +144,10 @@ def markdown(payload: Mapping[str, Any]) -> str:
     for row in payload["rows"]:
         lines.append(f"| {row['system']} | {row['ndcg@10']:.3f} | {row['vs_baseline']:+.3f} "
                      f"({row['ci'][0]:+.3f} to {row['ci'][1]:+.3f}) |")
+    if payload["models"] == ["minilm"]:
+        lines += ["", "Only MiniLM (title only) ran here: the machine had no ACE-BERT checkpoint. The question this "
+                  "probe exists for, whether the image tokens recover the colour, needs "
+                  "`--models minilm,acebert-title:CKPT,acebert:CKPT`."]
     lines.append("")
     return "\n".join(lines)
 
