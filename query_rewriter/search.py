@@ -16,6 +16,7 @@ from es_mappings import VECTOR_FIELD
 from query_rewriter.blend import METHODS, Blended, Method, blend
 from query_rewriter.requests import SOURCE, Filters, bm25_body, bm25_query, knn_body
 from query_rewriter.rewrite import rewrite
+from query_rewriter.thresholds import Thresholds, cut_fused, cut_leg
 
 Mode = Literal["bm25", "knn", "hybrid", "server_hybrid"]
 MODES: tuple[Mode, ...] = get_args(Mode)
@@ -35,6 +36,8 @@ class SearchRequest:
     rewrite: bool = True
     # dfs_query_then_fetch: index-wide BM25 statistics on a sharded index (docs/scaling.md).
     dfs: bool = False
+    # Minimum scores per leg and on the fused score (query_rewriter.thresholds).
+    thresholds: Thresholds = Thresholds()
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -46,6 +49,9 @@ class SearchRequest:
         for leg, weight in self.weights.items():
             if not 0.0 <= weight <= 1.0:  # also refuses NaN
                 raise ValueError(f"the {leg} weight must be between 0 and 1, not {weight}")
+        if self.mode == "server_hybrid" and self.thresholds.on_legs:
+            raise ValueError("minimum leg scores need the client-side blend (mode hybrid); server_hybrid "
+                             "takes only the fused minimum")
         if self.page * self.size > self.depth:
             raise ValueError(
                 f"page {self.page} of size {self.size} reaches past the candidate window of "
@@ -69,6 +75,7 @@ class SearchResponse:
     hits: list[Hit]
     candidates: int
     timings_ms: dict[str, float]
+    removed: dict[str, int] = field(default_factory=dict)  # candidates each threshold removed
 
 
 def _leg(response: Mapping[str, Any]) -> tuple[list[tuple[str, float]], dict[str, dict[str, Any]]]:
@@ -92,6 +99,7 @@ class HybridSearcher:
 
     def search(self, request: SearchRequest) -> SearchResponse:
         timings: dict[str, float] = {}
+        removed: dict[str, int] = {}
         started = time.perf_counter()
         index, encoder = self.target()
         rewritten = rewrite(request.query) if request.rewrite else None
@@ -125,7 +133,8 @@ class HybridSearcher:
             t = time.perf_counter()
             legs, sources = {}, {}
             for name, response in zip(bodies, responses):
-                legs[name], leg_sources = _leg(response)
+                hits, leg_sources = _leg(response)
+                legs[name], removed[name] = cut_leg(hits, request.thresholds.for_leg(name))
                 sources.update(leg_sources)
             weights = {name: request.weights.get(name, 0.0) for name in legs}
             if len(legs) == 1:
@@ -133,6 +142,7 @@ class HybridSearcher:
             blended = blend(legs, weights, request.method)
             timings["blend"] = (time.perf_counter() - t) * 1000
 
+        blended, removed["fused"] = cut_fused(blended, request.thresholds.fused)
         start = (request.page - 1) * request.size
         page = blended[start : start + request.size]
         hits = [
@@ -140,7 +150,7 @@ class HybridSearcher:
             for b in page
         ]
         timings["total"] = (time.perf_counter() - started) * 1000
-        return SearchResponse(query=text, hits=hits, candidates=len(blended), timings_ms=timings)
+        return SearchResponse(query=text, hits=hits, candidates=len(blended), timings_ms=timings, removed=removed)
 
     def _server_hybrid(
         self, index: str, request: SearchRequest, text: str, clauses: list[dict[str, Any]], vector: list[float] | None

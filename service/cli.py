@@ -123,19 +123,22 @@ def cmd_wait(args: argparse.Namespace) -> None:
 def cmd_search(args: argparse.Namespace) -> None:
     from query_rewriter.requests import Filters
     from query_rewriter.search import SearchRequest
+    from query_rewriter.thresholds import Thresholds
 
     request = SearchRequest(
         query=args.query, mode=args.mode, method=args.method,
         weights={"bm25": args.bm25_weight, "knn": 1.0 - args.bm25_weight},
         filters=Filters(args.category, args.brand, args.price_min, args.price_max),
         page=args.page, size=args.size, depth=args.depth,
+        thresholds=Thresholds(args.min_bm25, args.min_knn, args.min_score),
     )
     response = _system(args).searcher.search(request)
     if args.json:
         print(json.dumps([h.__dict__ for h in response.hits], indent=2, default=str))
         return
-    print(f"{args.mode} ({args.method}) for {response.query!r}: {response.candidates} candidates, "
-          f"{response.timings_ms['total']:.1f} ms")
+    cut = ", ".join(f"{n} removed by the {leg} minimum" for leg, n in response.removed.items() if n)
+    print(f"{args.mode} ({args.method}) for {response.query!r}: {response.candidates} candidates"
+          f"{f' ({cut})' if cut else ''}, {response.timings_ms['total']:.1f} ms")
     for rank, hit in enumerate(response.hits, start=(args.page - 1) * args.size + 1):
         legs = " ".join(f"{k}={v:.3f}" for k, v in sorted(hit.leg_scores.items()))
         print(f"{rank:3d}. {hit.score:.4f}  {hit.source.get('title', '')}  [{legs}]")
@@ -271,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--page", type=int, default=1)
     p.add_argument("--size", type=int, default=10)
     p.add_argument("--depth", type=int, default=100)
+    p.add_argument("--min-bm25", type=float, help="drop candidates whose raw BM25 score is lower")
+    p.add_argument("--min-knn", type=float, help="drop candidates whose kNN similarity (0-1) is lower")
+    p.add_argument("--min-score", type=float, help="drop hits whose fused score is lower")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 

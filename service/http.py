@@ -21,6 +21,7 @@ from es_mappings import MAX_PRICE
 from query_rewriter.blend import Method
 from query_rewriter.requests import Filters
 from query_rewriter.search import Mode, SearchRequest
+from query_rewriter.thresholds import Thresholds
 from settings import Settings
 from system import System
 
@@ -94,6 +95,8 @@ class SearchOut(BaseModel):
     candidates: int
     hits: list[HitOut]
     timings_ms: dict[str, float]
+    removed: dict[str, int] = Field(default_factory=dict,
+                                    description="Candidates each minimum score removed (bm25, knn, fused).")
 
 
 class EnqueueOut(BaseModel):
@@ -123,11 +126,15 @@ def search(
     size: int = Query(10, ge=1, le=100),
     depth: int = Query(100, ge=1, le=1000),
     dfs: bool = Query(False, description="dfs_query_then_fetch: index-wide BM25 statistics on a sharded index."),
+    min_bm25: float | None = Query(None, ge=0, le=1e6, description="Minimum raw BM25 score of a candidate."),
+    min_knn: float | None = Query(None, ge=0, le=1, description="Minimum kNN similarity of a candidate."),
+    min_score: float | None = Query(None, ge=0, le=1e6, description="Minimum fused score of a hit."),
 ) -> SearchOut:
     try:
         request = SearchRequest(
             query=q, mode=mode, method=method, weights={"bm25": bm25_weight, "knn": knn_weight},
             filters=Filters(category, brand, price_min, price_max), page=page, size=size, depth=depth, dfs=dfs,
+            thresholds=Thresholds(min_bm25, min_knn, min_score),
         )
         response = system.searcher.search(request)
     except ValueError as exc:
@@ -136,7 +143,7 @@ def search(
         raise HTTPException(status_code=503, detail=str(exc)) from exc
     return SearchOut(
         query=response.query, mode=mode, method=method, candidates=response.candidates,
-        timings_ms=response.timings_ms,
+        timings_ms=response.timings_ms, removed=response.removed,
         hits=[
             HitOut(product_id=h.product_id, score=h.score, title=h.source.get("title"),
                    category=h.source.get("category"), image=h.source.get("image"),

@@ -98,3 +98,16 @@ def test_hits_explain_their_leg_scores(planted: Stack):
     hit = search(planted, "apple watch", depth=20, size=20).hits[0]
     assert set(hit.leg_scores) == set(hit.normalized) == set(hit.ranks) != set()
     assert 0 < hit.score <= 1
+
+
+def test_minimum_scores_cut_each_leg_and_the_fused_list_and_say_how_much(planted: Stack):
+    from query_rewriter.thresholds import Thresholds
+
+    full = search(planted, "apple watch", depth=50, size=50)
+    scores = sorted(h.leg_scores["knn"] for h in full.hits if "knn" in h.leg_scores)
+    median_knn = scores[len(scores) // 2]
+    cut = search(planted, "apple watch", depth=50, size=50, thresholds=Thresholds(knn=median_knn, fused=0.2))
+    assert cut.removed["knn"] > 0 and cut.removed["bm25"] == 0
+    assert all(h.leg_scores["knn"] >= median_knn for h in cut.hits if "knn" in h.leg_scores)
+    assert all(h.score >= 0.2 for h in cut.hits)
+    assert cut.candidates < full.candidates and full.removed == {"bm25": 0, "knn": 0, "fused": 0}
