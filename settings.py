@@ -47,8 +47,9 @@ class Settings:
     # default. One per process when several pool processes share a small machine.
     encoder_threads: int | None = None
     # How often the drain task retries a batch (engine outage, Redis blip, 429 items) before it
-    # parks the events in the dead-letter list.
-    ingest_max_retries: int = 5
+    # parks the events in the dead-letter list. Eight back off 1, 2, 4, 8, 16, 30, 30, 30 s: about
+    # 2 min, longer than a one-node engine restart on a small machine (docs/reliability.md).
+    ingest_max_retries: int = 8
     # A batch running longer than this is killed (and redelivered: acks are late).
     ingest_task_time_limit_s: int = 240
     # A task a dead worker held is redelivered after this long.

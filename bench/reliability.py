@@ -62,9 +62,6 @@ SEND_CHUNK = 50
 # Three, so that two run when each of the two worker kills happens (replacements start meanwhile).
 WORKERS = 3
 CONVERGE_TIMEOUT_S = 600.0
-# The drain task's retries must outlast an engine restart on a small machine (~40 s): 8 retries
-# back off 1, 2, 4, 8, 16, 30, 30, 30 s.
-MAX_RETRIES = 8
 
 
 # --- events (pure) --------------------------------------------------------------------------
@@ -402,7 +399,7 @@ def run_all(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
             _log(f"OpenSearch up in {time.perf_counter() - t:.1f}s")
             settings = Settings(engine="opensearch", engine_url=cluster.urls[0], redis_url=stack.redis.url,
                                 index_prefix="reliability", queue_prefix="reliability", encoder=args.encoder,
-                                image_root=image_root, encoder_threads=1, ingest_max_retries=MAX_RETRIES)
+                                image_root=image_root, encoder_threads=1)
             run = Run(stack, cluster, System(settings), settings, bad={event_key(b.raw) for b in bad})
             t = time.perf_counter()
             run.start_workers(WORKERS)  # the first batch creates the index
@@ -416,7 +413,8 @@ def run_all(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
                 thread.join()
             after_replay = compare(expected_state(run.sent), run.documents())
             return {"events": {"good": len(good), "bad": len(bad), "products": len(expected_state(good))},
-                    "settings": {"workers": WORKERS, "encoder": args.encoder, "ingest_max_retries": MAX_RETRIES,
+                    "settings": {"workers": WORKERS, "encoder": args.encoder,
+                                 "ingest_max_retries": settings.ingest_max_retries,
                                  "stop_s": args.stop_s, "seed": args.seed},
                     "phases": phases, "final": final, "dead_letters": parked, "replay": replay,
                     "after_replay": after_replay, "enqueue_retries": run.enqueue_retries,
