@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import shutil
 import statistics
 import sys
 import tempfile
@@ -339,20 +337,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from bench.report import command_line, run_directory
+
     args = parse_args(argv)
-    words = list(argv) if argv is not None else sys.argv[1:]
-    command = " ".join(["python -m bench.cluster", *(shlex.quote(w) for w in words)])
+    command = command_line("bench.cluster", argv)
     started = time.perf_counter()
-    run_dir = Path(tempfile.mkdtemp(prefix="acebert-bench-cluster-"))
-    ok = False
-    try:
+    with run_directory("acebert-bench-cluster-") as run_dir:
         payload = run(args, run_dir)
-        ok = True
-    finally:
-        if ok:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        else:
-            print(f"engine, Redis and worker logs kept in {run_dir}", flush=True)
     payload = {"command": command, **payload, "wall_s": round(time.perf_counter() - started, 1)}
     path = write_results(args.results, payload)
     _log(f"wrote {path}")

@@ -17,9 +17,7 @@ parts are unit-tested in ``tests/unit/test_bench_probe_colour.py``.
 from __future__ import annotations
 
 import argparse
-import json
 import re
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -173,18 +171,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bench.report import commit, machine
+    from bench.report import command_line, stamp, write_report
 
     args = parse_args(argv)
-    words = list(argv) if argv is not None else sys.argv[1:]
-    payload = {"command": " ".join(["python -m bench.probe_colour", *(shlex.quote(w) for w in words)]),
-               "machine": machine(), "commit": commit(), "date": time.strftime("%Y-%m-%d"), **run(args)}
-    json_dir = args.results or REPO_ROOT / "docs" / "results"
-    json_dir.mkdir(parents=True, exist_ok=True)
-    (json_dir / f"{RESULTS_NAME}.json").write_text(json.dumps(payload, indent=2) + "\n")
-    md_path = (args.results / "probe-colour.md") if args.results else MARKDOWN
-    md_path.write_text(markdown(payload))
-    _log(f"wrote {json_dir / f'{RESULTS_NAME}.json'} and {md_path}")
+    payload = {**stamp(command_line("bench.probe_colour", argv)), **run(args)}
+    paths = write_report(RESULTS_NAME, payload, markdown, MARKDOWN, args.results)
+    _log(f"wrote {paths[0]} and {paths[1]}")
     return 0
 
 

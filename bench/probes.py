@@ -20,10 +20,8 @@ metrics are unit-tested in ``tests/unit/test_bench_probes.py``.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import re
-import shlex
 import sys
 import time
 from collections import Counter
@@ -208,18 +206,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bench.report import commit, machine
+    from bench.report import command_line, stamp, write_report
 
     args = parse_args(argv)
-    words_ = list(argv) if argv is not None else sys.argv[1:]
-    payload = {"command": " ".join(["python -m bench.probes", *(shlex.quote(w) for w in words_)]),
-               "machine": machine(), "commit": commit(), "date": time.strftime("%Y-%m-%d"), **run(args)}
-    json_dir = args.results or REPO_ROOT / "docs" / "results"
-    json_dir.mkdir(parents=True, exist_ok=True)
-    (json_dir / f"{RESULTS_NAME}.json").write_text(json.dumps(payload, indent=2) + "\n")
-    md_path = (args.results / "probes.md") if args.results else MARKDOWN
-    md_path.write_text(markdown(payload))
-    _log(f"wrote {json_dir / f'{RESULTS_NAME}.json'} and {md_path}")
+    payload = {**stamp(command_line("bench.probes", argv)), **run(args)}
+    paths = write_report(RESULTS_NAME, payload, markdown, MARKDOWN, args.results)
+    _log(f"wrote {paths[0]} and {paths[1]}")
     return 0
 
 

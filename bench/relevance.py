@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ from bench.relevance_runs import (
     model_systems,
 )
 from bench.relevance_stack import IndexSpec, Ingestion, ingest
-from bench.report import RESULTS, ROOT, commit, machine, write_json
+from bench.report import RESULTS, ROOT, command_line, commit, machine, write_json
 from devstack import local_stack
 from devstack.install import cache_root
 from engines import ENGINE_KINDS, SearchEngine, connect
@@ -281,8 +280,7 @@ def setup_record(args: argparse.Namespace, events: list[dict[str, Any]], test: S
 def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     args = parse_args(argv)
-    words = argv if argv is not None else sys.argv[1:]
-    command = " ".join(["python -m bench.relevance", *(shlex.quote(word) for word in words)])
+    command = command_line("bench.relevance", argv)
     events = catalog_events(args.catalog, limit=args.limit_products)
     product_ids = {event["product_id"] for event in events}
     test = load_split(args.queries, args.qrels, product_ids, args.limit_queries)

@@ -37,7 +37,6 @@ import argparse
 import json
 import os
 import random
-import shlex
 import shutil
 import signal
 import sys
@@ -520,33 +519,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bench.report import commit, machine
+    from bench.report import command_line, run_directory, stamp, write_report
 
     args = parse_args(argv)
     if args.render is not None:
         MARKDOWN.write_text(markdown(json.loads(args.render.read_text())))
         return 0
-    words = list(argv) if argv is not None else sys.argv[1:]
-    command = " ".join(["python -m bench.reliability", *(shlex.quote(w) for w in words)])
-    run_dir = Path(tempfile.mkdtemp(prefix="acebert-bench-reliability-"))
-    run_dir.chmod(0o755)
-    ok = False
-    try:
-        payload = run_all(args, run_dir)
-        ok = True
-    finally:
-        if ok:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        else:
-            print(f"engine, Redis and worker logs kept in {run_dir}", flush=True)
-    payload = {"command": command, "machine": machine(), "commit": commit(),
-               "date": time.strftime("%Y-%m-%d"), **payload}
-    json_dir = args.results or REPO_ROOT / "docs" / "results"
-    json_dir.mkdir(parents=True, exist_ok=True)
-    (json_dir / f"{RESULTS_NAME}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    md_path = (args.results / "reliability.md") if args.results else MARKDOWN
-    md_path.write_text(markdown(payload))
-    _log(f"wrote {json_dir / f'{RESULTS_NAME}.json'} and {md_path}")
+    command = command_line("bench.reliability", argv)
+    with run_directory("acebert-bench-reliability-") as run_dir:
+        payload = {**stamp(command), **run_all(args, run_dir)}
+    paths = write_report(RESULTS_NAME, payload, markdown, MARKDOWN, args.results)
+    _log(f"wrote {paths[0]} and {paths[1]}")
     failures = sum(payload["final"].values()) + sum(payload["after_replay"].values())
     failures += payload["dead_letters"]["bad_missing"] + payload["dead_letters"]["reason_without_field"]
     failures += payload["dead_letters"]["good_parked"] + payload["replay"]["dead_letters_left"]

@@ -4,10 +4,15 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
+import shutil
 import subprocess
+import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
@@ -74,3 +79,43 @@ def write_json(name: str, payload: dict[str, Any]) -> Path:
     payload = {"machine": machine(), "commit": commit(), **payload}
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     return path
+
+
+def command_line(module: str, argv: Sequence[str] | None) -> str:
+    """The command that ran (``python -m MODULE ARGS``), quoted so a reader can paste it."""
+    words = list(argv) if argv is not None else sys.argv[1:]
+    return " ".join([f"python -m {module}", *(shlex.quote(word) for word in words)])
+
+
+def stamp(command: str) -> dict[str, Any]:
+    """What a report states about its run: the command, the machine, the commit and the day."""
+    return {"command": command, "machine": machine(), "commit": commit(), "date": time.strftime("%Y-%m-%d")}
+
+
+def write_report(
+    name: str, payload: Mapping[str, Any], render: Callable[[Mapping[str, Any]], str], markdown: Path,
+    results: Path | None = None,
+) -> tuple[Path, Path]:
+    """Write ``<name>.json`` and the Markdown ``render(payload)``: to ``docs/results/`` and
+    ``markdown``, or both into ``results`` when given (a smoke run that must not touch ``docs/``)."""
+    json_dir = results or RESULTS
+    json_dir.mkdir(parents=True, exist_ok=True)
+    json_path = json_dir / f"{name}.json"
+    json_path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    md_path = results / markdown.name if results else markdown
+    md_path.write_text(render(payload))
+    return json_path, md_path
+
+
+@contextmanager
+def run_directory(prefix: str) -> Iterator[Path]:
+    """A temporary directory for the services a benchmark starts: removed after a success, kept
+    (and named) after a failure, so their logs can be read. Readable by the engines' own user."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    try:
+        yield path
+    except BaseException:
+        print(f"engine, Redis and worker logs kept in {path}", flush=True)
+        raise
+    shutil.rmtree(path, ignore_errors=True)
