@@ -55,12 +55,16 @@ class System:
     @cached_property
     def encoder(self) -> Encoder:
         """The settings' model: that of a new first index (an existing index names its own, see ``models``)."""
-        return self._load_encoder(self.settings.encoder)
-
-    def _load_encoder(self, spec: str) -> Encoder:
         from acebert.loading import load_encoder  # the model's libraries load only when asked for
 
-        if spec == self.settings.encoder and "encoder" in self.__dict__:
+        return load_encoder(self.settings.encoder, threads=self.settings.encoder_threads)
+
+    def _load_encoder(self, spec: str) -> Encoder:
+        """The encoder ``spec`` names; the settings' one is loaded once, however its path is written
+        (an index records the absolute spec)."""
+        from acebert.loading import absolute_spec, load_encoder
+
+        if absolute_spec(spec) == absolute_spec(self.settings.encoder):
             return self.encoder
         return load_encoder(spec, threads=self.settings.encoder_threads)
 

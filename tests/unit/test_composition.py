@@ -92,3 +92,11 @@ def test_cli_options_override_the_environment_for_one_call(monkeypatch):
     args = build_parser().parse_args(["--replicas", "1", "--refresh-interval", "30s", "init"])
     layout = _system(args).layout
     assert (layout.shards, layout.replicas, layout.refresh_interval) == (3, 1, "30s")
+
+
+def test_the_settings_model_is_loaded_once_whoever_asks_first():
+    """A worker asks ``models`` (its write index's model) before ``ensure_index`` asks ``encoder``:
+    both must get the one model in memory, not a copy each."""
+    system = System(Settings(query_cache_size=0))
+    through_index = system.models.encoder("minilm")
+    assert through_index is system.encoder
