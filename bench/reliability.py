@@ -347,18 +347,18 @@ def run_phases(run: Run, events: Sequence[Any], stop_s: float, pause_s: float) -
     return rows
 
 
-def check_dead_letters(run: Run, bad: Sequence[BadEvent], good: Sequence[Any]) -> dict[str, Any]:
-    """Every bad event parked with a reason naming its field; no good event parked."""
+def check_dead_letters(run: Run, bad: Sequence[BadEvent], good: Sequence[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every bad event parked with a reason naming its field; no good event parked. Returns the
+    counts and the dead letters by :func:`event_key` of the event they hold."""
     letters = run.system.queue.dead_letters()
-    key = event_key
-    by_event = {key(letter.event): letter for letter in letters}
-    good_keys = {key(event) for event in good}
-    missing = [b for b in bad if key(b.raw) not in by_event]
-    unnamed = [b for b in bad if key(b.raw) in by_event and b.field not in by_event[key(b.raw)].error]
-    return {"dead_letters": len(letters), "bad_parked": len(bad) - len(missing), "bad_missing": len(missing),
-            "reason_without_field": len(unnamed), "good_parked": sum(key(l.event) in good_keys for l in letters),
-            "examples": {b.field: by_event[key(b.raw)].error[:160] for b in bad if key(b.raw) in by_event},
-            "_letters": by_event}
+    by_event = {event_key(letter.event): letter for letter in letters}
+    good_keys = {event_key(event) for event in good}
+    parked = [(b, by_event[event_key(b.raw)]) for b in bad if event_key(b.raw) in by_event]
+    report = {"dead_letters": len(letters), "bad_parked": len(parked), "bad_missing": len(bad) - len(parked),
+              "reason_without_field": sum(b.field not in letter.error for b, letter in parked),
+              "good_parked": sum(event_key(letter.event) in good_keys for letter in letters),
+              "examples": {b.field: letter.error[:160] for b, letter in parked}}
+    return report, by_event
 
 
 def replay_corrected(run: Run, bad: Sequence[BadEvent], letters: Mapping[str, Any]) -> dict[str, Any]:
@@ -406,8 +406,8 @@ def run_all(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
             started = time.perf_counter()
             phases = run_phases(run, events, args.stop_s, args.pause_s)
             final = compare(expected_state(good), run.documents())
-            parked = check_dead_letters(run, bad, good)
-            replay = replay_corrected(run, bad, parked.pop("_letters"))
+            parked, letters = check_dead_letters(run, bad, good)
+            replay = replay_corrected(run, bad, letters)
             for thread in run.starting:
                 thread.join()
             after_replay = compare(expected_state(run.sent), run.documents())
