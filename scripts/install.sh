@@ -11,6 +11,13 @@ if ! command -v redis-server >/dev/null; then
   else sudo apt-get update -qq && sudo apt-get install -y -qq redis-server >/dev/null; fi
 fi
 
+# Headless Chromium and its driver, for the search page's browser test (Debian packages).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "installing chromium and chromium-driver (Debian packages)"
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium chromium-driver >/dev/null; fi
+fi
+
 if ! command -v uv >/dev/null; then
   python3 -m pip install -q --disable-pip-version-check uv
 fi
