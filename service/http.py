@@ -1,7 +1,9 @@
 """The HTTP search service (FastAPI): search, enqueue events, and manage dead letters.
 
 Run with ``hybrid-search serve`` (or ``uvicorn --factory service.http:app_from_env``). The
-OpenAPI schema is at ``/openapi.json`` and the interactive docs at ``/docs``.
+OpenAPI schema is at ``/openapi.json`` and the interactive docs at ``/docs``. A search page
+(plain HTML, CSS and JS from ``service/static``) is at ``/``; the product photos it shows come
+from ``/images/...``, which serves pictures from under the image root and nothing else.
 
 The routes are thin shells over the parts of one :class:`~system.System`, which
 :func:`create_app` receives: importing this module reads no settings and connects to nothing.
@@ -9,15 +11,20 @@ The routes are thin shells over the parts of one :class:`~system.System`, which
 from __future__ import annotations
 
 import hmac
+import io
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader
+from fastapi.staticfiles import StaticFiles
+from PIL import Image
 from pydantic import BaseModel, Field
 
 from engines import EngineError
 from es_mappings import MAX_PRICE
+from indexer.image_files import image_path, read_image
 from query_rewriter.blend import Method
 from query_rewriter.requests import Filters
 from query_rewriter.search import Mode, SearchRequest
@@ -28,6 +35,10 @@ from system import System
 # Bounds on what one POST /events may carry; a producer with more sends several requests.
 MAX_EVENTS_PER_REQUEST = 1000
 MAX_BODY_BYTES = 8 * 1024 * 1024
+# The search page: index.html, its CSS and JS (no build step).
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+# Product photos change with a new event's image path, rarely in place: an hour in caches.
+IMAGE_CACHE_CONTROL = "public, max-age=3600"
 
 router = APIRouter()
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
@@ -39,6 +50,7 @@ def create_app(system: System) -> FastAPI:
     app = FastAPI(title="ACE-BERT hybrid product search", version="0.1.0")
     app.state.system = system
     app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.middleware("http")(_limit_body)
     return app
 
@@ -178,3 +190,29 @@ def replay_dead_letter(
         raise HTTPException(status_code=404, detail=str(exc)) from exc
     except ValueError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from exc
+
+
+@router.get("/", include_in_schema=False)
+def search_page() -> FileResponse:
+    """The search page: BM25, kNN and hybrid results side by side, from three ``/search`` calls."""
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
+
+
+@router.get("/images/{image:path}", response_class=Response,
+            responses={200: {"content": {"image/*": {}}, "description": "The picture."},
+                       404: {"description": "No picture at that path under the image root."}})
+def product_image(image: str, system: System = Depends(_system)) -> Response:
+    """A product photo, by the hit's ``image`` path (relative to the image root, PRODUCT_IMAGE_ROOT).
+
+    Only a regular file under the root that decodes as a picture is served (the same checks as
+    ingestion); anything else, a path out of the root or a symlink out of it included, is a 404
+    that does not say why, so nothing about files outside the root can be learnt here.
+    """
+    try:
+        data = read_image(image_path(image, system.settings.image_root))
+        with Image.open(io.BytesIO(data)) as picture:  # read_image decoded it already: the header is enough
+            media_type = Image.MIME.get(picture.format or "", "application/octet-stream")
+    except (ValueError, OSError) as exc:  # ImageError is a ValueError; so is a NUL byte in the path
+        raise HTTPException(404, "no such image") from exc
+    return Response(data, media_type=media_type,
+                    headers={"Cache-Control": IMAGE_CACHE_CONTROL, "X-Content-Type-Options": "nosniff"})
