@@ -71,20 +71,8 @@ class TrainingData:
 
 
 def load_training_data(run: RunConfig) -> TrainingData:
-    """Catalogue, train pairs and dev split; ``max_products`` keeps the first N train positives."""
+    """Catalogue, train pairs and dev split from the files the config names (benchmark layout)."""
     cfg = run.train
-    catalog = load_catalog(cfg.data_path)
-    train_queries = load_queries(cfg.resolve(cfg.train_queries))
-    train_qrels = load_qrels(cfg.resolve(cfg.train_qrels))
-    if cfg.max_products:
-        positive = {pid for judged in train_qrels.values() for pid, g in judged.items() if g == 2}
-        catalog = catalog[catalog["product_id"].isin(positive)].head(cfg.max_products).reset_index(drop=True)
-    products = dict(zip(catalog["product_id"], catalog_inputs(catalog)))
-    examples = TrainingExamples.build(train_queries, train_qrels, set(products))
-    if cfg.hard_negatives and cfg.hard_negative_source == "bm25":
-        titles = dict(zip(catalog["product_id"], catalog["title"]))
-        pools = bm25_negative_pools(examples.queries, examples.positives, titles, cfg.bm25_negative_depth)
-        examples = dataclasses.replace(examples, negatives=pools)
     dev_paths = (cfg.resolve(cfg.dev_queries), cfg.resolve(cfg.dev_qrels))
     dev = (load_queries(dev_paths[0]), load_qrels(dev_paths[1])) if cfg.eval_each_epoch else None
     paths = {
@@ -94,6 +82,29 @@ def load_training_data(run: RunConfig) -> TrainingData:
         "dev_queries": str(dev_paths[0]),
         "dev_qrels": str(dev_paths[1]),
     }
+    return build_training_data(run, load_catalog(cfg.data_path), load_queries(paths["train_queries"]),
+                               load_qrels(paths["train_qrels"]), dev, paths)
+
+
+def build_training_data(
+    run: RunConfig, catalog: pd.DataFrame, train_queries: pd.DataFrame, train_qrels: Qrels,
+    dev: tuple[pd.DataFrame, Qrels] | None, paths: dict[str, str],
+) -> TrainingData:
+    """Training data from judgments already in memory (e.g. a user's, with a held-out part removed).
+
+    ``max_products`` keeps the first N catalogue products that are train positives; ``paths``
+    says where the data came from, for the checkpoint's record.
+    """
+    cfg = run.train
+    if cfg.max_products:
+        positive = {pid for judged in train_qrels.values() for pid, g in judged.items() if g == 2}
+        catalog = catalog[catalog["product_id"].isin(positive)].head(cfg.max_products).reset_index(drop=True)
+    products = dict(zip(catalog["product_id"], catalog_inputs(catalog)))
+    examples = TrainingExamples.build(train_queries, train_qrels, set(products))
+    if cfg.hard_negatives and cfg.hard_negative_source == "bm25":
+        titles = dict(zip(catalog["product_id"], catalog["title"]))
+        pools = bm25_negative_pools(examples.queries, examples.positives, titles, cfg.bm25_negative_depth)
+        examples = dataclasses.replace(examples, negatives=pools)
     return TrainingData(products, examples, catalog, dev, paths)
 
 
@@ -301,13 +312,17 @@ def _summary(record: dict[str, Any]) -> str:
     return line
 
 
-def train(run: RunConfig, resume: bool = False, progress: bool = True, until_epoch: int | None = None) -> Path:
+def train(
+    run: RunConfig, resume: bool = False, progress: bool = True, until_epoch: int | None = None,
+    data: TrainingData | None = None,
+) -> Path:
     """Run (or ``resume``) a training described by ``run``; returns the checkpoint directory.
 
-    ``until_epoch`` stops after that epoch, leaving the run resumable.
+    ``until_epoch`` stops after that epoch, leaving the run resumable. ``data`` is training data
+    built by the caller (:func:`build_training_data`); by default the files the config names are read.
     """
     seed_everything(run.train.seed, run.train.threads)
-    data = load_training_data(run)
+    data = data if data is not None else load_training_data(run)
     trainer = Trainer(run, data, progress)
     if resume and not trainer.resume():
         tqdm.write(f"nothing to resume in {run.train.output_path}; starting from scratch", file=sys.stderr)

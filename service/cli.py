@@ -137,11 +137,15 @@ def cmd_search(args: argparse.Namespace) -> None:
         print(json.dumps([h.__dict__ for h in response.hits], indent=2, default=str))
         return
     cut = ", ".join(f"{n} removed by the {leg} minimum" for leg, n in response.removed.items() if n)
-    print(f"{args.mode} ({args.method}) for {response.query!r}: {response.candidates} candidates"
+    total = f"{response.total}{' or more' if response.total_is_lower_bound else ''}"
+    print(f"{args.mode} ({args.method}) for {response.query!r}: {total} products"
           f"{f' ({cut})' if cut else ''}, {response.timings_ms['total']:.1f} ms")
     for rank, hit in enumerate(response.hits, start=(args.page - 1) * args.size + 1):
         legs = " ".join(f"{k}={v:.3f}" for k, v in sorted(hit.leg_scores.items()))
         print(f"{rank:3d}. {hit.score:.4f}  {hit.source.get('title', '')}  [{legs}]")
+    for name, values in response.facets.items():
+        if values:
+            print(f"  {name}: " + ", ".join(f"{v.value} ({v.count})" for v in values[:8]))
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> None:
@@ -228,6 +232,34 @@ def cmd_worker(args: argparse.Namespace) -> None:
     os.execvp(argv[0], argv)
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    from acebert.config import ConfigError
+    from acebert.data import DataError
+    from acebert.train_user_data import (DEFAULT_OUTPUT, HOLDOUT_FRACTION, STRONG_CLICKS, judgments_from_clicks,
+                                         load_judgments, train_on_user_data, user_run_config)
+
+    flags = {"epochs": args.epochs, "batch_size": args.batch_size, "max_train_pairs": args.max_train_pairs,
+             "device": args.device, "threads": args.threads}
+    overrides = [*args.override, *(f"train.{key}={json.dumps(value)}" for key, value in flags.items() if value is not None)]
+    try:
+        run = user_run_config(args.config, overrides, output=args.output or DEFAULT_OUTPUT, catalog=args.catalog)
+        if args.clicks:
+            judgments = judgments_from_clicks(args.clicks, args.strong_clicks or STRONG_CLICKS)
+        elif args.queries and args.qrels:
+            judgments = load_judgments(args.queries, args.qrels)
+        else:
+            raise SystemExit("give judgments: --queries queries.tsv --qrels qrels.tsv, or --clicks clicks.csv")
+        baseline = args.baseline or Settings.from_env().encoder
+        report = train_on_user_data(run, args.catalog, judgments, baseline, args.holdout or HOLDOUT_FRACTION,
+                                    overwrite=args.overwrite)
+    except (ConfigError, DataError, FileExistsError) as error:
+        raise SystemExit(f"hybrid-search train: {error}") from None
+    print(f"checkpoint {report.checkpoint} (int8 ONNX export in {report.onnx_dir})")
+    print(report.comparison.summary())
+    print(f"report: {report.checkpoint / 'evaluation.md'} (and evaluation.json)")
+    print(f"next: {report.rollout_command()}")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from service.demo import run
 
@@ -309,6 +341,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("rollback", help="move writes and searches back to the previous index version, bringing it "
                                     "up to date first; abandons an interrupted reembed").set_defaults(func=cmd_rollback)
 
+    p = sub.add_parser(
+        "train", help="train ACE-BERT on your catalogue and judgments (or click log), export it to int8 ONNX and "
+                      "compare it with the served model on held-out queries")
+    p.add_argument("--catalog", required=True, help="directory with products.csv (product_id, title[, category, image])")
+    p.add_argument("--queries", help="judged queries TSV: query_id, query")
+    p.add_argument("--qrels", help="judgments TSV: query_id, product_id, grade (0-2)")
+    p.add_argument("--clicks", help="instead of --queries/--qrels: click log CSV with query, product_id, clicks "
+                                    "[, purchases]")
+    p.add_argument("--strong-clicks", type=int,
+                   help="clicks that make a full match (grade 2) without a purchase; fewer: grade 1 (default 3)")
+    p.add_argument("--output", help="checkpoint directory to create (default: my-acebert under "
+                                    "~/.cache/acebert-search/checkpoints)")
+    p.add_argument("--overwrite", action="store_true", help="replace what --output already holds")
+    p.add_argument("--baseline", help="encoder spec of the served model to compare with (default: ACEBERT_ENCODER)")
+    p.add_argument("--holdout", type=float, help="share of queries held out for the comparison (default 0.2)")
+    p.add_argument("--config", help="TOML or YAML run config ([model], [train]) over the defaults")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--max-train-pairs", type=int, help="(query, product) pairs per epoch, at most")
+    p.add_argument("--device", help="auto (a GPU when there is one), cpu or cuda")
+    p.add_argument("--threads", type=int, help="CPU threads for training")
+    p.add_argument("--override", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="any other setting, e.g. train.lr=1e-4 (repeatable)")
+    p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("serve", help="run the HTTP search service")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
@@ -318,9 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=1)
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("demo", help="the whole path end to end on local engines and the sample catalogue")
+    p = sub.add_parser("demo", help="the whole path end to end on local engines and the sample catalogue, with an "
+                                    "ACE-BERT trained on the spot next to the untrained model and BM25")
     p.add_argument("--catalog", help="catalogue directory (default: the shipped sample; env DEMO_CATALOG)")
     p.add_argument("--engine-kind", default="opensearch", choices=ENGINE_KINDS)
+    p.add_argument("--queries", help="train-split queries TSV to train on (default: CATALOG/queries.tsv)")
+    p.add_argument("--qrels", help="their judgments TSV (default: CATALOG/qrels.tsv)")
     p.set_defaults(func=cmd_demo)
     return parser
 
