@@ -22,6 +22,7 @@ from engines import EngineError, SearchEngine, connect
 from es_mappings import IndexLayout, IndexNames
 from indexer.indices import ensure_index
 from indexer.models import IndexModels, model_meta
+from query_rewriter.cursor import RedisCursorStore
 from query_rewriter.search import HybridSearcher
 from settings import Settings
 from workers.app import make_celery
@@ -86,7 +87,7 @@ class System:
             bound = self.models.for_reads()
             return bound.index, bound.encoder
 
-        return HybridSearcher(self.engine, target)
+        return HybridSearcher(self.engine, target, RedisCursorStore(self.queue.redis, self.settings.queue_prefix))
 
     @cached_property
     def queue(self) -> EventQueue:

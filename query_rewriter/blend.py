@@ -133,3 +133,34 @@ def blend(legs: Mapping[str, Leg], weights: Mapping[str, float], method: Method 
     if method in NORMALIZERS:
         return weighted_normalized(legs, weights, method)
     raise ValueError(f"unknown blend method {method!r}; expected one of {list(METHODS)}")
+
+
+def blend_tiers(
+    legs: Mapping[str, Leg], weights: Mapping[str, float], method: Method, depths: Sequence[int]
+) -> list[list[Blended]]:
+    """Fuse growing windows of the same legs into tiers: tier ``j`` is the blend of each leg's top
+    ``depths[j]`` hits, less every document of an earlier tier.
+
+    Why: a blend over a deeper window orders its top differently (min-max and z-score depend on
+    the whole window), so cutting page 12 from a deeper blend than page 1 could repeat or skip
+    products. Tiers keep the first window's order as it is and append what each deeper window
+    adds, so a page of any depth is cut from one list that only ever grows at its end.
+    """
+    if list(depths) != sorted(set(depths)) or not depths or depths[0] < 1:
+        raise ValueError(f"tier depths must be positive and increasing, got {list(depths)}")
+    seen: set[str] = set()
+    tiers: list[list[Blended]] = []
+    for depth in depths:
+        window = {name: leg[:depth] for name, leg in legs.items()}
+        tier = [item for item in blend(window, weights, method) if item.doc_id not in seen]
+        seen.update(item.doc_id for item in tier)
+        tiers.append(tier)
+    return tiers
+
+
+def tier_depths(first: int, needed: int, limit: int) -> list[int]:
+    """The window depths, doubling from ``first``, until one holds ``needed`` (at most ``limit``)."""
+    depths = [first]
+    while depths[-1] < min(needed, limit):
+        depths.append(min(depths[-1] * 2, limit))
+    return depths

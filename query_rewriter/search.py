@@ -1,19 +1,25 @@
 """The search entry point: one query in, a page of blended, explained hits out.
 
-Pagination works over a fixed candidate window (``depth`` per leg): every page of one query is
-cut from the same blended list, so pages never repeat or skip a product. A page past the window
-is refused with a clear error rather than silently re-ranked.
+Pages are cut from one ranked list that only grows at its end: the first window (each leg's top
+``depth``) is blended as it always was, and a page past it adds a deeper tier of each leg
+(:func:`query_rewriter.blend.blend_tiers`), up to :data:`MAX_WINDOW`. On an unchanged index page
+N+1 therefore continues page N exactly; a ``cursor`` keeps that promise while the index changes
+(:mod:`query_rewriter.cursor`). Every response carries the list's total (a lower bound when a leg
+filled its window, so more products would come from a deeper one) and facet counts over the first
+window (:mod:`query_rewriter.facets`), the same on every page.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Literal, Mapping, get_args
 
 from acebert.encoder import Encoder
 from engines import HybridQuery, SearchEngine
 from es_mappings import VECTOR_FIELD
-from query_rewriter.blend import METHODS, Blended, Method, blend
+from query_rewriter.blend import METHODS, Blended, Method, blend_tiers, tier_depths
+from query_rewriter.cursor import CursorState, CursorStore, format_cursor, parse_cursor
+from query_rewriter.facets import Facets, facet_counts
 from query_rewriter.requests import SOURCE, Filters, bm25_body, bm25_query, knn_body
 from query_rewriter.rewrite import rewrite
 from query_rewriter.thresholds import Thresholds, cut_fused, cut_leg
@@ -21,6 +27,8 @@ from query_rewriter.thresholds import Thresholds, cut_fused, cut_leg
 Mode = Literal["bm25", "knn", "hybrid", "server_hybrid"]
 MODES: tuple[Mode, ...] = get_args(Mode)
 DEFAULT_WEIGHTS = {"bm25": 0.5, "knn": 0.5}
+MAX_WINDOW = 1000  # the deepest tier a leg is asked for: 100 pages of 10
+NEW_CURSOR = "new"
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,9 @@ class SearchRequest:
     dfs: bool = False
     # Minimum scores per leg and on the fused score (query_rewriter.thresholds).
     thresholds: Thresholds = Thresholds()
+    # None: a plain page. NEW_CURSOR: freeze the list and answer with next_cursor. Else a
+    # next_cursor from an earlier page; the other fields are then taken from the cursor.
+    cursor: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -46,17 +57,30 @@ class SearchRequest:
             raise ValueError(f"unknown blend method {self.method!r}; expected one of {list(METHODS)}")
         if self.page < 1 or self.size < 1:
             raise ValueError("page and size start at 1")
+        if not 1 <= self.depth <= MAX_WINDOW:
+            raise ValueError(f"depth must be between 1 and {MAX_WINDOW}, not {self.depth}")
         for leg, weight in self.weights.items():
             if not 0.0 <= weight <= 1.0:  # also refuses NaN
                 raise ValueError(f"the {leg} weight must be between 0 and 1, not {weight}")
         if self.mode == "server_hybrid" and self.thresholds.on_legs:
             raise ValueError("minimum leg scores need the client-side blend (mode hybrid); server_hybrid "
                              "takes only the fused minimum")
-        if self.page * self.size > self.depth:
+        if self.page * self.size > MAX_WINDOW:
             raise ValueError(
-                f"page {self.page} of size {self.size} reaches past the candidate window of "
-                f"{self.depth}; raise depth (the ranking is cut from the top {self.depth} of each leg)"
+                f"page {self.page} of size {self.size} reaches past the deepest window of {MAX_WINDOW} "
+                "candidates per leg; narrow the query with filters"
             )
+
+    def cursor_fields(self) -> dict[str, Any]:
+        """What a cursor must remember to extend its list the way this request made it."""
+        return {"query": self.query, "filters": vars(self.filters), "mode": self.mode, "method": self.method,
+                "weights": dict(self.weights), "rewrite": self.rewrite, "dfs": self.dfs,
+                "thresholds": vars(self.thresholds)}
+
+    @classmethod
+    def from_cursor_fields(cls, fields: Mapping[str, Any], **extra: Any) -> SearchRequest:
+        return cls(**{**fields, "filters": Filters(**fields["filters"]),
+                      "thresholds": Thresholds(**fields["thresholds"]), **extra})
 
 
 @dataclass(frozen=True)
@@ -73,9 +97,31 @@ class Hit:
 class SearchResponse:
     query: str
     hits: list[Hit]
-    candidates: int
+    total: int                       # products in the ranked list the pages are cut from
     timings_ms: dict[str, float]
     removed: dict[str, int] = field(default_factory=dict)  # candidates each threshold removed
+    total_is_lower_bound: bool = False  # a leg filled its window: a deeper one may add products
+    facets: Facets = field(default_factory=dict)
+    next_cursor: str | None = None
+
+
+@dataclass
+class _Ranked:
+    """One ranking of a request: its tiers, their products' fields, and what the thresholds cut."""
+
+    query: str
+    tiers: list[list[Blended]]
+    sources: dict[str, dict[str, Any]]
+    removed: dict[str, int]
+    more: bool
+    depth: int
+
+    @property
+    def entries(self) -> list[Blended]:
+        return [item for tier in self.tiers for item in tier]
+
+    def facets(self) -> Facets:
+        return facet_counts(self.sources.get(item.doc_id, {}) for item in self.tiers[0])
 
 
 def _leg(response: Mapping[str, Any]) -> tuple[list[tuple[str, float]], dict[str, dict[str, Any]]]:
@@ -86,11 +132,15 @@ def _leg(response: Mapping[str, Any]) -> tuple[list[tuple[str, float]], dict[str
 class HybridSearcher:
     """Hybrid BM25 + kNN search: each search asks ``target()`` for the index to search and the
     encoder of the model that made its vectors, so a searcher can follow an alias to a new index
-    version (``system.System.searcher``) or stay on one index (:meth:`over`)."""
+    version (``system.System.searcher``) or stay on one index (:meth:`over`). ``cursors`` (Redis,
+    in ``System``) keeps the lists of cursor searches; without it a cursor is refused."""
 
-    def __init__(self, engine: SearchEngine, target: Callable[[], tuple[str, Encoder]]) -> None:
+    def __init__(
+        self, engine: SearchEngine, target: Callable[[], tuple[str, Encoder]], cursors: CursorStore | None = None
+    ) -> None:
         self.engine = engine
         self.target = target
+        self.cursors = cursors
 
     @classmethod
     def over(cls, engine: SearchEngine, encoder: Encoder, index: str) -> HybridSearcher:
@@ -98,10 +148,87 @@ class HybridSearcher:
         return cls(engine, lambda: (index, encoder))
 
     def search(self, request: SearchRequest) -> SearchResponse:
-        timings: dict[str, float] = {}
-        removed: dict[str, int] = {}
         started = time.perf_counter()
+        timings: dict[str, float] = {}
+        if request.cursor not in (None, NEW_CURSOR):
+            return self._continue(request, started, timings)
         index, encoder = self.target()
+        offset = (request.page - 1) * request.size
+        depths = tier_depths(request.depth, offset + request.size, MAX_WINDOW)
+        ranked = self._rank(index, encoder, request, depths, timings)
+        entries = ranked.entries
+        hits = [_hit(item, ranked.sources.get(item.doc_id, {})) for item in entries[offset : offset + request.size]]
+        next_cursor = None
+        if request.cursor == NEW_CURSOR:
+            if self.cursors is None:
+                raise ValueError("cursors need the search service's Redis (System.searcher); page with page= here")
+            state = CursorState(request.cursor_fields(), index, ranked.depth, request.depth, ranked.more,
+                                entries, ranked.facets())
+            end = offset + request.size
+            if end < len(entries) or _can_deepen(state):
+                next_cursor = format_cursor(self.cursors.create(state), end)
+        timings["total"] = (time.perf_counter() - started) * 1000
+        return SearchResponse(query=ranked.query, hits=hits, total=len(entries), timings_ms=timings,
+                              removed=ranked.removed, total_is_lower_bound=ranked.more, facets=ranked.facets(),
+                              next_cursor=next_cursor)
+
+    def _continue(self, request: SearchRequest, started: float, timings: dict[str, float]) -> SearchResponse:
+        """The page of a stored list at the cursor's offset, deepening the list when it runs out."""
+        if self.cursors is None:
+            raise ValueError("cursors need the search service's Redis (System.searcher)")
+        token, offset = parse_cursor(request.cursor or "")
+        state = self.cursors.get(token)
+        if state is None:
+            raise ValueError("cursor expired or unknown (cursors last 10 minutes after their last page): "
+                             "search again without it")
+        end = offset + request.size
+        if end > len(state.entries) and _can_deepen(state):
+            state = self._deepen(token, state, end, timings)
+        page = state.entries[offset:end]
+        t = time.perf_counter()
+        sources = self._current_sources(state.index, [item.doc_id for item in page])
+        timings["fetch"] = (time.perf_counter() - t) * 1000
+        hits = [_hit(item, sources[item.doc_id]) for item in page if item.doc_id in sources]
+        more = end < len(state.entries) or _can_deepen(state)
+        timings["total"] = (time.perf_counter() - started) * 1000
+        return SearchResponse(query=state.request["query"], hits=hits, total=len(state.entries),
+                              timings_ms=timings, removed={"gone": len(page) - len(hits)},
+                              total_is_lower_bound=state.more, facets=state.facets,
+                              next_cursor=format_cursor(token, end) if more else None)
+
+    def _current_sources(self, index: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The products' fields as they are now; a product deleted since the first page is absent."""
+        if not ids:
+            return {}
+        found = self.engine.mget(index, ids, source_excludes=[VECTOR_FIELD])
+        return {doc["_id"]: doc["_source"] for doc in found.get("docs", [])
+                if doc.get("found") and not doc["_source"].get("deleted")}
+
+    def _deepen(self, token: str, state: CursorState, needed: int, timings: dict[str, float]) -> CursorState:
+        """Rank the cursor's search one or more tiers deeper and append only what the list lacks."""
+        assert self.cursors is not None
+        request = SearchRequest.from_cursor_fields(state.request, depth=state.first_depth)
+        depths = tier_depths(state.first_depth, needed, MAX_WINDOW)
+        index, encoder = self.target()
+        ranked = self._rank(index, encoder, request, depths, timings)
+
+        def append(current: CursorState) -> CursorState:
+            held = {item.doc_id for item in current.entries}
+            added = [item for item in ranked.entries if item.doc_id not in held]
+            deeper = ranked.depth > current.depth
+            return replace(current, entries=current.entries + added, depth=max(current.depth, ranked.depth),
+                           more=ranked.more if deeper else current.more)
+
+        updated = self.cursors.update(token, append)
+        if updated is None:
+            raise ValueError("cursor expired while it was being extended: search again without it")
+        return updated
+
+    def _rank(
+        self, index: str, encoder: Encoder, request: SearchRequest, depths: list[int], timings: dict[str, float]
+    ) -> _Ranked:
+        """The request's tiers over ``depths``, each leg asked once for the deepest."""
+        removed: dict[str, int] = {}
         rewritten = rewrite(request.query) if request.rewrite else None
         text = rewritten.text if rewritten else request.query
         filters = request.filters
@@ -112,6 +239,7 @@ class HybridSearcher:
                 filters.price_max if filters.price_max is not None else rewritten.price_max,
             )
         clauses = filters.clauses()
+        depth = depths[-1]
 
         vector = None
         if request.mode != "bm25":
@@ -121,39 +249,48 @@ class HybridSearcher:
 
         t = time.perf_counter()
         if request.mode == "server_hybrid":
-            blended, sources = self._server_hybrid(index, request, text, clauses, vector)
+            # The engine blends one window; a deeper one is a new tier of the same kind.
+            tiers: list[list[Blended]] = []
+            sources: dict[str, dict[str, Any]] = {}
+            seen: set[str] = set()
+            for tier_depth in depths:
+                blended, tier_sources = self._server_hybrid(index, request, text, clauses, vector, tier_depth)
+                tiers.append([item for item in blended if item.doc_id not in seen])
+                seen.update(tier_sources)
+                sources.update(tier_sources)
+            more = len(blended) >= depth
+            timings["engine"] = (time.perf_counter() - t) * 1000
         else:
             bodies = {}
             if request.mode in ("bm25", "hybrid"):
-                bodies["bm25"] = bm25_body(text, clauses, request.depth)
+                bodies["bm25"] = bm25_body(text, clauses, depth)
             if request.mode in ("knn", "hybrid"):
-                bodies["knn"] = knn_body(self.engine, vector, clauses, request.depth)
+                bodies["knn"] = knn_body(self.engine, vector, clauses, depth)
             responses = self.engine.msearch(index, list(bodies.values()), dfs=request.dfs)
             timings["engine"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
             legs, sources = {}, {}
+            more = False
             for name, response in zip(bodies, responses):
                 hits, leg_sources = _leg(response)
+                more = more or len(hits) >= depth
                 legs[name], removed[name] = cut_leg(hits, request.thresholds.for_leg(name))
                 sources.update(leg_sources)
             weights = {name: request.weights.get(name, 0.0) for name in legs}
             if len(legs) == 1:
                 weights = {name: 1.0 for name in legs}
-            blended = blend(legs, weights, request.method)
+            tiers = blend_tiers(legs, weights, request.method, depths)
             timings["blend"] = (time.perf_counter() - t) * 1000
 
-        blended, removed["fused"] = cut_fused(blended, request.thresholds.fused)
-        start = (request.page - 1) * request.size
-        page = blended[start : start + request.size]
-        hits = [
-            Hit(b.doc_id, b.score, sources.get(b.doc_id, {}), dict(b.raw), dict(b.normalized), dict(b.ranks))
-            for b in page
-        ]
-        timings["total"] = (time.perf_counter() - started) * 1000
-        return SearchResponse(query=text, hits=hits, candidates=len(blended), timings_ms=timings, removed=removed)
+        removed["fused"] = 0
+        for number, tier in enumerate(tiers):
+            tiers[number], cut = cut_fused(tier, request.thresholds.fused)
+            removed["fused"] += cut
+        return _Ranked(text, tiers, sources, removed, more, depth)
 
     def _server_hybrid(
-        self, index: str, request: SearchRequest, text: str, clauses: list[dict[str, Any]], vector: list[float] | None
+        self, index: str, request: SearchRequest, text: str, clauses: list[dict[str, Any]], vector: list[float] | None,
+        depth: int,
     ) -> tuple[list[Blended], dict[str, dict[str, Any]]]:
         """The engine's own blend of the same two legs (OpenSearch neural-search's ``hybrid``)."""
         if not self.engine.supports_server_hybrid:
@@ -163,7 +300,7 @@ class HybridSearcher:
             vector_field=VECTOR_FIELD,
             vector=vector or [],
             filters=clauses,
-            depth=request.depth,
+            depth=depth,
             method=request.method,
             weights=[request.weights.get("bm25", 0.0), request.weights.get("knn", 0.0)],
             source=SOURCE,
@@ -172,3 +309,12 @@ class HybridSearcher:
         hits = response["hits"]["hits"]
         blended = [Blended(h["_id"], float(h["_score"])) for h in hits]
         return blended, {h["_id"]: h.get("_source", {}) for h in hits}
+
+
+def _hit(item: Blended, source: dict[str, Any]) -> Hit:
+    return Hit(item.doc_id, item.score, source, dict(item.raw), dict(item.normalized), dict(item.ranks))
+
+
+def _can_deepen(state: CursorState) -> bool:
+    """A deeper tier may add products: a leg filled the window, and the window can still grow."""
+    return state.more and state.depth < MAX_WINDOW

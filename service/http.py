@@ -21,13 +21,14 @@ from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from pydantic import BaseModel, Field
+from redis import RedisError
 
 from engines import EngineError
 from es_mappings import MAX_PRICE
 from indexer.image_files import image_path, read_image
 from query_rewriter.blend import Method
 from query_rewriter.requests import Filters
-from query_rewriter.search import Mode, SearchRequest
+from query_rewriter.search import NEW_CURSOR, Mode, SearchRequest
 from query_rewriter.thresholds import Thresholds
 from settings import Settings
 from system import System
@@ -100,15 +101,28 @@ class HitOut(BaseModel):
     ranks: dict[str, int] = Field(description="1-based rank of the product in each leg.")
 
 
+class FacetOut(BaseModel):
+    value: str
+    count: int
+    from_: float | None = Field(None, alias="from", description="Price ranges: lower bound (inclusive).")
+    to: float | None = Field(None, description="Price ranges: upper bound (exclusive; none for the last).")
+
+
 class SearchOut(BaseModel):
     query: str
     mode: str
     method: str
-    candidates: int
+    total: int = Field(description="Products in the ranked list the pages are cut from.")
+    total_is_lower_bound: bool = Field(description="A leg filled its window: a deeper page may find more.")
     hits: list[HitOut]
+    facets: dict[str, list[FacetOut]] = Field(
+        description="Counts per category path (ancestors included), brand and price range over the first "
+                    "window's candidates (each leg's top depth after the minimum scores); the same on every page.")
+    next_cursor: str | None = Field(None, description="Pass as cursor for the next page (requests with cursor=new).")
     timings_ms: dict[str, float]
     removed: dict[str, int] = Field(default_factory=dict,
-                                    description="Candidates each minimum score removed (bm25, knn, fused).")
+                                    description="Candidates each minimum score removed (bm25, knn, fused); on a "
+                                                "cursor page, products deleted since the first page (gone).")
 
 
 class EnqueueOut(BaseModel):
@@ -125,7 +139,7 @@ def health(system: System = Depends(_system)) -> dict[str, Any]:
 @router.get("/search", response_model=SearchOut)
 def search(
     system: System = Depends(_system),
-    q: str = Query(min_length=1, max_length=500),
+    q: str = Query("", max_length=500, description="The query; required unless cursor continues a search."),
     mode: Mode = "hybrid",
     method: Method = "min_max",
     bm25_weight: float = Query(0.5, ge=0, le=1),
@@ -141,20 +155,31 @@ def search(
     min_bm25: float | None = Query(None, ge=0, le=1e6, description="Minimum raw BM25 score of a candidate."),
     min_knn: float | None = Query(None, ge=0, le=1, description="Minimum kNN similarity of a candidate."),
     min_score: float | None = Query(None, ge=0, le=1e6, description="Minimum fused score of a hit."),
+    cursor: str | None = Query(None, max_length=100, description=(
+        "new: keep this result list for 10 minutes and answer with next_cursor, so the next pages neither "
+        "repeat nor skip a product while the index changes. A next_cursor: the page after the previous one "
+        "(the query and its parameters come from the cursor; size may change).")),
 ) -> SearchOut:
+    if not q.strip() and cursor in (None, NEW_CURSOR):
+        raise HTTPException(status_code=400, detail="send a query in q (or a next_cursor in cursor)")
     try:
         request = SearchRequest(
             query=q, mode=mode, method=method, weights={"bm25": bm25_weight, "knn": knn_weight},
             filters=Filters(category, brand, price_min, price_max), page=page, size=size, depth=depth, dfs=dfs,
-            thresholds=Thresholds(min_bm25, min_knn, min_score),
+            thresholds=Thresholds(min_bm25, min_knn, min_score), cursor=cursor,
         )
         response = system.searcher.search(request)
     except ValueError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from exc
     except EngineError as exc:
         raise HTTPException(status_code=503, detail=str(exc)) from exc
+    except RedisError as exc:  # its text may hold the Redis URL: not echoed
+        raise HTTPException(status_code=503, detail="the cursor store (Redis) is unavailable: retry, or page "
+                                                    "without a cursor") from exc
     return SearchOut(
-        query=response.query, mode=mode, method=method, candidates=response.candidates,
+        query=response.query, mode=mode, method=method, total=response.total,
+        total_is_lower_bound=response.total_is_lower_bound, next_cursor=response.next_cursor,
+        facets={name: [FacetOut(**value.as_dict()) for value in values] for name, values in response.facets.items()},
         timings_ms=response.timings_ms, removed=response.removed,
         hits=[
             HitOut(product_id=h.product_id, score=h.score, title=h.source.get("title"),

@@ -71,9 +71,80 @@ def test_pagination_across_the_blend_has_no_duplicates_or_gaps(planted: Stack, m
     assert len({h.product_id for h in paged}) == len(paged)
 
 
-def test_a_page_past_the_window_is_refused(planted: Stack):
-    with pytest.raises(ValueError, match="candidate window"):
-        search(planted, "shoes", depth=20, size=10, page=3)
+def test_pages_past_the_window_continue_the_list_without_repeats(planted: Stack):
+    whole = search(planted, "shoes", depth=20, size=60)  # tiers of 20, 40 and 80 per leg
+    pages = [search(planted, "shoes", depth=20, size=10, page=page) for page in range(1, 7)]
+    paged = [h.product_id for page in pages for h in page.hits]
+    assert paged == [h.product_id for h in whole.hits] and len(set(paged)) == 60
+    assert pages[0].facets == pages[5].facets  # counted over the first window, on every page
+    with pytest.raises(ValueError, match="deepest window"):
+        search(planted, "shoes", size=100, page=11)
+
+
+QUOKKAS = [
+    {"type": "upsert", "product_id": f"quokka-{n}", "version": 1, "title": f"Quokka Steel Kettle {n}",
+     "category": "Home > Kitchen", "brand": "Quokkaware", "price": 10 + n}
+    for n in range(30)
+]
+
+
+@pytest.fixture(scope="module")
+def quokkas(planted: Stack) -> Stack:
+    planted.enqueue(QUOKKAS)
+    planted.drained()
+    return planted
+
+
+def test_a_cursor_neither_repeats_nor_skips_while_products_change(quokkas: Stack):
+    planted = quokkas
+    query = "quokka kettle"
+    first = search(planted, query, depth=20, size=10, cursor="new")
+    window = [h.product_id for h in search(planted, query, depth=20, size=20).hits]
+    assert [h.product_id for h in first.hits] == window[:10] and first.next_cursor
+    assert first.total >= 20 and first.total_is_lower_bound  # the union of two legs that filled their 20
+
+    # Between the pages, page 2's quokkas stop matching the query, and one of them is deleted.
+    moved = [pid for pid in window[10:20] if pid.startswith("quokka-")]
+    assert len(moved) >= 3, window
+    planted.enqueue([{"type": "upsert", "product_id": pid, "version": 2, "title": "Plain Steel Lid",
+                      "category": "Home > Kitchen", "price": 5} for pid in moved[1:]]
+                    + [{"type": "delete", "product_id": moved[0], "version": 2}])
+    planted.drained()
+    plain = search(planted, query, depth=20, size=10, page=2)
+    assert [h.product_id for h in plain.hits] != window[10:20], "the update should reshuffle a plain page 2"
+
+    second = search(planted, "", size=10, cursor=first.next_cursor)
+    assert [h.product_id for h in second.hits] == [pid for pid in window[10:20] if pid != moved[0]]
+    assert second.removed == {"gone": 1} and second.facets == first.facets
+    assert {h.source["title"] for h in second.hits if h.product_id in moved} == {"Plain Steel Lid"}
+
+    # Past the stored window: one tier deeper, appending only products not listed yet.
+    seen = window.copy()
+    cursor = second.next_cursor
+    for _ in range(3):
+        page = search(planted, "", size=10, cursor=cursor)
+        ids = [h.product_id for h in page.hits]
+        assert ids and not set(ids) & set(seen)
+        seen += ids
+        cursor = page.next_cursor
+    assert len(seen) == len(set(seen)) == 50
+    again = search(planted, "", size=10, cursor=second.next_cursor)
+    assert [h.product_id for h in again.hits] == seen[20:30]  # a cursor is a position: same page twice
+    with pytest.raises(ValueError, match="expired or unknown"):
+        search(planted, "", cursor="not-a-token:10")
+
+
+def test_facets_agree_with_the_hits(quokkas: Stack):
+    response = search(quokkas, "quokka kettle", depth=30, size=30, filters=Filters(category="Home"))
+    assert response.hits and response.total == len(response.hits)
+    for value in response.facets["category"]:
+        under = [h for h in response.hits if (h.source["category"] + " >").startswith(value.value + " >")]
+        assert value.count == len(under), value
+    brands = {v.value: v.count for v in response.facets["brand"]}
+    assert brands.get("Quokkaware") == sum(h.source.get("brand") == "Quokkaware" for h in response.hits)
+    for bucket in response.facets["price"]:
+        inside = [h for h in response.hits if bucket.low <= h.source.get("price", -1) < (bucket.high or 1e12)]
+        assert bucket.count == len(inside), bucket
 
 
 def test_server_side_hybrid_agrees_with_client_side_blend(planted: Stack):
@@ -110,4 +181,4 @@ def test_minimum_scores_cut_each_leg_and_the_fused_list_and_say_how_much(planted
     assert cut.removed["knn"] > 0 and cut.removed["bm25"] == 0
     assert all(h.leg_scores["knn"] >= median_knn for h in cut.hits if "knn" in h.leg_scores)
     assert all(h.score >= 0.2 for h in cut.hits)
-    assert cut.candidates < full.candidates and full.removed == {"bm25": 0, "knn": 0, "fused": 0}
+    assert cut.total < full.total and full.removed == {"bm25": 0, "knn": 0, "fused": 0}

@@ -72,3 +72,15 @@ def test_search_and_health_need_no_key():
         operation = next(iter(schema["paths"][path].values()))
         assert "security" not in operation
     assert "security" in schema["paths"]["/events"]["post"]
+
+
+def test_a_cursor_page_without_redis_is_a_503_that_hides_the_url():
+    answer = client(None).get("/search", params={"cursor": "abcdefghijklmnop:10"})
+    assert answer.status_code == 503 and "cursor store" in answer.json()["detail"]
+    assert "6379" not in answer.text and "127.0.0.1:9" not in answer.text
+
+
+def test_a_search_needs_a_query_or_a_cursor():
+    assert client(None).get("/search").status_code == 400
+    assert client(None).get("/search", params={"cursor": "new"}).status_code == 400
+    assert "next_cursor" in client(None).get("/search", params={"cursor": "nocolon"}).json()["detail"]
