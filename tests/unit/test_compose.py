@@ -69,7 +69,24 @@ def test_a_bad_number_names_the_variable():
 
 def test_compose_builds_from_the_locked_stack():
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "requirements.lock" in dockerfile
+    assert "ARG REQUIREMENTS=requirements.lock" in dockerfile and "-r ${REQUIREMENTS}" in dockerfile
+
+
+def test_the_api_and_workers_run_the_slim_image_on_an_onnx_export():
+    services = COMPOSE["services"]
+    for name in ("api", "worker"):
+        assert services[name]["build"]["args"] == {"REQUIREMENTS": "requirements-serving.lock"}, name
+        assert services[name]["environment"]["ACEBERT_ENCODER"].startswith("onnx-int8:/models/")
+        assert services[name]["volumes"] == ["${ACEBERT_MODELS:-./models}:/models:ro"]
+    train = services["train"]
+    assert train["profiles"] == ["train"] and "build" in train and "args" not in train["build"]  # the full set
+    output = train["command"][train["command"].index("--output") + 1]
+    assert services["api"]["environment"]["ACEBERT_ENCODER"] == f"onnx-int8:{output}"
+
+
+def test_the_build_context_leaves_the_local_environments_out():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", ".venv-serving", "models", ".env"} <= set(ignored)
 
 
 def _published(service: dict) -> list[str]:
