@@ -73,17 +73,27 @@ def positive_grades(qrels: Qrels, query_ids: Iterable[str]) -> Qrels:
 
 
 def per_query(qrels: Qrels, run: Run, metric: str = CI_METRIC) -> dict[str, float]:
-    """``{query_id: value}`` of one ranx metric for every judged query (ranx names, e.g. ``ndcg@10``)."""
+    """``{query_id: value}`` of one ranx metric for every judged query (ranx names, e.g. ``ndcg@10``).
+
+    A query with an empty result list scores 0 (ranx cannot take an empty list; a search engine
+    can return one); a judged query missing from ``run`` is an error, as in :func:`evaluate_run`.
+    """
     from ranx import Qrels as RanxQrels
     from ranx import Run as RanxRun
     from ranx import evaluate
 
-    query_ids = sorted(qrels)
-    ranx_run = RanxRun({qid: run[qid] for qid in query_ids})
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="unsafe cast from uint64 to int64")
-        evaluate(RanxQrels(positive_grades(qrels, query_ids)), ranx_run, [metric], make_comparable=False)
-    return {qid: float(value) for qid, value in ranx_run.scores[metric].items()}
+    missing = [qid for qid in sorted(qrels) if qid not in run]
+    if missing:
+        raise ValueError(f"queries without results: {missing[:5]}")
+    query_ids = sorted(qid for qid in qrels if run[qid])
+    values: dict[str, float] = {}
+    if query_ids:
+        ranx_run = RanxRun({qid: run[qid] for qid in query_ids})
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="unsafe cast from uint64 to int64")
+            evaluate(RanxQrels(positive_grades(qrels, query_ids)), ranx_run, [metric], make_comparable=False)
+        values = {qid: float(value) for qid, value in ranx_run.scores[metric].items()}
+    return {qid: values.get(qid, 0.0) for qid in sorted(qrels)}
 
 
 def bootstrap_ci(
