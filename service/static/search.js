@@ -46,6 +46,8 @@ function search() {
 }
 
 // Fetch one page of one mode into its column; `next` is {} (first page), {cursor} or {page}.
+// The hybrid column asks for a cursor (cursor=new), so that "More" neither repeats nor skips a
+// product while the index changes; the others page by number.
 async function loadColumn(mode, params, run, next) {
   const column = document.getElementById(`col-${mode}`);
   const list = column.querySelector(".cards");
@@ -56,6 +58,7 @@ async function loadColumn(mode, params, run, next) {
   query.set("mode", mode);
   query.set("size", PAGE_SIZE);
   if (next.cursor) query.set("cursor", next.cursor);
+  else if (mode === "hybrid" && !next.page) query.set("cursor", "new");
   if (next.page) query.set("page", next.page);
   column.dataset.state = "loading";
   column.dataset.request = query.toString();
@@ -80,7 +83,7 @@ async function loadColumn(mode, params, run, next) {
   const cards = body.hits.map((hit) => card(hit, mode));
   if (appending) list.append(...cards); else list.replaceChildren(...cards);
   status.textContent = summary(body, list.children.length);
-  const following = nextPage(body, next);
+  const following = nextPage(body, next, query.has("cursor"));
   more.hidden = !following;
   more.onclick = () => loadColumn(mode, params, run, following);
   if (mode === "hybrid" && !appending) showFacets(body.facets);
@@ -88,9 +91,11 @@ async function loadColumn(mode, params, run, next) {
   column.dataset.state = "done";
 }
 
-// The page after this one: the response's cursor when it has one, else the next page number.
-function nextPage(body, current) {
-  if ("next_cursor" in body) return body.next_cursor ? { cursor: body.next_cursor } : null;
+// The page after this one: the answer's next_cursor; none when a cursor's list has ended;
+// else (no cursor asked for, or a server without cursors) the next page number.
+function nextPage(body, current, askedForCursor) {
+  if (body.next_cursor) return { cursor: body.next_cursor };
+  if (askedForCursor && "next_cursor" in body) return null;
   return body.hits.length === PAGE_SIZE ? { page: (current.page || 1) + 1 } : null;
 }
 
@@ -109,19 +114,31 @@ function summary(body, shown) {
 }
 
 function card(hit, mode) {
-  const image = el("img", { alt: hit.title || "", decoding: "async" });
-  image.addEventListener("error", () => image.classList.add("missing"));
-  if (hit.image) image.src = `/images/${hit.image.split("/").map(encodeURIComponent).join("/")}`;
-  else image.classList.add("missing");
-
   const meta = [hit.category, hit.brand, typeof hit.price === "number" ? `$${hit.price.toFixed(2)}` : null,
     `#${hit.product_id}`].filter(Boolean).join(" · ");
-  return el("li", { class: "card", "data-product-id": hit.product_id, "data-category": hit.category || "" },
-    image,
+  const item = el("li", { class: "card", "data-product-id": hit.product_id, "data-category": hit.category || "" });
+  item.append(
+    photo(hit, item),
     el("div", { class: "body" },
       el("span", { class: "title" }, hit.title || "(untitled)"),
       el("span", { class: "meta" }, meta),
       scores(hit, mode)));
+  return item;
+}
+
+// The hit's photo from /images/...; a placeholder for a product without one, or when it fails.
+function photo(hit, item) {
+  if (!hit.image) {
+    item.dataset.photo = "none";
+    return el("div", { class: "nophoto" }, "no photo");
+  }
+  const image = el("img", { alt: hit.title || "", decoding: "async" });
+  image.addEventListener("error", () => {
+    item.dataset.photo = "failed";
+    image.replaceWith(el("div", { class: "nophoto" }, "photo unavailable"));
+  });
+  image.src = `/images/${hit.image.split("/").map(encodeURIComponent).join("/")}`;
+  return image;
 }
 
 // The fused score, then per leg: raw score, normalised contribution and rank in that leg.
