@@ -183,3 +183,13 @@ def test_cli_train_reports_bad_input_without_training(tmp_path: Path, capsys: py
         cli_main(["train", "--catalog", str(SAMPLE), "--queries", str(SAMPLE / "queries.tsv"),
                   "--qrels", str(SAMPLE / "qrels.tsv"), "--output", str(occupied), "--baseline", "minilm"])
     assert not (tmp_path / "m").exists()
+
+
+def test_an_empty_result_list_scores_zero_and_a_missing_one_is_an_error() -> None:
+    """The demo scores engine answers, and a BM25 search can come back empty."""
+    from acebert.metrics import per_query
+
+    qrels = {"a": {"p1": 2}, "b": {"p2": 2}}
+    assert per_query(qrels, {"a": {"p1": 1.0, "p3": 0.5}, "b": {}}) == {"a": 1.0, "b": 0.0}
+    with pytest.raises(ValueError, match=r"queries without results: \['b'\]"):
+        per_query(qrels, {"a": {"p1": 1.0}})
