@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import shutil
 import time
 from dataclasses import dataclass
@@ -194,8 +195,9 @@ class TrainingReport:
         return f"onnx-int8:{self.checkpoint}"
 
     def rollout_command(self) -> str:
-        return (f"hybrid-search rollout {self.candidate_spec} --catalog {self.catalog} "
-                f"--queries {self.heldout_queries} --qrels {self.heldout_qrels}")
+        """The command that rolls the new model out, quoted for a shell."""
+        return shlex.join(["hybrid-search", "rollout", self.candidate_spec, "--catalog", str(self.catalog),
+                           "--queries", str(self.heldout_queries), "--qrels", str(self.heldout_qrels)])
 
     def as_json(self) -> dict[str, Any]:
         comparison = self.comparison
