@@ -31,8 +31,8 @@ def test_search_endpoint_returns_explained_hits(client: TestClient):
 
 
 def test_bad_request_gets_a_clear_400(client: TestClient):
-    answer = client.get("/search", params={"q": "shoes", "size": 50, "page": 5, "depth": 100})
-    assert answer.status_code == 400 and "candidate window" in answer.json()["detail"]
+    answer = client.get("/search", params={"q": "shoes", "size": 100, "page": 11})
+    assert answer.status_code == 400 and "deepest window" in answer.json()["detail"]
     assert client.get("/search", params={"q": "shoes", "method": "borda"}).status_code == 422
 
 
