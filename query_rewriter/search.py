@@ -157,19 +157,20 @@ class HybridSearcher:
         depths = tier_depths(request.depth, offset + request.size, MAX_WINDOW)
         ranked = self._rank(index, encoder, request, depths, timings)
         entries = ranked.entries
-        hits = [_hit(item, ranked.sources.get(item.doc_id, {})) for item in entries[offset : offset + request.size]]
+        end = offset + request.size
+        hits = [_hit(item, ranked.sources.get(item.doc_id, {})) for item in entries[offset:end]]
+        facets = ranked.facets()
         next_cursor = None
         if request.cursor == NEW_CURSOR:
             if self.cursors is None:
                 raise ValueError("cursors need the search service's Redis (System.searcher); page with page= here")
             state = CursorState(request.cursor_fields(), index, ranked.depth, request.depth, ranked.more,
-                                entries, ranked.facets())
-            end = offset + request.size
+                                entries, facets)
             if end < len(entries) or _can_deepen(state):
                 next_cursor = format_cursor(self.cursors.create(state), end)
         timings["total"] = (time.perf_counter() - started) * 1000
         return SearchResponse(query=ranked.query, hits=hits, total=len(entries), timings_ms=timings,
-                              removed=ranked.removed, total_is_lower_bound=ranked.more, facets=ranked.facets(),
+                              removed=ranked.removed, total_is_lower_bound=ranked.more, facets=facets,
                               next_cursor=next_cursor)
 
     def _continue(self, request: SearchRequest, started: float, timings: dict[str, float]) -> SearchResponse:
