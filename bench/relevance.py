@@ -27,7 +27,7 @@ from acebert.data import load_catalog, load_qrels, load_queries
 from acebert.encoder import CachedQueryEncoder, Encoder
 from acebert.evaluate import restrict_qrels
 from acebert.loading import load_encoder
-from acebert.metrics import Qrels, evaluate_run
+from acebert.metrics import Qrels, evaluate_run, per_query
 from acebert.slices import colour_slice, load_colours
 from bench import relevance_markdown
 from bench.relevance_eval import (
@@ -64,7 +64,7 @@ MODEL_LABELS = {
     "acebert": "ACE-BERT (title + image)",
 }
 STANDARD = IndexSpec("bm25-standard", "minilm", standard_analyzer=True)
-FAMILY_ORDER = ("BM25", "Dense", "Hybrid", "Server hybrid")
+FAMILY_ORDER = ("BM25", "Dense", "Hybrid", "Hybrid variant", "Server hybrid")
 BASELINE = "bm25/project"
 
 
@@ -161,8 +161,8 @@ def encoder_for(spec: str) -> Encoder:
 def engine_systems(engine: SearchEngine, models: Sequence[IndexSpec], queries: Queries,
                    dev_qrels: Qrels) -> tuple[list[System], int]:
     """Every row for one engine (indices already filled), and how many hybrids were spot-checked."""
-    def dev_ndcg(rankings: dict[str, list[str]]) -> float:
-        return evaluate_run(dev_qrels, to_run(rankings))["ndcg@10"]
+    def dev_ndcg(rankings: dict[str, list[str]]) -> dict[str, float]:
+        return per_query(dev_qrels, to_run(rankings))
 
     standard = HybridSearcher.over(engine, encoder_for(STANDARD.encoder), STANDARD.names.read_alias)
     answers = ask_all(standard, "bm25", queries.all, f"{engine.kind}/{STANDARD.name}")
@@ -185,6 +185,7 @@ def system_record(system: System, scores: Scores, dev_qrels: Qrels) -> dict[str,
         "key": system.key, "engine": system.engine, "family": system.family, "label": system.label,
         "index": system.index, "method": system.method, "bm25_weight": system.bm25_weight,
         "dev_ndcg@10": dev, "dev_curve": {str(w): v for w, v in system.dev_curve.items()},
+        "weight_model": system.weight_model,
         "test": {"queries": scores.queries, **scores.means, "ndcg@10_ci95": list(scores.ndcg_ci),
                  "colour_slice_queries": scores.slice_queries, "colour_slice_ndcg@10": scores.slice_ndcg},
         "per_query_ndcg@10": scores.per_query_ndcg,
@@ -222,9 +223,12 @@ def comparison(engine: str, records: list[dict[str, Any]], runs: dict[str, Any],
         return [{"query_id": c.query_id, "query": split.queries[c.query_id], "kind": split.kinds.get(c.query_id, ""),
                  "bm25": c.baseline, "hybrid": c.system, "delta": c.delta} for c in items]
 
+    variants = [r for r in records if r["family"] == "Hybrid variant" and r["key"].startswith(best["key"] + "/")]
     return {
         "engine": engine, "best": best["key"], "best_label": best["label"],
         "versus": [paired(best, baseline, runs, split.qrels) for baseline in (bm25, dense)],
+        "variants": [{"label": r["label"], "versus": [paired(r, baseline, runs, split.qrels)
+                                                       for baseline in (best, dense)]} for r in variants],
         "largest_wins": changes(wins), "largest_losses": changes(losses),
     }
 

@@ -45,7 +45,29 @@ def _p(value: float) -> str:
 
 def _weight(record: Mapping[str, Any]) -> str:
     weight = record["bm25_weight"]
+    if record.get("weight_model"):
+        return "per query"
     return "–" if weight is None else f"{weight:g} / {1 - weight:.1f}"
+
+
+def learned_weights(payload: Mapping[str, Any]) -> str:
+    """Each per-query weight model: its cross-validation on dev, coefficients, and the weights it gave on test."""
+    learned = [r for r in payload["systems"] if r.get("weight_model")]
+    parts = []
+    for r in learned:
+        m = r["weight_model"]
+        cv = ", ".join(f"{'global weight only' if a == 'None' else f'alpha {a}'}: {v:.4f}"
+                       for a, v in m["cross_validation"].items())
+        chosen = "the global weight for every query" if m["alpha"] is None else f"ridge, alpha {m['alpha']:g}"
+        coef = markdown_table(["feature", "mean", "sd", "coefficient (per sd)"],
+                              [(f, _num(mu), _num(sd), f"{c:+.4f}")
+                               for f, mu, sd, c in zip(m["features"], m["mean"], m["scale"], m["coef"])])
+        spread = ", ".join(f"{w}: {n}" for w, n in m["test_weights"].items())
+        parts.append(f"### {r['engine']}: {r['label']}\n\nCross-validated dev nDCG@10 ({cv}); chosen: {chosen}; "
+                     f"intercept {m['intercept']:.4f}, global weight {m['global_weight']:g}, bounds "
+                     f"[{m['low']:g}, {m['high']:g}], step {m['step']:g}.\n\n{coef}\nBM25 weights it gave the test "
+                     f"queries (weight: queries): {spread}.\n")
+    return "## Per-query blend weights (learned on dev)\n\n" + "\n".join(parts) if parts else ""
 
 
 def setup(payload: Mapping[str, Any]) -> str:
@@ -117,6 +139,21 @@ def comparisons(payload: Mapping[str, Any]) -> str:
     lines.append(markdown_table(["Engine", "Best hybrid (chosen on dev)", "Baseline", "Baseline nDCG@10",
                                  "Hybrid nDCG@10", "Δ [95% CI]", "p (randomization)", "p (paired t)",
                                  "wins / ties / losses"], rows))
+    variant_rows = [
+        (c["engine"], variant["label"], v["baseline_label"], _num(v["baseline_ndcg@10"]), _num(v["system_ndcg@10"]),
+         _signed_ci(v["delta"], v["delta_ci95"]), _p(v["p_fisher"]), _p(v["p_student"]),
+         f"{v['wins']} / {v['ties']} / {v['losses']}")
+        for c in payload["comparisons"] for variant in c.get("variants", []) for v in variant["versus"]
+    ]
+    if variant_rows:
+        lines += ["\n### Variants of the best hybrid\n",
+                  "The same blend without the known-item rule (`query_rewriter.known_item`), and with a BM25 weight "
+                  "per query from a ridge model over query and leg features, learned on the dev queries only "
+                  "(`query_rewriter.learn_weights`; the penalty, or no model, chosen by 5-fold cross-validation on "
+                  "dev). Each against the best hybrid and against its dense leg, on test.\n",
+                  markdown_table(["Engine", "Variant", "Baseline", "Baseline nDCG@10", "Variant nDCG@10",
+                                  "Δ [95% CI]", "p (randomization)", "p (paired t)", "wins / ties / losses"],
+                                 variant_rows)]
     return "\n".join(lines)
 
 
@@ -164,7 +201,7 @@ def ingestion(payload: Mapping[str, Any]) -> str:
 def render(payload: Mapping[str, Any], discussion: str) -> str:
     sections = [
         header(TITLE, payload["command"]), setup(payload), analyzers(payload), results(payload),
-        comparisons(payload), wins_losses(payload), weight_curves(payload), ingestion(payload),
+        comparisons(payload), learned_weights(payload), wins_losses(payload), weight_curves(payload), ingestion(payload),
         f"## What the numbers mean, and what to try next\n\n{START}\n{discussion}\n{END}\n",
         f"## Reproduce\n\n```\n{payload['command']}\n```\n\nJSON with every number (per-query nDCG@10 "
         "included) is written next to this report under `docs/results/`.\n",

@@ -9,15 +9,20 @@ shortcut by comparing it with the searcher's own ``mode="hybrid"`` answers.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 from tqdm import tqdm
 
 from acebert.encoder import Encoder
 from bench.relevance_eval import best_setting
 from engines import SearchEngine
 from query_rewriter.blend import METHODS, blend
+from query_rewriter.known_item import known_item, promote
+from query_rewriter.learn_weights import Example, learn
+from query_rewriter.query_weights import query_features
+from query_rewriter.rewrite import rewrite
 from query_rewriter.search import HybridSearcher, SearchRequest
 
 DEPTH = 100
@@ -30,7 +35,10 @@ SPOT_CHECK_QUERIES = 3
 
 Rankings = dict[str, list[str]]
 Leg = list[tuple[str, float]]
-DevScore = Callable[[Rankings], float]
+DevScores = Callable[[Rankings], Mapping[str, float]]
+"""Per-query dev nDCG@10 of a set of rankings."""
+LEARNED_METHOD = "min_max"
+"""The method whose weight is also learned per query (the default blend)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,7 @@ class Answer:
 
     ranked: list[str]
     leg: Leg  # (product id, raw engine score) in the leg's own rank order
+    top_title: str | None = None  # the title of the leg's first product (the known-item rule reads it)
 
 
 @dataclass
@@ -55,6 +64,7 @@ class System:
     method: str | None = None
     bm25_weight: float | None = None
     dev_curve: dict[float, float] = field(default_factory=dict)  # BM25 weight -> dev nDCG@10
+    weight_model: dict[str, Any] | None = None  # a per-query weight model, and how it was chosen
 
 
 def weights(bm25_weight: float) -> dict[str, float]:
@@ -67,26 +77,40 @@ def ask(searcher: HybridSearcher, mode: str, text: str) -> Answer:
     leg_name = "bm25" if mode == "bm25" else "knn"
     in_leg_order = sorted(response.hits, key=lambda hit: hit.ranks[leg_name])
     return Answer([hit.product_id for hit in response.hits],
-                  [(hit.product_id, hit.leg_scores[leg_name]) for hit in in_leg_order])
+                  [(hit.product_id, hit.leg_scores[leg_name]) for hit in in_leg_order],
+                  in_leg_order[0].source.get("title") if in_leg_order else None)
 
 
 def ask_all(searcher: HybridSearcher, mode: str, queries: Mapping[str, str], label: str) -> dict[str, Answer]:
     return {qid: ask(searcher, mode, text) for qid, text in tqdm(queries.items(), desc=label, unit="query")}
 
 
-def fuse(bm25: Answer, knn: Answer, method: str, bm25_weight: float) -> list[str]:
-    """The hybrid ranking the searcher would return for these two legs (top ``DEPTH``)."""
+def fuse(text: str, bm25: Answer, knn: Answer, method: str, bm25_weight: float, with_known_item: bool = True
+         ) -> list[str]:
+    """The hybrid ranking the searcher would return for these two legs (top ``DEPTH``), with its
+    known-item rule (:mod:`query_rewriter.known_item`) applied to the query ``text``."""
     fused = blend({"bm25": bm25.leg, "knn": knn.leg}, weights(bm25_weight), method)
+    if with_known_item:
+        fused = promote(fused, known_item(rewrite(text).text, bm25.leg, bm25.top_title))
     return [item.doc_id for item in fused[:DEPTH]]
+
+
+def features(text: str, bm25: Answer, knn: Answer) -> dict[str, float] | None:
+    """The per-query weight model's features, from the text the searcher sends (rewritten)."""
+    return query_features(rewrite(text).text, bm25.leg, knn.leg)
 
 
 def _rankings(answers: Mapping[str, Answer], query_ids: Sequence[str]) -> Rankings:
     return {qid: answers[qid].ranked for qid in query_ids}
 
 
-def _fused(bm25: Mapping[str, Answer], knn: Mapping[str, Answer], query_ids: Sequence[str],
-           method: str, bm25_weight: float) -> Rankings:
-    return {qid: fuse(bm25[qid], knn[qid], method, bm25_weight) for qid in query_ids}
+def _fused(texts: Mapping[str, str], bm25: Mapping[str, Answer], knn: Mapping[str, Answer],
+           query_ids: Sequence[str], method: str, bm25_weight: float | Callable[[str], float],
+           with_known_item: bool = True) -> Rankings:
+    """Fused rankings of ``query_ids``; ``bm25_weight`` is one weight or a query id -> weight function."""
+    weight_of = bm25_weight if callable(bm25_weight) else (lambda _: bm25_weight)
+    return {qid: fuse(texts[qid], bm25[qid], knn[qid], method, weight_of(qid), with_known_item)  # type: ignore[arg-type]
+            for qid in query_ids}
 
 
 def spot_check(searcher: HybridSearcher, queries: Mapping[str, str], bm25: Mapping[str, Answer],
@@ -97,7 +121,7 @@ def spot_check(searcher: HybridSearcher, queries: Mapping[str, str], bm25: Mappi
         request = SearchRequest(query=queries[qid], mode="hybrid", method=method,
                                 weights=weights(bm25_weight), size=DEPTH, depth=DEPTH)
         direct = [hit.product_id for hit in searcher.search(request).hits]
-        if direct != fuse(bm25[qid], knn[qid], method, bm25_weight):
+        if direct != fuse(queries[qid], bm25[qid], knn[qid], method, bm25_weight):
             raise RuntimeError(f"fused legs differ from HybridSearcher for {qid} ({method}, {bm25_weight}) "
                                f"on {searcher.target()[0]}: the benchmark's shortcut is wrong")
     return len(checked)
@@ -128,17 +152,20 @@ def model_systems(
     model: str,
     model_label: str,
     queries: Queries,
-    dev_score: DevScore,
+    dev_scores: DevScores,
     baseline_key: str | None = None,
 ) -> tuple[list[System], int]:
-    """Dense, client-side hybrid (weights chosen on dev) and, where offered, server-side hybrid rows.
+    """Dense, client-side hybrid (weights chosen on dev) and, where offered, server-side hybrid rows,
+    plus two variants of the default blend: without the known-item rule, and with per-query weights
+    learned on dev (:mod:`query_rewriter.learn_weights`).
 
     ``baseline_key`` also returns this index's BM25 leg as the "project analyzer" BM25 row.
     Returns the systems and how many hybrid answers were spot-checked against the searcher.
     """
     searcher = HybridSearcher.over(engine, encoder, index)
-    bm25 = ask_all(searcher, "bm25", queries.all, f"{engine.kind}/{model} bm25")
-    knn = ask_all(searcher, "knn", queries.all, f"{engine.kind}/{model} knn")
+    texts = queries.all
+    bm25 = ask_all(searcher, "bm25", texts, f"{engine.kind}/{model} bm25")
+    knn = ask_all(searcher, "knn", texts, f"{engine.kind}/{model} knn")
     systems = []
     if baseline_key:
         systems.append(bm25_system(engine, index, "BM25, project analyzer", bm25, queries, baseline_key))
@@ -146,20 +173,52 @@ def model_systems(
     systems.append(System(f"{engine.kind}/dense/{model}", engine.kind, "Dense", model_label, index,
                           _rankings(knn, test_ids), _rankings(knn, dev_ids)))
     checked = 0
+    variants = []
     for method in METHODS:
         grid = WEIGHT_GRID if method != "rrf" else (RRF_BM25_WEIGHT,)
-        curve = {w: dev_score(_fused(bm25, knn, dev_ids, method, w)) for w in grid}
+        per_query = {w: dev_scores(_fused(texts, bm25, knn, dev_ids, method, w)) for w in grid}
+        curve = {w: float(np.mean(list(values.values()))) for w, values in per_query.items()}
         chosen = best_setting(curve)
+        label = f"BM25 + {model_label}, {METHOD_LABELS[method]}"
+        key = f"{engine.kind}/hybrid/{model}/{method}"
         systems.append(System(
-            f"{engine.kind}/hybrid/{model}/{method}", engine.kind, "Hybrid",
-            f"BM25 + {model_label}, {METHOD_LABELS[method]}", index,
-            _fused(bm25, knn, test_ids, method, chosen), _fused(bm25, knn, dev_ids, method, chosen),
+            key, engine.kind, "Hybrid", label, index,
+            _fused(texts, bm25, knn, test_ids, method, chosen), _fused(texts, bm25, knn, dev_ids, method, chosen),
             method=method, bm25_weight=chosen, dev_curve=curve,
         ))
         checked += spot_check(searcher, queries.test, bm25, knn, method, chosen)
+        if method == LEARNED_METHOD:
+            variants.append(System(
+                f"{key}/no-known-item", engine.kind, "Hybrid variant", f"{label}, without the known-item rule",
+                index, _fused(texts, bm25, knn, test_ids, method, chosen, with_known_item=False),
+                _fused(texts, bm25, knn, dev_ids, method, chosen, with_known_item=False),
+                method=method, bm25_weight=chosen,
+            ))
+            variants.append(learned_system(key, label, engine.kind, index, texts, bm25, knn, queries, method,
+                                           chosen, per_query))
     if engine.supports_server_hybrid:
         systems += [server_system(searcher, system, queries) for system in systems if system.family == "Hybrid"]
-    return systems, checked
+    return systems + variants, checked
+
+
+def learned_system(key: str, label: str, engine: str, index: str, texts: Mapping[str, str],
+                   bm25: Mapping[str, Answer], knn: Mapping[str, Answer], queries: Queries, method: str,
+                   global_weight: float, per_query: Mapping[float, Mapping[str, float]]) -> System:
+    """The default blend with a BM25 weight per query, learned on the dev queries' curves only."""
+    examples = [Example(features(texts[qid], bm25[qid], knn[qid]), {w: per_query[w][qid] for w in per_query})
+                for qid in queries.dev]
+    model, table = learn(examples, global_weight)
+
+    def weight_of(qid: str) -> float:
+        return model.bm25_weight(features(texts[qid], bm25[qid], knn[qid]))
+
+    test_weights = [weight_of(qid) for qid in queries.test]
+    record = {**asdict(model), "cross_validation": {str(alpha): value for alpha, value in table.items()},
+              "test_weights": {str(w): test_weights.count(w) for w in sorted(set(test_weights))}}
+    return System(f"{key}/per-query", engine, "Hybrid variant", f"{label}, per-query weights (learned on dev)",
+                  index, _fused(texts, bm25, knn, list(queries.test), method, weight_of),
+                  _fused(texts, bm25, knn, list(queries.dev), method, weight_of), method=method,
+                  bm25_weight=global_weight, weight_model=record)
 
 
 def server_system(searcher: HybridSearcher, client: System, queries: Queries) -> System:

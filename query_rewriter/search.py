@@ -20,6 +20,7 @@ from es_mappings import VECTOR_FIELD
 from query_rewriter.blend import METHODS, Blended, Method, blend_tiers, tier_depths
 from query_rewriter.cursor import CursorState, CursorStore, format_cursor, parse_cursor
 from query_rewriter.facets import Facets, facet_counts
+from query_rewriter.known_item import known_item, promote
 from query_rewriter.requests import SOURCE, Filters, bm25_body, bm25_query, knn_body
 from query_rewriter.rewrite import rewrite
 from query_rewriter.thresholds import Thresholds, cut_fused, cut_leg
@@ -46,6 +47,8 @@ class SearchRequest:
     dfs: bool = False
     # Minimum scores per leg and on the fused score (query_rewriter.thresholds).
     thresholds: Thresholds = Thresholds()
+    # Hybrid: a product BM25 singles out by every query word stays first (query_rewriter.known_item).
+    known_item: bool = True
     # None: a plain page. NEW_CURSOR: freeze the list and answer with next_cursor. Else a
     # next_cursor from an earlier page; the other fields are then taken from the cursor.
     cursor: str | None = None
@@ -75,7 +78,7 @@ class SearchRequest:
         """What a cursor must remember to extend its list the way this request made it."""
         return {"query": self.query, "filters": vars(self.filters), "mode": self.mode, "method": self.method,
                 "weights": dict(self.weights), "rewrite": self.rewrite, "dfs": self.dfs,
-                "thresholds": vars(self.thresholds)}
+                "thresholds": vars(self.thresholds), "known_item": self.known_item}
 
     @classmethod
     def from_cursor_fields(cls, fields: Mapping[str, Any], **extra: Any) -> SearchRequest:
@@ -281,6 +284,10 @@ class HybridSearcher:
             if len(legs) == 1:
                 weights = {name: 1.0 for name in legs}
             tiers = blend_tiers(legs, weights, request.method, depths)
+            if request.known_item and len(legs) == 2:
+                bm25_leg = legs["bm25"]
+                top_title = sources.get(bm25_leg[0][0], {}).get("title") if bm25_leg else None
+                tiers[0] = promote(tiers[0], known_item(text, bm25_leg, top_title))
             timings["blend"] = (time.perf_counter() - t) * 1000
 
         removed["fused"] = 0

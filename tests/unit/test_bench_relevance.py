@@ -105,7 +105,7 @@ def test_fuse_is_the_search_modules_blend():
     knn = Answer(["c", "a"], [("c", 0.9), ("a", 0.8)])
     for method in METHODS:
         expected = blend({"bm25": bm25.leg, "knn": knn.leg}, {"bm25": 0.3, "knn": 0.7}, method)
-        assert fuse(bm25, knn, method, 0.3) == [b.doc_id for b in expected]
+        assert fuse("shoes", bm25, knn, method, 0.3) == [b.doc_id for b in expected]
     assert all(sum(weights(w).values()) == pytest.approx(1.0) for w in WEIGHT_GRID)
 
 
@@ -148,13 +148,14 @@ def test_model_systems_choose_weights_on_dev_and_match_the_searcher():
     queries = Queries(test={"t1": "shoes", "t2": "bags"}, dev={"d1": "tops"})
     dev_qrels = {"d1": {"a": 2}}
 
-    def dev_ndcg(rankings: dict[str, list[str]]) -> float:
-        return per_query(dev_qrels, to_run(rankings))["d1"]
+    def dev_ndcg(rankings: dict[str, list[str]]) -> dict[str, float]:
+        return per_query(dev_qrels, to_run(rankings))
 
     systems, checked = model_systems(FakeEngine("http://fake"), CountingEncoder(), "idx", "fake", "Fake model",
                                      queries, dev_ndcg, baseline_key="bm25/project")
     by_key = {s.key: s for s in systems}
-    assert [s.family for s in systems] == ["BM25", "Dense", "Hybrid", "Hybrid", "Hybrid"]
+    assert [s.family for s in systems] == ["BM25", "Dense", "Hybrid", "Hybrid", "Hybrid",
+                                           "Hybrid variant", "Hybrid variant"]
     assert by_key["fake/bm25/project"].test["t1"] == ["b", "c", "a"]
     assert by_key["fake/dense/fake"].dev == {"d1": ["a", "d", "b"]}
     min_max = by_key["fake/hybrid/fake/min_max"]
@@ -163,6 +164,10 @@ def test_model_systems_choose_weights_on_dev_and_match_the_searcher():
     assert min_max.dev["d1"][0] == "a"  # the chosen weight puts the dev answer first
     assert by_key["fake/hybrid/fake/rrf"].dev_curve.keys() == {0.5}
     assert checked == 3 * len(queries.test)  # every method, every test query (at most 3 each)
+    # One dev query is too few to learn from: the per-query row keeps the global weight everywhere.
+    learned = by_key["fake/hybrid/fake/min_max/per-query"]
+    assert learned.weight_model is not None and learned.weight_model["alpha"] is None
+    assert learned.test == min_max.test
 
 
 def test_parse_model_names_the_index_and_whether_images_are_encoded(tmp_path):

@@ -1,0 +1,59 @@
+"""Identifier-safe fusion: a product that BM25 singles out by every word of the query stays first.
+
+A shopper who types a brand and a model or line name ("Gel Pulse III", "Puma 244") means one
+product. BM25 finds it (its rare words score high), but a dense model reads "Puma 244" as "some
+Puma product", and a blend that averages the two legs can push the exact product down the page.
+``docs/probes.md`` measured that case: the blend lost MRR@10 against BM25 alone.
+
+The rule is deliberately narrow, so that descriptive queries ("red dress for women"), where many
+titles hold every word and the dense leg knows better, are left to the blend:
+
+- BM25's top product holds every word of the query in its title, and
+- BM25 scores it at least ``margin`` times its second product (BM25 singles it out: the words
+  that matched are rare, as identifiers are).
+
+Then that product moves to the top of the blend; nothing else changes order. The words are the
+same ``[a-z0-9]+`` runs the identifier probe uses, lower-cased, so "Gel-Pulse" matches
+"gel pulse". This is a function of the query, the BM25 leg and the top product's title only,
+never of a query id or a judgment.
+"""
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+from query_rewriter.blend import Blended, Leg
+
+KNOWN_ITEM_MARGIN = 1.25
+"""BM25 top-1 over top-2 score ratio above which the top product counts as singled out (chosen
+before measuring; ``docs/probes.md`` shows how often the rule fires on each query set)."""
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def words(text: str) -> set[str]:
+    return set(_WORD.findall(text.lower()))
+
+
+def known_item(query: str, bm25: Leg, top_title: str | None, margin: float = KNOWN_ITEM_MARGIN) -> str | None:
+    """The product id BM25 singles out for ``query`` by every word, else None.
+
+    ``bm25`` is the leg in rank order with raw scores; ``top_title`` the title of its first product.
+    A leg with one hit counts as singled out when the title holds every word.
+    """
+    query_words = words(query)
+    if not bm25 or not query_words or top_title is None:
+        return None
+    top_id, top_score = bm25[0]
+    if not query_words <= words(top_title):
+        return None
+    if len(bm25) > 1 and top_score < margin * bm25[1][1]:
+        return None
+    return top_id
+
+
+def promote(fused: Sequence[Blended], product_id: str | None) -> list[Blended]:
+    """``fused`` with ``product_id`` moved to the front (unchanged when it is None or absent)."""
+    if product_id is None:
+        return list(fused)
+    chosen = [item for item in fused if item.doc_id == product_id]
+    return chosen + [item for item in fused if item.doc_id != product_id]

@@ -1,0 +1,64 @@
+"""The known-item rule: BM25's top product moves first only when it holds every query word and
+BM25 singles it out by the margin."""
+from typing import Any, Mapping, Sequence
+
+from query_rewriter.blend import Blended
+from query_rewriter.known_item import KNOWN_ITEM_MARGIN, known_item, promote, words
+from query_rewriter.search import HybridSearcher, SearchRequest
+from tests.unit.test_bench_relevance import CountingEncoder, FakeEngine
+
+LEG = [("p1", 12.0), ("p2", 6.0), ("p3", 5.0)]  # top-1 is 2x top-2: singled out
+
+
+def test_words_are_lower_case_alphanumeric_runs():
+    assert words("Gel-Pulse III, 244") == {"gel", "pulse", "iii", "244"}
+
+
+def test_a_title_with_every_query_word_and_a_clear_margin_is_the_known_item():
+    assert known_item("asics gel pulse", LEG, "ASICS Men Gel-Pulse 3 Shoes") == "p1"
+
+
+def test_a_missing_query_word_or_a_small_margin_is_not():
+    assert known_item("asics gel pulse red", LEG, "ASICS Men Gel-Pulse 3 Shoes") is None
+    close = [("p1", 10.0), ("p2", 10.0 / KNOWN_ITEM_MARGIN + 0.01)]
+    assert known_item("asics gel pulse", close, "ASICS Gel Pulse") is None
+    exact_margin = [("p1", 10.0), ("p2", 10.0 / KNOWN_ITEM_MARGIN)]
+    assert known_item("asics gel pulse", exact_margin, "ASICS Gel Pulse") == "p1"
+
+
+def test_empty_inputs_give_nothing_and_a_lone_hit_counts_as_singled_out():
+    assert known_item("asics", [], "ASICS") is None
+    assert known_item("", LEG, "ASICS") is None
+    assert known_item("asics", LEG, None) is None
+    assert known_item("asics", [("p9", 1.0)], "Asics Bag") == "p9"
+
+
+def test_promote_moves_only_the_known_item():
+    fused = [Blended("a", 0.9), Blended("b", 0.8), Blended("c", 0.7)]
+    assert [b.doc_id for b in promote(fused, "c")] == ["c", "a", "b"]
+    assert [b.doc_id for b in promote(fused, None)] == ["a", "b", "c"]
+    assert [b.doc_id for b in promote(fused, "zz")] == ["a", "b", "c"]
+
+
+class TitledEngine(FakeEngine):
+    """BM25 singles out "b" (Puma 244) by 8 to 3; the dense leg prefers "a", so the blend puts "a" first."""
+
+    LEGS = {"bm25": [("b", 8.0), ("c", 3.0), ("a", 1.0)], "knn": [("a", 0.9), ("d", 0.5), ("c", 0.45)]}
+    TITLES = {"a": "Puma Men Black Sneakers", "b": "Puma 244 Running Shoes", "c": "Puma Socks", "d": "Nike Cap"}
+
+    def msearch(self, index: str, bodies: Sequence[Mapping[str, Any]], dfs: bool = False) -> list[dict[str, Any]]:
+        responses = super().msearch(index, bodies, dfs)
+        for response in responses:
+            for hit in response["hits"]["hits"]:
+                hit["_source"] = {"title": self.TITLES[hit["_id"]]}
+        return responses
+
+
+def test_the_searcher_keeps_the_known_item_first_in_a_hybrid():
+    searcher = HybridSearcher.over(TitledEngine("http://fake"), CountingEncoder(), "idx")
+    with_rule = searcher.search(SearchRequest("Puma 244", mode="hybrid"))
+    without = searcher.search(SearchRequest("Puma 244", mode="hybrid", known_item=False))
+    assert [h.product_id for h in without.hits] == ["a", "b", "c", "d"]  # 0.5005 > 0.5 > 0.143 > 0.056
+    assert [h.product_id for h in with_rule.hits] == ["b", "a", "c", "d"]
+    described = searcher.search(SearchRequest("puma black sneakers", mode="hybrid"))
+    assert described.hits[0].product_id == "a"  # "b" lacks the query's words: the blend decides
