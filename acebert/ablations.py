@@ -1,4 +1,4 @@
-"""Ablations: ``python -m acebert.ablations --config configs/acebert.toml [--reuse] [--doc docs/acebert.md]``.
+"""Ablations: ``python -m acebert.ablations --config configs/acebert.toml [--reuse] [--seeds 13,14,15]``.
 
 Trains each variant of the config with the same seed (full model, no image tokens, no
 adversarial loss, shared towers, BM25 hard negatives), evaluates every one and the MiniLM
@@ -9,6 +9,12 @@ the doc between ``<!-- ablations:start -->`` and ``<!-- ablations:end -->``.
 ``--variants`` runs a subset: the rows of the other variants are kept from the previous
 ``ablations.json`` (same checkpoints, same evaluation), so adding one variant does not mean
 re-evaluating all of them.
+
+``--seeds`` trains every chosen variant once per seed (the config's own seed keeps its
+checkpoint directory; another seed adds ``-seed<N>``), and writes a second table between
+``<!-- ablation-seeds:start -->`` and ``<!-- ablation-seeds:end -->``: mean and sample sd over
+seeds, and a paired test against ``full`` over test queries (each query's nDCG@10 averaged over
+the seeds first), because single-seed differences under about 0.01 are noise here.
 """
 from __future__ import annotations
 
@@ -29,17 +35,26 @@ VARIANTS: dict[str, list[str]] = {
     "no_adversarial": ["train.adversarial=false"],
     "shared_towers": ["model.shared_towers=true"],
     "bm25_negatives": ["train.hard_negatives=1", 'train.hard_negative_source="bm25"'],
+    "title_dropout": ["train.title_word_dropout=0.3", "train.title_dropout=0.2"],
+    "category": ["model.use_category=true"],
+    "lambda_0.3": ["train.lambda_max=0.3"],
 }
 START, END = "<!-- ablations:start -->", "<!-- ablations:end -->"
+SEEDS_START, SEEDS_END = "<!-- ablation-seeds:start -->", "<!-- ablation-seeds:end -->"
 METRIC_COLUMNS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 
 
-def variant_config(config: Path, name: str) -> RunConfig:
-    """The run config of one variant; every variant but ``full`` gets its own output directory."""
+def variant_config(config: Path, name: str, seed: int | None = None) -> RunConfig:
+    """The run config of one variant and seed; every variant but ``full``, and every seed but the
+    config's own, gets its own output directory."""
     base = load_config(config)
     overrides = list(VARIANTS[name])
-    if name != "full":
-        overrides.append(f"train.output_dir={json.dumps(str(base.train.output_path) + '-' + name)}")
+    suffix = "" if name == "full" else f"-{name}"
+    if seed is not None and seed != base.train.seed:
+        overrides.append(f"train.seed={seed}")
+        suffix += f"-seed{seed}"
+    if suffix:
+        overrides.append(f"train.output_dir={json.dumps(str(base.train.output_path) + suffix)}")
     return load_config(config, overrides)
 
 
@@ -59,13 +74,14 @@ def run_variant(
     splits: dict[str, tuple[pd.DataFrame, Qrels]],
     colours: dict[str, str],
     catalog: pd.DataFrame,
+    seed: int | None = None,
 ) -> dict[str, Any]:
-    """Train (unless a finished checkpoint is reused) and evaluate one variant."""
+    """Train (unless a finished checkpoint is reused) and evaluate one variant at one seed."""
     from acebert.checkpoint import load_checkpoint_encoder
     from acebert.evaluate import evaluate_encoder
     from acebert.train import train
 
-    run = variant_config(config, name)
+    run = variant_config(config, name, seed)
     saved = _trained(run) if reuse else None
     if saved is None:
         train(run, resume=reuse)
@@ -100,15 +116,56 @@ def markdown_table(results: dict[str, dict[str, Any]], split_names: Sequence[str
     return "\n".join(lines)
 
 
-def write_into_doc(doc: Path, table: str) -> None:
+def _mean_sd(values: Sequence[float]) -> str:
+    """``mean ± sample sd`` (just the mean for one value)."""
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return f"{mean:.4f}"
+    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:.4f} ± {sd:.4f}"
+
+
+def seed_mean_per_query(reports: Sequence[dict[str, Any]], split: str) -> dict[str, float]:
+    """Each query's nDCG@10 averaged over the seeds' reports."""
+    queries = sorted(reports[0][split]["per_query_ndcg@10"])
+    return {q: sum(r[split]["per_query_ndcg@10"][q] for r in reports) / len(reports) for q in queries}
+
+
+def seeds_table(by_seed: dict[str, dict[str, dict[str, Any]]], split: str = "test", reference: str = "full") -> str:
+    """Mean ± sd over seeds per variant, and the paired test of each variant against ``reference``."""
+    from acebert.metrics import bootstrap_ci, permutation_p_value
+
+    header = (f"| variant | seeds | {split} nDCG@10 | {split} colour slice nDCG@10 | dev nDCG@10 | modality gap "
+              f"({split}) | Δ {split} nDCG@10 vs {reference} [95% CI] | p (randomization) |")
+    lines = [header, "|" + "|".join(["---"] * (header.count("|") - 1)) + "|"]
+    base = seed_mean_per_query(list(by_seed[reference].values()), split) if reference in by_seed else None
+    for variant, runs in by_seed.items():
+        reports = [runs[seed] for seed in sorted(runs, key=int)]
+        cells = [variant, ", ".join(sorted(runs, key=int)),
+                 _mean_sd([r[split]["all"]["ndcg@10"] for r in reports]),
+                 _mean_sd([r[split]["colour_slice"]["ndcg@10"] for r in reports if "ndcg@10" in r[split].get("colour_slice", {})] or [float("nan")]),
+                 _mean_sd([r["dev"]["all"]["ndcg@10"] for r in reports]) if all("dev" in r for r in reports) else "-",
+                 _mean_sd([r[split]["modality_gap"] for r in reports])]
+        if base is None or variant == reference:
+            cells += ["-", "-"]
+        else:
+            mine = seed_mean_per_query(reports, split)
+            deltas = [mine[q] - base[q] for q in base]
+            low, high = bootstrap_ci(deltas)
+            cells += [f"{sum(deltas) / len(deltas):+.4f} [{low:+.4f}, {high:+.4f}]", f"{permutation_p_value(deltas):.3g}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_into_doc(doc: Path, table: str, start: str = START, end: str = END, heading: str = "Ablations") -> None:
     """Replace the text between the markers (appending a section if the doc has none)."""
     text = doc.read_text() if doc.is_file() else ""
-    block = f"{START}\n{table}\n{END}"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + block + rest.split(END, 1)[1]
+    block = f"{start}\n{table}\n{end}"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + block + rest.split(end, 1)[1]
     else:
-        text = text.rstrip() + f"\n\n## Ablations\n\n{block}\n"
+        text = text.rstrip() + f"\n\n## {heading}\n\n{block}\n"
     doc.write_text(text)
 
 
@@ -126,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {list(VARIANTS)}")
     parser.add_argument("--splits", default="dev,test", help="query splits to evaluate on")
     parser.add_argument("--reuse", action="store_true", help="reuse finished checkpoints, resume unfinished ones")
+    parser.add_argument("--seeds", default=None,
+                        help="comma-separated seeds: train each variant per seed and write the seed table")
     parser.add_argument("--doc", type=Path, default=REPO_ROOT / "docs/acebert.md")
     args = parser.parse_args(argv)
     names = [v for v in args.variants.split(",") if v]
@@ -147,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     split_names = [s for s in args.splits.split(",") if s]
     splits = {s: (load_queries(data / f"queries_{s}.tsv"), load_qrels(data / f"qrels_{s}.tsv")) for s in split_names}
 
+    if args.seeds:
+        return run_seeds(args, names, [int(seed) for seed in args.seeds.split(",") if seed], splits, colours, catalog)
     out = base.train.output_path.parent / "ablations.json"
     results = previous_results(out, names)
     results["minilm"] = evaluate_encoder(MiniLMEncoder(), catalog, splits, colours)
@@ -156,6 +217,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = {key: results[key] for key in ["minilm", *VARIANTS] if key in results}  # table order
     write_into_doc(args.doc, markdown_table(results, split_names))
     print(markdown_table(results, split_names))
+    return 0
+
+
+def run_seeds(args: argparse.Namespace, names: Sequence[str], seeds: Sequence[int],
+              splits: dict[str, tuple[pd.DataFrame, Qrels]], colours: dict[str, str], catalog: pd.DataFrame) -> int:
+    """Every variant at every seed (kept in ``ablation-seeds.json``, so a rerun adds only what is missing)."""
+    if "test" not in splits:
+        raise SystemExit("--seeds reports on the test split: include it in --splits")
+    out = load_config(args.config).train.output_path.parent / "ablation-seeds.json"
+    by_seed: dict[str, dict[str, dict[str, Any]]] = json.loads(out.read_text()) if out.is_file() else {}
+    for name in names:
+        for seed in seeds:
+            if str(seed) in by_seed.get(name, {}) and args.reuse:
+                continue
+            report = run_variant(args.config, name, args.reuse, splits, colours, catalog, seed)
+            by_seed.setdefault(name, {})[str(seed)] = report
+            out.write_text(json.dumps(by_seed, indent=2) + "\n")
+    ordered = {key: by_seed[key] for key in VARIANTS if key in by_seed}
+    table = seeds_table(ordered)
+    write_into_doc(args.doc, table, SEEDS_START, SEEDS_END, "Ablations over seeds")
+    print(table)
     return 0
 
 

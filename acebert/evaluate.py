@@ -22,7 +22,7 @@ from acebert.config import DEFAULT_DATA_DIR, REPO_ROOT
 from acebert.data import catalog_inputs, load_catalog, load_qrels, load_queries
 from acebert.encoder import Encoder
 from acebert.loading import load_encoder
-from acebert.metrics import Qrels, Run, evaluate_run, modality_gap
+from acebert.metrics import Qrels, Run, evaluate_run, modality_gap, per_query
 from acebert.slices import colour_slice, load_colours
 
 TOP_K = 100
@@ -86,6 +86,7 @@ def evaluate_split(
         "queries": len(queries),
         "products": len(product_ids),
         "all": evaluate_run(qrels, run),
+        "per_query_ndcg@10": per_query(qrels, run),  # for paired tests between models (acebert.ablations)
         "modality_gap": modality_gap(query_vectors, product_vectors),
         "query_seconds": round(query_seconds, 3),
     }

@@ -113,3 +113,21 @@ def bootstrap_ci(
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def permutation_p_value(differences: Sequence[float], permutations: int = 10_000, seed: int = 0) -> float:
+    """Two-sided paired randomization (sign-flip) test of a mean per-query difference.
+
+    Under "no difference" each query's difference is as likely negative as positive, so the
+    observed mean is compared with the means of randomly sign-flipped differences (the Fisher
+    test IR papers use; ranx runs the same test on two runs). ``(hits + 1) / (permutations + 1)``
+    keeps the p-value above 0 for a finite number of permutations. The seed is fixed.
+    """
+    data = np.asarray(differences, dtype=float)
+    if data.size == 0:
+        raise ValueError("permutation_p_value needs at least one difference")
+    rng = np.random.default_rng(seed)
+    signs = rng.choice((-1.0, 1.0), size=(permutations, data.size))
+    flipped = np.abs((signs * data).mean(axis=1))
+    hits = int((flipped >= abs(data.mean()) - 1e-12).sum())
+    return (hits + 1) / (permutations + 1)

@@ -4,7 +4,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from acebert.ablations import END, START, VARIANTS, markdown_table, previous_results, variant_config, write_into_doc
+import pytest
+
+from acebert.ablations import (
+    END,
+    START,
+    VARIANTS,
+    markdown_table,
+    previous_results,
+    seed_mean_per_query,
+    seeds_table,
+    variant_config,
+    write_into_doc,
+)
+from acebert.metrics import permutation_p_value
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs/acebert.toml"
 
@@ -41,3 +54,39 @@ def test_table_goes_between_the_markers_and_keeps_the_prose(tmp_path: Path) -> N
     text = doc.read_text()
     assert "old table" not in text and text.startswith("# Model\n\nintro") and text.endswith("reading\n")
     assert "| full | test (2 q, 1 colour) | 0.8000 |" in text
+
+
+def test_another_seed_gets_its_own_directory_and_the_configs_seed_keeps_the_plain_one() -> None:
+    full = variant_config(CONFIG, "full")
+    assert variant_config(CONFIG, "full", full.train.seed).train.output_path == full.train.output_path
+    other = variant_config(CONFIG, "no_adversarial", full.train.seed + 1)
+    assert other.train.seed == full.train.seed + 1 and not other.train.adversarial
+    assert other.train.output_path == Path(f"{full.train.output_path}-no_adversarial-seed{full.train.seed + 1}")
+
+
+def _seeded(per_query: dict[str, float], dev: float = 0.5) -> dict:
+    n = sum(per_query.values()) / len(per_query)
+    split = {"all": {"ndcg@10": n}, "per_query_ndcg@10": per_query, "modality_gap": 0.3, "colour_slice": {"queries": 0}}
+    return {"test": split, "dev": {"all": {"ndcg@10": dev}}}
+
+
+def test_seed_table_reports_mean_sd_and_the_paired_difference_of_seed_averaged_queries() -> None:
+    runs = {
+        "full": {"13": _seeded({"a": 0.5, "b": 0.7}), "14": _seeded({"a": 0.7, "b": 0.7})},
+        "no_image": {"13": _seeded({"a": 0.4, "b": 0.6}), "14": _seeded({"a": 0.4, "b": 0.6})},
+    }
+    assert seed_mean_per_query(list(runs["full"].values()), "test") == pytest.approx({"a": 0.6, "b": 0.7})
+    table = seeds_table(runs)
+    # full: test nDCG 0.6 and 0.7 -> mean 0.65, sample sd sqrt(2 * 0.05**2 / 1) = 0.0707
+    assert "| full | 13, 14 | 0.6500 ± 0.0707 |" in table
+    # no_image minus full per query: a 0.4 - 0.6 = -0.2, b 0.6 - 0.7 = -0.1 -> mean -0.15
+    assert "| no_image | 13, 14 | 0.5000 ± 0.0000 |" in table and "| -0.1500 [" in table
+
+
+def test_permutation_p_value_is_one_for_no_difference_and_small_for_a_consistent_one() -> None:
+    assert permutation_p_value([0.0, 0.0, 0.0]) == 1.0
+    consistent = [0.1] * 20  # only 2 of 2**20 sign patterns reach |mean| 0.1
+    assert permutation_p_value(consistent) < 0.001
+    assert permutation_p_value([0.1, -0.1, 0.2, -0.2]) > 0.5
+    with pytest.raises(ValueError):
+        permutation_p_value([])
