@@ -130,7 +130,7 @@ def cmd_search(args: argparse.Namespace) -> None:
         weights={"bm25": args.bm25_weight, "knn": 1.0 - args.bm25_weight},
         filters=Filters(args.category, args.brand, args.price_min, args.price_max),
         page=args.page, size=args.size, depth=args.depth,
-        thresholds=Thresholds(args.min_bm25, args.min_knn, args.min_score),
+        thresholds=Thresholds(args.min_bm25, args.min_knn, args.min_score), known_item=args.known_item,
     )
     response = _system(args).searcher.search(request)
     if args.json:
@@ -309,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-bm25", type=float, help="drop candidates whose raw BM25 score is lower")
     p.add_argument("--min-knn", type=float, help="drop candidates whose kNN similarity (0-1) is lower")
     p.add_argument("--min-score", type=float, help="drop hits whose fused score is lower")
+    p.add_argument("--no-known-item", dest="known_item", action="store_false",
+                   help="hybrid: let the blend rank a product BM25 singles out by every query word (default: first)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 

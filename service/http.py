@@ -155,6 +155,8 @@ def search(
     min_bm25: float | None = Query(None, ge=0, le=1e6, description="Minimum raw BM25 score of a candidate."),
     min_knn: float | None = Query(None, ge=0, le=1, description="Minimum kNN similarity of a candidate."),
     min_score: float | None = Query(None, ge=0, le=1e6, description="Minimum fused score of a hit."),
+    known_item: bool = Query(True, description=(
+        "hybrid: a product BM25 singles out by every word of the query (a brand and model name) stays first.")),
     cursor: str | None = Query(None, max_length=100, description=(
         "new: keep this result list for 10 minutes and answer with next_cursor, so the next pages neither "
         "repeat nor skip a product while the index changes. A next_cursor: the page after the previous one "
@@ -166,7 +168,7 @@ def search(
         request = SearchRequest(
             query=q, mode=mode, method=method, weights={"bm25": bm25_weight, "knn": knn_weight},
             filters=Filters(category, brand, price_min, price_max), page=page, size=size, depth=depth, dfs=dfs,
-            thresholds=Thresholds(min_bm25, min_knn, min_score), cursor=cursor,
+            thresholds=Thresholds(min_bm25, min_knn, min_score), known_item=known_item, cursor=cursor,
         )
         response = system.searcher.search(request)
     except ValueError as exc:
