@@ -31,6 +31,9 @@ class ModelConfig(BaseModel):
     max_query_len: int = Field(32, gt=2)
     max_title_len: int = Field(48, gt=2)
     use_image: bool = True
+    use_category: bool = Field(
+        False, description="the product tower also reads the category path, after the title and a [SEP]"
+    )
     shared_towers: bool = False
     image_size: tuple[int, int] = (80, 60)  # (height, width): the catalogue's photos are 60x80 WxH
     patch_size: int = Field(20, gt=0)
@@ -90,6 +93,14 @@ class TrainConfig(BaseModel):
     max_train_pairs: int | None = Field(None, gt=0)
     max_products: int | None = Field(
         None, gt=0, description="small runs: keep only the first N catalogue products that are train positives"
+    )
+    # Both dropouts make the image necessary (issue #11): a title that names the product lets the
+    # tower ignore its photo. They change training examples only, never what serving encodes.
+    title_word_dropout: float = Field(
+        0.0, ge=0, lt=1, description="training only: probability of dropping each title word"
+    )
+    title_dropout: float = Field(
+        0.0, ge=0, lt=1, description="training only: probability of dropping the whole title of a product with an image"
     )
     eval_each_epoch: bool = True
     threads: int = Field(2, gt=0)

@@ -131,5 +131,13 @@ def load_qrels(path: str | Path) -> Qrels:
 
 
 def catalog_inputs(catalog: pd.DataFrame) -> list[ProductInput]:
-    """What the product tower sees for each catalogue row, in row order."""
-    return [ProductInput(title=title, image=image) for title, image in zip(catalog["title"], catalog["image"])]
+    """What the product tower sees for each catalogue row, in row order.
+
+    A missing category (``""`` from :func:`load_catalog`, or no column in a frame built in memory)
+    becomes None, so a ``use_category`` model reads the title alone, as the indexer's events give it.
+    """
+    categories = catalog["category"] if "category" in catalog else [""] * len(catalog)
+    return [
+        ProductInput(title=title, image=image, category=category or None)
+        for title, image, category in zip(catalog["title"], catalog["image"], categories)
+    ]

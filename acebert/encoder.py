@@ -23,10 +23,15 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ProductInput:
-    """What the product tower sees: the title and, optionally, the image (bytes or a file path)."""
+    """What the product tower sees: the title and, optionally, the image (bytes or a file path).
+
+    ``category`` (a path such as ``"Apparel > Topwear > Tshirts"``) is read only by models trained
+    with ``use_category``; the others ignore it, so callers can always fill it in.
+    """
 
     title: str
     image: bytes | str | Path | None = None
+    category: str | None = None
 
 
 @runtime_checkable

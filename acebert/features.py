@@ -18,6 +18,7 @@ from acebert.encoder import ProductInput
 from acebert.images import load_image
 
 PAD_TOKEN = "[PAD]"  # the BERT backbones' padding token
+SEP_TOKEN = "[SEP]"  # the BERT backbones' separator, between the title and the category
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ class Featurizer:
         pad_id = tokenizer.token_to_id(PAD_TOKEN)
         if pad_id is None:
             raise ValueError(f"the tokenizer has no {PAD_TOKEN} token")
+        if config.use_category and tokenizer.token_to_id(SEP_TOKEN) is None:
+            # without it the separator would be tokenised as the text "[", "sep", "]"
+            raise ValueError(f"use_category needs a tokenizer with a {SEP_TOKEN} token")
         self._pad_id = pad_id
 
     def _pad(self, ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -73,8 +77,20 @@ class Featurizer:
     def _query_ids(self, texts: Sequence[str]) -> list[list[int]]:
         return [encoding.ids for encoding in self._query_tokenizer.encode_batch(list(texts))]
 
+    def _product_text(self, product: ProductInput) -> str:
+        """The text the product tower reads: the title, then (``use_category``) ``[SEP]`` and the category.
+
+        One string rather than a tokenizer text pair: a pair is truncated from its longer part, so
+        a long category path could cut the title, while one string is cut from its end and the
+        title always comes through first (up to ``max_title_len`` tokens).
+        """
+        if self.config.use_category and product.category:
+            return f"{product.title} {SEP_TOKEN} {product.category}"
+        return product.title
+
     def _title_ids(self, products: Sequence[ProductInput]) -> list[list[int]]:
-        return [encoding.ids for encoding in self._title_tokenizer.encode_batch([p.title for p in products])]
+        texts = [self._product_text(p) for p in products]
+        return [encoding.ids for encoding in self._title_tokenizer.encode_batch(texts)]
 
     def queries(self, texts: Sequence[str]) -> QueryBatch:
         return QueryBatch(*self._pad(self._query_ids(texts)))

@@ -23,9 +23,10 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from acebert.augment import augment_products
 from acebert.checkpoint import AceBertEncoder, save_checkpoint
 from acebert.checkpoint_layout import weights_version
-from acebert.config import ConfigError, RunConfig, load_config
+from acebert.config import ConfigError, RunConfig, build_config, load_config
 from acebert.data import catalog_inputs, load_catalog, load_qrels, load_queries
 from acebert.encoder import ProductInput
 from acebert.evaluate import evaluate_encoder
@@ -171,7 +172,9 @@ class Trainer:
     def train_step(self, batch: Batch) -> dict[str, float]:
         cfg = self.run.train
         queries = self.featurizer.queries([self.data.examples.queries[q] for q in batch.query_ids])
-        products = self.featurizer.products([self.data.products[p] for p in batch.product_ids])
+        inputs = augment_products([self.data.products[p] for p in batch.product_ids], self.rng,
+                                  cfg.title_word_dropout, cfg.title_dropout, self.featurizer.uses_image)
+        products = self.featurizer.products(inputs)
         q = self.model.encode_queries(*query_tensors(queries, self.device))
         p = self.model.encode_products(*product_tensors(products, self.device))
         match = self.matching(q, p, batch.excluded.to(self.device))
@@ -291,7 +294,11 @@ def _as_rng_state(saved: Any) -> tuple:  # type: ignore[type-arg]
 
 
 def _check_same_run(saved: dict[str, Any], current: dict[str, Any]) -> None:
-    """Refuse to resume a run whose settings changed (it would silently mix two experiments)."""
+    """Refuse to resume a run whose settings changed (it would silently mix two experiments).
+
+    Keys added to the config since the run was saved take their defaults, which keep the old behaviour.
+    """
+    saved = build_config(saved, "the saved run").model_dump(mode="json")
     changed = [
         f"{section}.{key}: {saved[section].get(key)!r} -> {value!r}"
         for section in ("model", "train")

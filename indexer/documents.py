@@ -19,13 +19,13 @@ def category_path(category: str | None) -> list[str]:
 
 
 def encoder_input(event: ProductUpsert, image_root: Path) -> ProductInput:
-    """What the product tower encodes: the title and the image's bytes, if the event names one.
+    """What the product tower encodes: the title, the category and the image's bytes, if the event names one.
 
     The image is read here, under ``image_root`` only and checked (see :mod:`indexer.image_files`);
     a refused image raises :class:`~acebert.images.ImageError` for this event alone.
     """
     image = read_image(image_path(event.image, image_root)) if event.image else None
-    return ProductInput(title=event.title, image=image)
+    return ProductInput(title=event.title, image=image, category=event.category)
 
 
 def build_document(event: ProductUpsert, *, model_version: str, has_image: bool) -> dict[str, Any]:
