@@ -2,24 +2,46 @@
 
 Featurisation produces numpy so that the ONNX path needs no torch; training and the torch
 encoder turn its batches into the arguments of :class:`acebert.model.AceBert`'s towers here.
+
+Two steps, so that the encoder can run the first on a featurising thread and the second on the
+thread that drives the GPU: :func:`host_tensors` (CPU tensors, optionally in pinned memory) and
+:func:`to_device`.
 """
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import fields
+from typing import Sequence
+
 import torch
 
 from acebert.features import ProductBatch, QueryBatch
 
 
-def _on(device: torch.device | str, *arrays: np.ndarray) -> tuple[torch.Tensor, ...]:
-    return tuple(torch.from_numpy(array).to(device) for array in arrays)
+def host_tensors(batch: QueryBatch | ProductBatch, pin: bool = False) -> tuple[torch.Tensor, ...]:
+    """The batch's arrays as CPU tensors, in field order, which is the order of the tower's arguments.
+
+    Without ``pin`` they share the arrays' memory. ``pin`` copies them into page-locked memory,
+    from which a copy to a CUDA device runs asynchronously (:func:`to_device`); the copy costs
+    CPU time, so it belongs on a featurising thread, not on the one that feeds the GPU.
+    """
+    tensors = tuple(torch.from_numpy(getattr(batch, field.name)) for field in fields(batch))
+    return tuple(tensor.pin_memory() for tensor in tensors) if pin else tensors
+
+
+def to_device(tensors: Sequence[torch.Tensor], device: torch.device | str) -> tuple[torch.Tensor, ...]:
+    """``tensors`` on ``device``: pinned ones copy without blocking the host, the others as usual.
+
+    Non-blocking only from pinned memory: that is where it overlaps anything, and the caching
+    host allocator keeps a pinned block alive until its copy is done.
+    """
+    return tuple(tensor.to(device, non_blocking=tensor.is_pinned()) for tensor in tensors)
 
 
 def query_tensors(batch: QueryBatch, device: torch.device | str) -> tuple[torch.Tensor, ...]:
     """``(input_ids, attention_mask)``: the arguments of ``AceBert.encode_queries``."""
-    return _on(device, batch.input_ids, batch.attention_mask)
+    return to_device(host_tensors(batch), device)
 
 
 def product_tensors(batch: ProductBatch, device: torch.device | str) -> tuple[torch.Tensor, ...]:
     """``(input_ids, attention_mask, images, has_image)``: the arguments of ``AceBert.encode_products``."""
-    return _on(device, batch.input_ids, batch.attention_mask, batch.images, batch.has_image)
+    return to_device(host_tensors(batch), device)

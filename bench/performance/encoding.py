@@ -2,6 +2,10 @@
 
 ``python -m bench.performance.encoding [--encoder SPEC] [--repeats 5] [--tiny]``
 
+``python -m bench.performance.encoding --featurizer-only [--products 3000] [--image-threads 1 2 4]``
+times the featurizer alone (tokenising titles, decoding images) per image-decoding thread count,
+with no model: the CPU work that must keep up with a GPU tower. It writes its own section.
+
 The baseline is what a user would write: ``SentenceTransformer(MiniLM-L6).encode(titles)`` with
 default settings, over the catalogue's titles. The candidates are the product tower of the
 model behind ``--encoder`` on each runtime (torch, ONNX fp32, ONNX int8), over the same products
@@ -23,13 +27,16 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from acebert.data import catalog_inputs, load_qrels, load_queries
-from acebert.encoder import Encoder
+from acebert.data import catalog_inputs, load_catalog, load_qrels, load_queries
+from acebert.encoder import Encoder, ProductInput
+from acebert.features import Featurizer
 from acebert.minilm import base_model_path
 from bench.performance.common import (
     ENCODE_BATCH,
+    TINY_PRODUCTS,
     RunInfo,
     add_common_args,
+    checkpoint_of,
     encoder_variants,
     finish_args,
     load_inputs,
@@ -45,6 +52,8 @@ MAX_NDCG_DROP = 0.005  # 0.5 point of nDCG@10
 BASELINE = "plain SentenceTransformer.encode (baseline)"
 WARM_UP = 32  # products encoded once per configuration before timing (first-call set-up)
 Encode = Callable[[slice], np.ndarray]  # encodes the catalogue rows in the slice
+FEATURIZER_PRODUCTS = 3000  # --featurizer-only: the first products of the catalogue
+IMAGE_THREADS = (1, 2, 4)
 
 
 def plain_sentence_transformer(titles: list[str]) -> Encode:
@@ -122,7 +131,91 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add_common_args(parser, repeats=5)
     parser.add_argument("--batch-size", type=int, default=ENCODE_BATCH, help="product tower batch size")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch intra-op threads")
+    parser.add_argument("--featurizer-only", action="store_true",
+                        help="time the featurizer alone per --image-threads (section encoding-featurizer)")
+    parser.add_argument("--products", type=int, default=FEATURIZER_PRODUCTS,
+                        help="--featurizer-only: the first N catalogue products (default: %(default)s)")
+    parser.add_argument("--image-threads", type=int, nargs="+", default=list(IMAGE_THREADS),
+                        help="--featurizer-only: image-decoding thread counts to compare (default: %(default)s)")
     return finish_args(parser.parse_args(argv))
+
+
+# --- --featurizer-only ----------------------------------------------------------------------
+def featurizer_for(spec: str, image_threads: int) -> Featurizer:
+    """The featurizer of the checkpoint behind ``spec`` (its tokenizer and config), else MiniLM's defaults."""
+    from acebert.checkpoint_layout import load_tokenizer, read_config
+    from acebert.config import ModelConfig
+
+    checkpoint = checkpoint_of(spec)
+    if checkpoint is None:
+        return Featurizer(load_tokenizer(base_model_path()), ModelConfig(), image_threads)
+    config = ModelConfig.model_validate(read_config(checkpoint)["model"])
+    return Featurizer(load_tokenizer(checkpoint), config, image_threads)
+
+
+def featurize_all(featurizer: Featurizer, products: Sequence[ProductInput], batch_size: int) -> np.ndarray:
+    """Featurise ``products`` in consecutive batches; returns the per-product ``has_image`` flags."""
+    return np.concatenate([featurizer.products(products[start : start + batch_size]).has_image
+                           for start in range(0, len(products), batch_size)])
+
+
+def same_arrays(featurizers: Sequence[Featurizer], products: Sequence[ProductInput], batch_size: int) -> bool:
+    """Whether every featurizer gives bit-identical arrays for every batch (checked outside the timing)."""
+    for start in range(0, len(products), batch_size):
+        batches = [featurizer.products(products[start : start + batch_size]) for featurizer in featurizers]
+        if not all(np.array_equal(getattr(batch, name), getattr(batches[0], name))
+                   for batch in batches[1:] for name in ("input_ids", "attention_mask", "images", "has_image")):
+            return False
+    return True
+
+
+def label_threads(threads: int) -> str:
+    return f"{threads} image-decoding thread{'s' if threads > 1 else ''}"
+
+
+def render_featurizer(payload: dict[str, Any], info: RunInfo) -> str:
+    """The Markdown section of ``--featurizer-only``: products/s per thread count and the ratio to the first."""
+    base = label_threads(payload["image_threads"][0])
+    rows = [[label, f"{s['median']:.0f}", f"{s['min']:.0f}-{s['max']:.0f}", f"{payload['ratios'][label]:.2f}x"]
+            for label, s in payload["throughput"].items()]
+    cores = payload["cores"]
+    overlap = " With 2 cores little overlap is possible." if cores <= 2 else ""
+    return "\n".join([
+        section_header("Target 2, featurizer alone: tokenising and decoding images", info),
+        f"The first {payload['products']} catalogue products ({payload['with_image']} with an image), featurised "
+        f"in consecutive batches of {payload['batch_size']} with no model, {payload['repeats']} interleaved repeats "
+        f"(order rotated). Ratio = median over repeats of (configuration / {base}) within the repeat. Arrays "
+        f"bit-identical across thread counts: {'yes' if payload['identical'] else 'NO'}.\n",
+        markdown_table(["configuration", "products/s (median)", "min-max", f"vs {base}"], rows),
+        f"\n{cores} CPU cores, shared with other jobs: decoding threads beyond the free cores cannot add "
+        f"throughput.{overlap} GPU throughput of the torch encoder, which featurises batches ahead on these "
+        "threads: not measured by this mode (it runs no model).",
+    ])
+
+
+def featurizer_only(args: argparse.Namespace, info: RunInfo) -> int:
+    """``--featurizer-only``: products/s of the featurizer per image-decoding thread count."""
+    catalog = load_catalog(args.catalog).head(TINY_PRODUCTS if args.tiny else args.products)
+    products = catalog_inputs(catalog)
+    featurizers = {label_threads(threads): featurizer_for(args.encoder, threads) for threads in args.image_threads}
+    identical = same_arrays(list(featurizers.values()), products, args.batch_size)
+    runs: dict[str, Encode] = {
+        label: lambda rows, featurizer=featurizer: featurize_all(featurizer, products[rows], args.batch_size)  # type: ignore[misc]
+        for label, featurizer in featurizers.items()
+    }
+    rates, _ = measure(runs, len(products), args.repeats)
+    per_repeat = {label: [{"rate": r} for r in values] for label, values in rates.items()}
+    base = next(iter(per_repeat))
+    payload = {
+        **info.as_dict(), "encoder": args.encoder, "products": len(products),
+        "with_image": int(catalog["image"].notna().sum()), "repeats": args.repeats, "batch_size": args.batch_size,
+        "image_threads": args.image_threads, "cores": os.cpu_count(), "identical": identical,
+        "throughput": {label: throughput_summary(r) for label, r in rates.items()}, "rates": rates,
+        "ratios": {label: paired_ratios(per_repeat[label], per_repeat[base], ["rate"])["rate"] for label in rates},
+        "gpu_products_per_s": "not measured (this mode runs no model)",
+    }
+    write_outputs(args, "encoding-featurizer", payload, render_featurizer(payload, info))
+    return 0 if identical else 1
 
 
 def render(payload: dict[str, Any], info: RunInfo) -> str:
@@ -171,6 +264,8 @@ def best_configuration(ratios: dict[str, float], quality: list[dict[str, Any]]) 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     info = RunInfo.now("bench.performance.encoding", argv)
+    if args.featurizer_only:
+        return featurizer_only(args, info)
     import torch
 
     torch.set_num_threads(args.threads)

@@ -10,6 +10,7 @@ import math
 import dataclasses
 import random
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from acebert.checkpoint import AceBertEncoder, load_checkpoint_encoder, save_checkpoint
+from acebert.checkpoint import AceBertEncoder, _lookahead, load_checkpoint_encoder, save_checkpoint
 from acebert.checkpoint_layout import load_tokenizer, weights_version
 from acebert.config import ConfigError, ModelConfig, build_config, load_config
 from acebert.data import load_catalog
@@ -42,6 +43,17 @@ def _jpeg(colour: tuple[int, int, int], size: tuple[int, int] = (60, 80), mode: 
     buffer = io.BytesIO()
     Image.new(mode, size, colour if mode == "RGB" else colour[0]).save(buffer, format="JPEG")
     return buffer.getvalue()
+
+
+def _mixed_products(count: int) -> list[ProductInput]:
+    """Titles of varied lengths; colour, greyscale or no images, each image a different colour."""
+    return [
+        ProductInput(
+            " ".join(["word"] * (1 + i % 7)) + f" product {i}",
+            None if i % 4 == 3 else _jpeg((11 * i, 40, 200 - i), mode="L" if i % 5 == 0 else "RGB"),
+        )
+        for i in range(count)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +141,31 @@ def test_featurizer_tokenises_exactly_as_the_hugging_face_tokenizer(tokenizer) -
     assert featurizer.query_lengths(texts).tolist() == featurizer.queries(texts).attention_mask.sum(1).tolist()
 
 
+def test_threaded_image_decoding_gives_the_sequential_arrays(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    products = _mixed_products(20)
+    sequential = Featurizer(tokenizer.backend_tokenizer, ModelConfig(), image_threads=1).products(products)
+    threaded = Featurizer(tokenizer.backend_tokenizer, ModelConfig(), image_threads=4).products(products)
+    for field in dataclasses.fields(sequential):
+        np.testing.assert_array_equal(getattr(threaded, field.name), getattr(sequential, field.name))
+    assert sequential.has_image.tolist() == [p.image is not None for p in products]
+    decoded = sequential.images[sequential.has_image]
+    assert len({image.tobytes() for image in decoded}) == len(decoded)  # rows differ, so order is checked
+    with pytest.raises(ValueError, match="image_threads"):
+        Featurizer(tokenizer.backend_tokenizer, ModelConfig(), image_threads=0)
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_featurizer_raises_the_first_bad_image_in_batch_order(tokenizer, threads: int) -> None:  # type: ignore[no-untyped-def]
+    products = _mixed_products(12)
+    products[5] = ProductInput("missing", Path("/nonexistent/bad-5.jpg"))
+    products[9] = ProductInput("garbage", b"not an image")
+    featurizer = Featurizer(tokenizer.backend_tokenizer, ModelConfig(), image_threads=threads)
+    with pytest.raises(ImageError, match="bad-5.jpg"):
+        featurizer.products(products)
+    with pytest.raises(ImageError, match="not a recognised image format"):
+        featurizer.products(products[6:])
+
+
 # -- gradient reversal ---------------------------------------------------------------------
 @pytest.mark.parametrize("strength", [0.0, 0.3, 1.0])
 def test_gradient_reversal_is_identity_forward_and_flips_scaled_gradient(strength: float) -> None:
@@ -184,6 +221,72 @@ def test_vectors_do_not_depend_on_batch_composition_or_order(encoder: AceBertEnc
 def test_bad_image_bytes_raise_image_error_from_encoder(encoder: AceBertEncoder) -> None:
     with pytest.raises(ImageError):
         encoder.encode_products([ProductInput("ok", _jpeg((1, 1, 1))), ProductInput("broken", b"\xff\xd8garbage")])
+
+
+def test_pipelined_encoder_gives_the_sequential_vectors_in_input_order(  # type: ignore[no-untyped-def]
+    encoder: AceBertEncoder, tokenizer
+) -> None:
+    sequential = AceBertEncoder(encoder.model, tokenizer.backend_tokenizer, "test", threads=1)
+    pipelined = AceBertEncoder(encoder.model, tokenizer.backend_tokenizer, "test", threads=3)
+    products = _mixed_products(11)
+    for batch_size in (2, 64):  # six batches featurised ahead; one batch decoded on three threads
+        expected = sequential.encode_products_detailed(products, batch_size)
+        result = pipelined.encode_products_detailed(products, batch_size)
+        np.testing.assert_array_equal(result.vectors, expected.vectors)
+        np.testing.assert_array_equal(result.has_image, expected.has_image)
+    alone = np.concatenate([pipelined.encode_products([p]) for p in products])
+    np.testing.assert_allclose(result.vectors, alone, atol=2e-5)  # row i is product i's vector
+    titles = [p.title for p in products]
+    np.testing.assert_array_equal(pipelined.encode_queries(titles, 3), sequential.encode_queries(titles, 3))
+
+
+def test_pipelined_encoder_reports_the_bad_image_of_the_right_product(  # type: ignore[no-untyped-def]
+    encoder: AceBertEncoder, tokenizer
+) -> None:
+    products = _mixed_products(11)
+    for row in (2, 9):
+        products[row] = ProductInput(products[row].title, Path(f"/nonexistent/bad-{row}.jpg"))
+    errors = []
+    for threads in (1, 3):
+        candidate = AceBertEncoder(encoder.model, tokenizer.backend_tokenizer, "test", threads=threads)
+        with pytest.raises(ImageError, match=r"bad-(2|9)\.jpg") as error:
+            candidate.encode_products_detailed(products, batch_size=2)
+        errors.append(str(error.value))
+        failed = []
+        for row, product in enumerate(products):  # the ingestion pipeline's retry, one product at a time
+            try:
+                candidate.encode_products_detailed([product])
+            except ImageError as exc:
+                failed.append((row, f"bad-{row}.jpg" in str(exc)))
+        assert failed == [(2, True), (9, True)]
+    assert errors[0] == errors[1]
+
+
+def test_batches_featurise_ahead_on_background_threads_only_when_threads_allow(  # type: ignore[no-untyped-def]
+    encoder: AceBertEncoder, tokenizer
+) -> None:
+    batches = [["a"], ["b"], ["c"], ["d"]]
+    for threads, expected in ((1, {"MainThread"}), (2, {"acebert-featurize"})):
+        candidate = AceBertEncoder(encoder.model, tokenizer.backend_tokenizer, "test", threads=threads)
+        names: set[str] = set()
+
+        def featurize(batch: list[str]) -> list[str]:
+            names.add(threading.current_thread().name.partition("_")[0])
+            return batch
+
+        assert list(candidate._featurized(featurize, batches)) == batches  # type: ignore[arg-type]
+        assert names == expected
+
+
+def test_lookahead_yields_in_order_once_the_next_items_are_produced() -> None:
+    produced: list[int] = []
+
+    def items():  # type: ignore[no-untyped-def]
+        for item in range(5):
+            produced.append(item)
+            yield item
+
+    assert [(item, len(produced)) for item in _lookahead(items(), 2)] == [(0, 3), (1, 4), (2, 5), (3, 5), (4, 5)]
 
 
 def test_title_only_model_ignores_images_and_matches_minilm_text_path(tokenizer) -> None:  # type: ignore[no-untyped-def]

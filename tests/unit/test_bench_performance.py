@@ -100,6 +100,41 @@ def test_best_configuration_respects_the_quality_limit() -> None:
     assert encoding.best_configuration(ratios, quality)["configuration"] == "ONNX int8"
 
 
+# -- target 2, --featurizer-only ----------------------------------------------------------------
+def test_featurizer_mode_featurises_every_product_once_in_consecutive_batches() -> None:
+    from acebert.encoder import ProductInput
+    from acebert.features import ProductBatch
+
+    class Recording:
+        def __init__(self) -> None:
+            self.sizes: list[int] = []
+
+        def products(self, batch: list[ProductInput]) -> ProductBatch:
+            self.sizes.append(len(batch))
+            flags = np.array([p.image is not None for p in batch])
+            return ProductBatch(np.zeros((len(batch), 1)), np.zeros((len(batch), 1)), np.zeros(len(batch)), flags)
+
+    products = [ProductInput(f"t{i}", b"x" if i % 3 == 0 else None) for i in range(10)]
+    featurizer = Recording()
+    flags = encoding.featurize_all(featurizer, products, 4)  # type: ignore[arg-type]
+    assert featurizer.sizes == [4, 4, 2] and flags.tolist() == [i % 3 == 0 for i in range(10)]
+    assert encoding.same_arrays([Recording(), Recording()], products, 4)  # type: ignore[list-item]
+
+
+def test_featurizer_section_reports_each_thread_count_against_the_first() -> None:
+    labels = [encoding.label_threads(threads) for threads in (1, 2)]
+    payload = {
+        "products": 3000, "with_image": 1700, "batch_size": 64, "repeats": 3, "image_threads": [1, 2], "cores": 2,
+        "identical": True, "ratios": dict(zip(labels, [1.0, 1.4])),
+        "throughput": {label: {"median": rate, "min": rate - 10, "max": rate + 10}
+                       for label, rate in zip(labels, [2000.0, 2800.0])},
+    }
+    text = encoding.render_featurizer(payload, common.RunInfo.now("bench.performance.encoding", ["--featurizer-only"]))
+    assert "| 2 image-decoding threads | 2800 | 2790-2810 | 1.40x |" in text
+    assert "vs 1 image-decoding thread" in text and "bit-identical across thread counts: yes" in text
+    assert "With 2 cores little overlap is possible" in text and "not measured" in text
+
+
 # -- target 1: the measurement loop -----------------------------------------------------------
 class _FakeSearcher:
     """Records which queries it was asked and reports a fixed timing breakdown."""
