@@ -15,13 +15,13 @@ The file names and the torch-free readers (config, weights version, tokenizer) a
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -38,13 +38,12 @@ from acebert.checkpoint_layout import (
 )
 from acebert.config import REPO_ROOT, ModelConfig
 from acebert.encoder import ProductInput
-from acebert.features import Featurizer
+from acebert.features import Featurizer, lookahead, run_ahead
 from acebert.model import AceBert
 from acebert.tensors import host_tensors, to_device
 
-PREFETCH_BATCHES = 2  # batches featurised ahead of the one the model is running
+MAX_DEFAULT_THREADS = 4
 HostBatch = tuple[torch.Tensor, ...]  # a featurised batch as CPU tensors, in the tower's argument order
-T = TypeVar("T")
 
 
 def library_versions() -> dict[str, str]:
@@ -119,6 +118,16 @@ class ProductEncoding:
     has_image: np.ndarray
 
 
+def default_threads() -> int:
+    """Featurising threads of an encoder by default: one per core, at most :data:`MAX_DEFAULT_THREADS`.
+
+    The cap leaves the other cores of a large GPU host to other work; and much of featurising is
+    Python that holds the GIL (Pillow's JPEG header parsing, tokenizer calls, padding), so each
+    extra thread adds less than a core. Pass more where featurising is measured to be the bottleneck.
+    """
+    return min(MAX_DEFAULT_THREADS, os.cpu_count() or 1)
+
+
 class AceBertEncoder:
     """The :class:`acebert.encoder.Encoder` for an ACE-BERT network.
 
@@ -127,12 +136,13 @@ class AceBertEncoder:
 
     Featurising (tokenising, decoding images) is CPU work that would otherwise leave a GPU
     waiting: on one H200 the product tower alone outran the single-threaded featurizer. With
-    ``threads`` > 1, images decode on that many threads (:class:`Featurizer`) and up to
-    :data:`PREFETCH_BATCHES` batches are featurised on background threads while the model runs
-    the previous one; on CUDA they are featurised into pinned memory and copied without
-    blocking, and a batch's vectors are read back only after the next batch is queued on the
-    device. ``threads=1`` featurises each batch on the calling thread just before it runs.
-    Either way the vectors are the same.
+    ``threads`` > 1, that many background threads each featurise a whole batch, up to
+    ``threads`` batches ahead of the one the model is running (whole batches per thread did
+    better than one batch's images over several threads; see :class:`Featurizer`). On CUDA the
+    batches are featurised into pinned memory and copied without blocking, and a batch's
+    vectors are read back only after the next batch is queued on the device. ``threads=1``
+    featurises each batch on the calling thread just before it runs. Either way the vectors
+    are the same.
     """
 
     def __init__(
@@ -143,16 +153,18 @@ class AceBertEncoder:
         device: str | torch.device = "cpu",
         threads: int | None = None,
     ) -> None:
-        """``threads``: featurising threads (default :func:`acebert.features.default_threads`)."""
+        """``threads``: featurising threads (default :func:`default_threads`)."""
         self.model = model.to(device)
         self.device = torch.device(device)
         self.model_version = model_version
         self.dimension = model.config.dim
-        self.featurizer = Featurizer(tokenizer, model.config, image_threads=threads)
-        self.threads = self.featurizer.image_threads
+        self.featurizer = Featurizer(tokenizer, model.config)
+        self.threads = default_threads() if threads is None else threads
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
         self._pin = self.device.type == "cuda"
-        self._prefetch = (
-            ThreadPoolExecutor(PREFETCH_BATCHES, thread_name_prefix="acebert-featurize") if self.threads > 1 else None
+        self._featurizing = (
+            ThreadPoolExecutor(self.threads, thread_name_prefix="acebert-featurize") if self.threads > 1 else None
         )
 
     def encode_queries(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
@@ -204,39 +216,14 @@ class AceBertEncoder:
         self.model.eval()
         try:
             with torch.inference_mode():
-                featurized = self._featurized(featurize, [[items[i] for i in rows] for rows in batches])
+                inputs = [[items[i] for i in rows] for rows in batches]
+                featurized = run_ahead(featurize, inputs, self._featurizing, self.threads)
                 queued = ((rows, tower(*to_device(host, self.device))) for rows, host in zip(batches, featurized))
-                for rows, vectors in _lookahead(queued, 1):
+                for rows, vectors in lookahead(queued, 1):
                     out[rows] = vectors.float().cpu().numpy()
         finally:
             self.model.train(was_training)
         return out
-
-    def _featurized(self, featurize: Callable[[list[Any]], HostBatch], batches: list[list[Any]]) -> Iterator[HostBatch]:
-        """``featurize(batch)`` for each batch, in order, up to :data:`PREFETCH_BATCHES` of them ahead.
-
-        A batch's error (:class:`acebert.images.ImageError`) is raised when its turn comes, so
-        the caller sees the same error as when featurising one batch after the other (batches
-        already started then finish in the background and are dropped).
-        """
-        if self._prefetch is None or len(batches) < 2:
-            return map(featurize, batches)
-        started = (self._prefetch.submit(featurize, batch) for batch in batches)
-        return (future.result() for future in _lookahead(started, PREFETCH_BATCHES))
-
-
-def _lookahead(items: Iterable[T], depth: int) -> Iterator[T]:
-    """``items`` in order, each yielded once the ``depth`` after it have been produced (or ran out).
-
-    Producing an item starts work (a featurising task, a batch queued on the GPU) that then runs
-    while the consumer deals with the earlier items.
-    """
-    ahead: deque[T] = deque()
-    for item in items:
-        ahead.append(item)
-        if len(ahead) > depth:
-            yield ahead.popleft()
-    yield from ahead
 
 
 def load_checkpoint_encoder(path: Path, device: str | None = None, threads: int | None = None) -> AceBertEncoder:

@@ -7,11 +7,11 @@ converts the arrays (:mod:`acebert.tensors`).
 """
 from __future__ import annotations
 
-import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -22,17 +22,8 @@ from acebert.images import load_image
 
 PAD_TOKEN = "[PAD]"  # the BERT backbones' padding token
 SEP_TOKEN = "[SEP]"  # the BERT backbones' separator, between the title and the category
-MAX_DEFAULT_THREADS = 4
-
-
-def default_threads() -> int:
-    """Threads that decode images by default: one per core, at most :data:`MAX_DEFAULT_THREADS`.
-
-    Pillow releases the GIL while it decodes and resizes, so these threads run in parallel. The
-    cap keeps a default encoder from taking every core of a large host (a GPU machine has other
-    work for them); pass a higher count where featurising is the bottleneck.
-    """
-    return min(MAX_DEFAULT_THREADS, os.cpu_count() or 1)
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -70,19 +61,24 @@ def _pixels(source: bytes | str | Path, size: tuple[int, int]) -> np.ndarray:
 class Featurizer:
     """Tokenises text and decodes images according to a :class:`ModelConfig`.
 
-    Decoding images is most of the work (tokenising a batch is a fraction of it), so a batch's
-    images decode on a pool of ``image_threads`` threads, kept for the featurizer's lifetime so a
-    batch does not pay for starting threads. The arrays are the same whatever the thread count.
+    With ``image_threads`` > 1 a batch's images decode on a pool of that many threads, kept for
+    the featurizer's lifetime so a batch does not pay for starting threads. The arrays are the
+    same whatever the thread count. The default is 1 because on the catalogue it does not pay:
+    Pillow releases the GIL while it decodes, but it parses a JPEG's headers in Python, and for
+    60x80 thumbnails that costs more than decoding, so threads mostly wait for the GIL
+    (``python -m bench.performance.encoding --featurizer-only``, docs/performance.md: slower with
+    2 and 4 threads on 2 cores). Larger images, whose decoding and resizing dominate, may gain.
+    Featurising whole batches on parallel threads (:func:`run_ahead`) did better there.
     """
 
-    def __init__(self, tokenizer: Tokenizer, config: ModelConfig, image_threads: int | None = None) -> None:
+    def __init__(self, tokenizer: Tokenizer, config: ModelConfig, image_threads: int = 1) -> None:
         """``tokenizer``: the backbone's, saved with each checkpoint (:mod:`acebert.checkpoint_layout`).
 
-        ``image_threads``: threads that decode a batch's images (default :func:`default_threads`);
-        1 decodes them one after the other on the calling thread, with no pool.
+        ``image_threads``: threads that decode a batch's images; 1 decodes them one after the
+        other on the calling thread, with no pool.
         """
         self.config = config
-        self.image_threads = default_threads() if image_threads is None else image_threads
+        self.image_threads = image_threads
         if self.image_threads < 1:
             raise ValueError(f"image_threads must be >= 1, got {self.image_threads}")
         self._image_pool = (
@@ -177,3 +173,34 @@ class Featurizer:
         if self.uses_image(product):
             return self.config.n_image_tokens
         return 1 if self.config.use_image else 0
+
+
+def lookahead(items: Iterable[T], depth: int) -> Iterator[T]:
+    """``items`` in order, each yielded once the ``depth`` after it have been produced (or ran out).
+
+    Producing an item can start work (a featurising task, a batch queued on a GPU) that then
+    runs while the consumer deals with the earlier items.
+    """
+    ahead: deque[T] = deque()
+    for item in items:
+        ahead.append(item)
+        if len(ahead) > depth:
+            yield ahead.popleft()
+    yield from ahead
+
+
+def run_ahead(
+    function: Callable[[T], R], items: Sequence[T], pool: ThreadPoolExecutor | None, depth: int
+) -> Iterator[R]:
+    """``function(item)`` for each item, in order, computed on ``pool`` up to ``depth`` items ahead.
+
+    What the consumer does with one result (run the model on a featurised batch) overlaps the
+    work on the next ones, and at most ``depth`` items are computed ahead. Without a pool, or for
+    a single item, each item runs on the calling thread when its turn comes. An item's error is
+    raised when its turn comes, as if the items ran one after the other (items already started
+    then finish in the background and are dropped).
+    """
+    if pool is None or len(items) < 2:
+        return map(function, items)
+    started = (pool.submit(function, item) for item in items)
+    return (future.result() for future in lookahead(started, depth))

@@ -84,9 +84,7 @@ class OnnxAceBertEncoder:
     (``workers.tasks``), so the first batch must not pay for loading graphs.
 
     Batches featurise concurrently: the featurizer's tokenizers are configured once and never
-    changed, so threads can share them. Each batch decodes its images on its own thread
-    (``image_threads=1``): the batches in flight already keep every core busy, and decoding
-    threads on top would only add hand-offs and contention.
+    changed, so threads can share them.
     """
 
     def __init__(
@@ -99,7 +97,7 @@ class OnnxAceBertEncoder:
         threads: int | None = None,
     ) -> None:
         self.onnx_dir = Path(onnx_dir)
-        self.featurizer = Featurizer(tokenizer, config, image_threads=1)
+        self.featurizer = Featurizer(tokenizer, config)
         self.model_version = model_version
         self.dimension = config.dim
         self.int8 = int8

@@ -2,9 +2,11 @@
 
 ``python -m bench.performance.encoding [--encoder SPEC] [--repeats 5] [--tiny]``
 
-``python -m bench.performance.encoding --featurizer-only [--products 3000] [--image-threads 1 2 4]``
-times the featurizer alone (tokenising titles, decoding images) per image-decoding thread count,
-with no model: the CPU work that must keep up with a GPU tower. It writes its own section.
+``python -m bench.performance.encoding --featurizer-only [--products 3000] [--featurize-threads 1 2 4]``
+times the featurizer alone (tokenising titles, decoding images), with no model: the CPU work that
+must keep up with a GPU tower. Per thread count it compares threads decoding one batch's images
+with threads featurising whole batches ahead (what the torch encoder does), and checks that every
+configuration gives the same arrays. It writes its own section.
 
 The baseline is what a user would write: ``SentenceTransformer(MiniLM-L6).encode(titles)`` with
 default settings, over the catalogue's titles. The candidates are the product tower of the
@@ -19,17 +21,19 @@ stay within 0.5 point nDCG@10 of fp32.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import time
-from typing import Any, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from acebert.data import catalog_inputs, load_catalog, load_qrels, load_queries
 from acebert.encoder import Encoder, ProductInput
-from acebert.features import Featurizer
+from acebert.features import Featurizer, ProductBatch, run_ahead
 from acebert.minilm import base_model_path
 from bench.performance.common import (
     ENCODE_BATCH,
@@ -53,7 +57,8 @@ BASELINE = "plain SentenceTransformer.encode (baseline)"
 WARM_UP = 32  # products encoded once per configuration before timing (first-call set-up)
 Encode = Callable[[slice], np.ndarray]  # encodes the catalogue rows in the slice
 FEATURIZER_PRODUCTS = 3000  # --featurizer-only: the first products of the catalogue
-IMAGE_THREADS = (1, 2, 4)
+FEATURIZE_THREADS = (1, 2, 4)
+Featurize = Callable[[Sequence[ProductInput]], Iterable[ProductBatch]]  # products -> their batches, in order
 
 
 def plain_sentence_transformer(titles: list[str]) -> Encode:
@@ -132,16 +137,16 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=ENCODE_BATCH, help="product tower batch size")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch intra-op threads")
     parser.add_argument("--featurizer-only", action="store_true",
-                        help="time the featurizer alone per --image-threads (section encoding-featurizer)")
+                        help="time the featurizer alone per --featurize-threads (section encoding-featurizer)")
     parser.add_argument("--products", type=int, default=FEATURIZER_PRODUCTS,
                         help="--featurizer-only: the first N catalogue products (default: %(default)s)")
-    parser.add_argument("--image-threads", type=int, nargs="+", default=list(IMAGE_THREADS),
-                        help="--featurizer-only: image-decoding thread counts to compare (default: %(default)s)")
+    parser.add_argument("--featurize-threads", type=int, nargs="+", default=list(FEATURIZE_THREADS),
+                        help="--featurizer-only: thread counts to compare with 1 thread (default: %(default)s)")
     return finish_args(parser.parse_args(argv))
 
 
 # --- --featurizer-only ----------------------------------------------------------------------
-def featurizer_for(spec: str, image_threads: int) -> Featurizer:
+def featurizer_for(spec: str, image_threads: int = 1) -> Featurizer:
     """The featurizer of the checkpoint behind ``spec`` (its tokenizer and config), else MiniLM's defaults."""
     from acebert.checkpoint_layout import load_tokenizer, read_config
     from acebert.config import ModelConfig
@@ -153,29 +158,45 @@ def featurizer_for(spec: str, image_threads: int) -> Featurizer:
     return Featurizer(load_tokenizer(checkpoint), config, image_threads)
 
 
-def featurize_all(featurizer: Featurizer, products: Sequence[ProductInput], batch_size: int) -> np.ndarray:
-    """Featurise ``products`` in consecutive batches; returns the per-product ``has_image`` flags."""
-    return np.concatenate([featurizer.products(products[start : start + batch_size]).has_image
-                           for start in range(0, len(products), batch_size)])
+def batched(products: Sequence[ProductInput], batch_size: int) -> list[Sequence[ProductInput]]:
+    """Consecutive batches of ``products``."""
+    return [products[start : start + batch_size] for start in range(0, len(products), batch_size)]
 
 
-def same_arrays(featurizers: Sequence[Featurizer], products: Sequence[ProductInput], batch_size: int) -> bool:
-    """Whether every featurizer gives bit-identical arrays for every batch (checked outside the timing)."""
-    for start in range(0, len(products), batch_size):
-        batches = [featurizer.products(products[start : start + batch_size]) for featurizer in featurizers]
-        if not all(np.array_equal(getattr(batch, name), getattr(batches[0], name))
-                   for batch in batches[1:] for name in ("input_ids", "attention_mask", "images", "has_image")):
-            return False
-    return True
+def featurizer_configurations(spec: str, batch_size: int, thread_counts: Sequence[int]) -> dict[str, Featurize]:
+    """Label -> configuration: one thread first, then per count > 1 the two ways of using threads.
+
+    "decoding each batch's images": one batch at a time, its images over the threads
+    (``Featurizer(image_threads=n)``). "featurising whole batches ahead": n batches at a time,
+    each on one thread, as :class:`acebert.checkpoint.AceBertEncoder` featurises (``threads=n``).
+    """
+    sequential = featurizer_for(spec)
+    configurations: dict[str, Featurize] = {
+        "1 thread": lambda products: map(sequential.products, batched(products, batch_size))}
+    for threads in (count for count in thread_counts if count > 1):
+        per_image = featurizer_for(spec, threads)
+        pool = ThreadPoolExecutor(threads)
+        configurations[f"{threads} threads decoding each batch's images"] = (
+            lambda products, featurizer=per_image: map(featurizer.products, batched(products, batch_size)))  # type: ignore[misc]
+        configurations[f"{threads} threads featurising whole batches ahead"] = (
+            lambda products, pool=pool, depth=threads: run_ahead(  # type: ignore[misc]
+                sequential.products, batched(products, batch_size), pool, depth))
+    return configurations
 
 
-def label_threads(threads: int) -> str:
-    return f"{threads} image-decoding thread{'s' if threads > 1 else ''}"
+def digest(batches: Iterable[ProductBatch]) -> str:
+    """A hash of every array of every batch (shapes included), to compare configurations without keeping them."""
+    sha = hashlib.sha256()
+    for batch in batches:
+        for array in (batch.input_ids, batch.attention_mask, batch.images, batch.has_image):
+            sha.update(repr(array.shape).encode())
+            sha.update(array.tobytes())
+    return sha.hexdigest()
 
 
 def render_featurizer(payload: dict[str, Any], info: RunInfo) -> str:
-    """The Markdown section of ``--featurizer-only``: products/s per thread count and the ratio to the first."""
-    base = label_threads(payload["image_threads"][0])
+    """The Markdown section of ``--featurizer-only``: products/s per configuration and the ratio to one thread."""
+    base = next(iter(payload["throughput"]))
     rows = [[label, f"{s['median']:.0f}", f"{s['min']:.0f}-{s['max']:.0f}", f"{payload['ratios'][label]:.2f}x"]
             for label, s in payload["throughput"].items()]
     cores = payload["cores"]
@@ -185,23 +206,23 @@ def render_featurizer(payload: dict[str, Any], info: RunInfo) -> str:
         f"The first {payload['products']} catalogue products ({payload['with_image']} with an image), featurised "
         f"in consecutive batches of {payload['batch_size']} with no model, {payload['repeats']} interleaved repeats "
         f"(order rotated). Ratio = median over repeats of (configuration / {base}) within the repeat. Arrays "
-        f"bit-identical across thread counts: {'yes' if payload['identical'] else 'NO'}.\n",
+        f"bit-identical across configurations: {'yes' if payload['identical'] else 'NO'}.\n",
         markdown_table(["configuration", "products/s (median)", "min-max", f"vs {base}"], rows),
-        f"\n{cores} CPU cores, shared with other jobs: decoding threads beyond the free cores cannot add "
-        f"throughput.{overlap} GPU throughput of the torch encoder, which featurises batches ahead on these "
-        "threads: not measured by this mode (it runs no model).",
+        f"\n{cores} CPU cores, shared with other jobs: threads beyond the free cores cannot add throughput.{overlap} "
+        "GPU throughput of the torch encoder, which featurises whole batches ahead: not measured by this mode "
+        "(it runs no model).",
     ])
 
 
 def featurizer_only(args: argparse.Namespace, info: RunInfo) -> int:
-    """``--featurizer-only``: products/s of the featurizer per image-decoding thread count."""
+    """``--featurizer-only``: products/s of the featurizer per configuration; fails if their arrays differ."""
     catalog = load_catalog(args.catalog).head(TINY_PRODUCTS if args.tiny else args.products)
     products = catalog_inputs(catalog)
-    featurizers = {label_threads(threads): featurizer_for(args.encoder, threads) for threads in args.image_threads}
-    identical = same_arrays(list(featurizers.values()), products, args.batch_size)
+    configurations = featurizer_configurations(args.encoder, args.batch_size, args.featurize_threads)
+    identical = len({digest(featurize(products)) for featurize in configurations.values()}) == 1
     runs: dict[str, Encode] = {
-        label: lambda rows, featurizer=featurizer: featurize_all(featurizer, products[rows], args.batch_size)  # type: ignore[misc]
-        for label, featurizer in featurizers.items()
+        label: lambda rows, featurize=featurize: np.concatenate([b.has_image for b in featurize(products[rows])])  # type: ignore[misc]
+        for label, featurize in configurations.items()
     }
     rates, _ = measure(runs, len(products), args.repeats)
     per_repeat = {label: [{"rate": r} for r in values] for label, values in rates.items()}
@@ -209,7 +230,7 @@ def featurizer_only(args: argparse.Namespace, info: RunInfo) -> int:
     payload = {
         **info.as_dict(), "encoder": args.encoder, "products": len(products),
         "with_image": int(catalog["image"].notna().sum()), "repeats": args.repeats, "batch_size": args.batch_size,
-        "image_threads": args.image_threads, "cores": os.cpu_count(), "identical": identical,
+        "featurize_threads": args.featurize_threads, "cores": os.cpu_count(), "identical": identical,
         "throughput": {label: throughput_summary(r) for label, r in rates.items()}, "rates": rates,
         "ratios": {label: paired_ratios(per_repeat[label], per_repeat[base], ["rate"])["rate"] for label in rates},
         "gpu_products_per_s": "not measured (this mode runs no model)",

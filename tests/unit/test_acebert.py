@@ -11,6 +11,7 @@ import dataclasses
 import random
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +20,12 @@ import pytest
 import torch
 from PIL import Image
 
-from acebert.checkpoint import AceBertEncoder, _lookahead, load_checkpoint_encoder, save_checkpoint
+from acebert.checkpoint import AceBertEncoder, load_checkpoint_encoder, save_checkpoint
 from acebert.checkpoint_layout import load_tokenizer, weights_version
 from acebert.config import ConfigError, ModelConfig, build_config, load_config
 from acebert.data import load_catalog
 from acebert.encoder import ProductInput
-from acebert.features import Featurizer
+from acebert.features import Featurizer, lookahead, run_ahead
 from acebert.images import ImageError, load_image
 from acebert.metrics import evaluate_run, modality_gap
 from acebert.minilm import base_model_path
@@ -229,7 +230,7 @@ def test_pipelined_encoder_gives_the_sequential_vectors_in_input_order(  # type:
     sequential = AceBertEncoder(encoder.model, tokenizer.backend_tokenizer, "test", threads=1)
     pipelined = AceBertEncoder(encoder.model, tokenizer.backend_tokenizer, "test", threads=3)
     products = _mixed_products(11)
-    for batch_size in (2, 64):  # six batches featurised ahead; one batch decoded on three threads
+    for batch_size in (2, 64):  # six batches, featurised on three threads; one batch, on the calling thread
         expected = sequential.encode_products_detailed(products, batch_size)
         result = pipelined.encode_products_detailed(products, batch_size)
         np.testing.assert_array_equal(result.vectors, expected.vectors)
@@ -262,20 +263,28 @@ def test_pipelined_encoder_reports_the_bad_image_of_the_right_product(  # type: 
     assert errors[0] == errors[1]
 
 
-def test_batches_featurise_ahead_on_background_threads_only_when_threads_allow(  # type: ignore[no-untyped-def]
-    encoder: AceBertEncoder, tokenizer
-) -> None:
-    batches = [["a"], ["b"], ["c"], ["d"]]
-    for threads, expected in ((1, {"MainThread"}), (2, {"acebert-featurize"})):
-        candidate = AceBertEncoder(encoder.model, tokenizer.backend_tokenizer, "test", threads=threads)
-        names: set[str] = set()
+def test_run_ahead_keeps_order_and_runs_on_the_pool_only_when_given_one() -> None:
+    items = ["a", "b", "c", "d", "e"]
+    with ThreadPoolExecutor(2, thread_name_prefix="ahead") as pool:
+        for candidate, expected in ((None, {"MainThread"}), (pool, {"ahead"})):
+            names: set[str] = set()
 
-        def featurize(batch: list[str]) -> list[str]:
-            names.add(threading.current_thread().name.partition("_")[0])
-            return batch
+            def upper(item: str) -> str:
+                names.add(threading.current_thread().name.partition("_")[0])
+                return item.upper()
 
-        assert list(candidate._featurized(featurize, batches)) == batches  # type: ignore[arg-type]
-        assert names == expected
+            assert list(run_ahead(upper, items, candidate, 2)) == ["A", "B", "C", "D", "E"]
+            assert names == expected
+
+        def fail_on_c(item: str) -> str:
+            if item == "c":
+                raise ImageError("bad image in batch c")
+            return item
+
+        results = run_ahead(fail_on_c, items, pool, 2)
+        assert [next(results), next(results)] == ["a", "b"]  # the error waits for its turn
+        with pytest.raises(ImageError, match="batch c"):
+            next(results)
 
 
 def test_lookahead_yields_in_order_once_the_next_items_are_produced() -> None:
@@ -286,7 +295,7 @@ def test_lookahead_yields_in_order_once_the_next_items_are_produced() -> None:
             produced.append(item)
             yield item
 
-    assert [(item, len(produced)) for item in _lookahead(items(), 2)] == [(0, 3), (1, 4), (2, 5), (3, 5), (4, 5)]
+    assert [(item, len(produced)) for item in lookahead(items(), 2)] == [(0, 3), (1, 4), (2, 5), (3, 5), (4, 5)]
 
 
 def test_title_only_model_ignores_images_and_matches_minilm_text_path(tokenizer) -> None:  # type: ignore[no-untyped-def]

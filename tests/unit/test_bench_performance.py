@@ -101,37 +101,34 @@ def test_best_configuration_respects_the_quality_limit() -> None:
 
 
 # -- target 2, --featurizer-only ----------------------------------------------------------------
-def test_featurizer_mode_featurises_every_product_once_in_consecutive_batches() -> None:
+def test_featurizer_configurations_give_the_same_batches_and_digests_tell_them_apart() -> None:
     from acebert.encoder import ProductInput
-    from acebert.features import ProductBatch
+    from tests.unit.test_acebert import _jpeg
 
-    class Recording:
-        def __init__(self) -> None:
-            self.sizes: list[int] = []
-
-        def products(self, batch: list[ProductInput]) -> ProductBatch:
-            self.sizes.append(len(batch))
-            flags = np.array([p.image is not None for p in batch])
-            return ProductBatch(np.zeros((len(batch), 1)), np.zeros((len(batch), 1)), np.zeros(len(batch)), flags)
-
-    products = [ProductInput(f"t{i}", b"x" if i % 3 == 0 else None) for i in range(10)]
-    featurizer = Recording()
-    flags = encoding.featurize_all(featurizer, products, 4)  # type: ignore[arg-type]
-    assert featurizer.sizes == [4, 4, 2] and flags.tolist() == [i % 3 == 0 for i in range(10)]
-    assert encoding.same_arrays([Recording(), Recording()], products, 4)  # type: ignore[list-item]
+    products = [ProductInput(f"title {i}", _jpeg((20 * i, 0, 0)) if i % 3 else None) for i in range(10)]
+    configurations = encoding.featurizer_configurations("minilm", 4, [1, 2])
+    assert list(configurations) == ["1 thread", "2 threads decoding each batch's images",
+                                    "2 threads featurising whole batches ahead"]
+    for featurize in configurations.values():
+        batches = list(featurize(products))
+        assert [len(batch.has_image) for batch in batches] == [4, 4, 2]
+        assert np.concatenate([batch.has_image for batch in batches]).tolist() == [bool(i % 3) for i in range(10)]
+    digests = {encoding.digest(featurize(products)) for featurize in configurations.values()}
+    assert len(digests) == 1
+    assert encoding.digest(configurations["1 thread"](products[::-1])) not in digests
 
 
-def test_featurizer_section_reports_each_thread_count_against_the_first() -> None:
-    labels = [encoding.label_threads(threads) for threads in (1, 2)]
+def test_featurizer_section_reports_each_configuration_against_one_thread() -> None:
+    labels = ["1 thread", "2 threads featurising whole batches ahead"]
     payload = {
-        "products": 3000, "with_image": 1700, "batch_size": 64, "repeats": 3, "image_threads": [1, 2], "cores": 2,
-        "identical": True, "ratios": dict(zip(labels, [1.0, 1.4])),
+        "products": 3000, "with_image": 1700, "batch_size": 64, "repeats": 3, "cores": 2, "identical": True,
+        "ratios": dict(zip(labels, [1.0, 1.4])),
         "throughput": {label: {"median": rate, "min": rate - 10, "max": rate + 10}
                        for label, rate in zip(labels, [2000.0, 2800.0])},
     }
     text = encoding.render_featurizer(payload, common.RunInfo.now("bench.performance.encoding", ["--featurizer-only"]))
-    assert "| 2 image-decoding threads | 2800 | 2790-2810 | 1.40x |" in text
-    assert "vs 1 image-decoding thread" in text and "bit-identical across thread counts: yes" in text
+    assert "| 2 threads featurising whole batches ahead | 2800 | 2790-2810 | 1.40x |" in text
+    assert "vs 1 thread" in text and "bit-identical across configurations: yes" in text
     assert "With 2 cores little overlap is possible" in text and "not measured" in text
 
 
