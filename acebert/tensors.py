@@ -37,11 +37,7 @@ def to_device(tensors: Sequence[torch.Tensor], device: torch.device | str) -> tu
     return tuple(tensor.to(device, non_blocking=tensor.is_pinned()) for tensor in tensors)
 
 
-def query_tensors(batch: QueryBatch, device: torch.device | str) -> tuple[torch.Tensor, ...]:
-    """``(input_ids, attention_mask)``: the arguments of ``AceBert.encode_queries``."""
-    return to_device(host_tensors(batch), device)
-
-
-def product_tensors(batch: ProductBatch, device: torch.device | str) -> tuple[torch.Tensor, ...]:
-    """``(input_ids, attention_mask, images, has_image)``: the arguments of ``AceBert.encode_products``."""
+def device_tensors(batch: QueryBatch | ProductBatch, device: torch.device | str) -> tuple[torch.Tensor, ...]:
+    """The arguments of the batch's tower on ``device``: ``(input_ids, attention_mask)`` for
+    ``AceBert.encode_queries``, plus ``images, has_image`` for ``AceBert.encode_products``."""
     return to_device(host_tensors(batch), device)

@@ -36,7 +36,7 @@ from acebert.metrics import Qrels
 from acebert.minilm import base_model_path
 from acebert.model import AceBert, dann_lambda
 from acebert.pairs import Batch, TrainingExamples, bm25_negative_pools, make_batches
-from acebert.tensors import product_tensors, query_tensors
+from acebert.tensors import device_tensors
 
 STATE_FILE = "training_state.pt"
 EPOCH_DIR = "epoch-{:03d}"
@@ -175,8 +175,8 @@ class Trainer:
         inputs = augment_products([self.data.products[p] for p in batch.product_ids], self.rng,
                                   cfg.title_word_dropout, cfg.title_dropout, self.featurizer.uses_image)
         products = self.featurizer.products(inputs)
-        q = self.model.encode_queries(*query_tensors(queries, self.device))
-        p = self.model.encode_products(*product_tensors(products, self.device))
+        q = self.model.encode_queries(*device_tensors(queries, self.device))
+        p = self.model.encode_products(*device_tensors(products, self.device))
         match = self.matching(q, p, batch.excluded.to(self.device))
         reversal = dann_lambda(self.step / self.total_steps, cfg.lambda_max) if cfg.adversarial else 0.0
         # the adversary sees each pair's own product only, so both domains weigh the same
