@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -118,11 +119,9 @@ def markdown_table(results: dict[str, dict[str, Any]], split_names: Sequence[str
 
 def _mean_sd(values: Sequence[float]) -> str:
     """``mean ± sample sd`` (just the mean for one value)."""
-    mean = sum(values) / len(values)
     if len(values) < 2:
-        return f"{mean:.4f}"
-    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-    return f"{mean:.4f} ± {sd:.4f}"
+        return f"{statistics.mean(values):.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
 def seed_mean_per_query(reports: Sequence[dict[str, Any]], split: str) -> dict[str, float]:

@@ -38,14 +38,14 @@ RESULTS_NAME = "probe-identifiers"
 MARKDOWN = REPO_ROOT / "docs" / "probes.md"
 RARE_DF = 3
 MAX_DISTINCTIVE = 3
+NO_RULE = "hybrid without the known-item rule"
 MODES: dict[str, dict[str, Any]] = {
     "bm25": {"mode": "bm25"},
     "knn": {"mode": "knn"},
     "hybrid": {"mode": "hybrid"},
-    "hybrid without the known-item rule": {"mode": "hybrid", "known_item": False},
+    NO_RULE: {"mode": "hybrid", "known_item": False},
 }
 """Each row's search request fields; "hybrid" is the product default (min-max, 0.5/0.5, known-item rule)."""
-NO_RULE = "hybrid without the known-item rule"
 K = 10
 _WORD = re.compile(r"[A-Za-z0-9]+")
 
