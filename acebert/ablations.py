@@ -39,6 +39,7 @@ VARIANTS: dict[str, list[str]] = {
     "title_dropout": ["train.title_word_dropout=0.3", "train.title_dropout=0.2"],
     "category": ["model.use_category=true"],
     "lambda_0.3": ["train.lambda_max=0.3"],
+    "lambda_0.1": ["train.lambda_max=0.1"],
 }
 START, END = "<!-- ablations:start -->", "<!-- ablations:end -->"
 SEEDS_START, SEEDS_END = "<!-- ablation-seeds:start -->", "<!-- ablation-seeds:end -->"
