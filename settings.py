@@ -39,6 +39,9 @@ class Settings:
     # Query vectors the search service keeps (LRU); 0 turns the cache off. A hit skips the query
     # tower: shop queries repeat, and encoding is the largest part of a hybrid query on a CPU.
     query_cache_size: int = 10000
+    # The kNN leg's HNSW search breadth (ef_search / num_candidates) for every index; None picks
+    # it by index size: the engine's default, wider above query_rewriter.knn_breadth's threshold.
+    knn_candidates: int | None = None
     # The key the HTTP API's write and operator endpoints (POST /events, dead letters) require in
     # the X-API-Key header. Unset: those endpoints refuse every call. A secret: from the
     # environment (or a .env file git ignores), never printed.
@@ -98,6 +101,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "INDEX_REPLICAS": ("index_replicas", int),
     "INDEX_REFRESH_INTERVAL": ("index_refresh_interval", str),
     "QUERY_CACHE_SIZE": ("query_cache_size", int),
+    "KNN_CANDIDATES": ("knn_candidates", _optional_int),
     "API_KEY": ("api_key", str),
     "ACEBERT_ENCODER_THREADS": ("encoder_threads", _optional_int),
     "INGEST_MAX_RETRIES": ("ingest_max_retries", int),

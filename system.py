@@ -23,6 +23,7 @@ from es_mappings import IndexLayout, IndexNames
 from indexer.indices import ensure_index
 from indexer.models import IndexModels, model_meta
 from query_rewriter.cursor import RedisCursorStore
+from query_rewriter.knn_breadth import KnnBreadth
 from query_rewriter.search import HybridSearcher
 from settings import Settings
 from workers.app import make_celery
@@ -87,7 +88,8 @@ class System:
             bound = self.models.for_reads()
             return bound.index, bound.encoder
 
-        return HybridSearcher(self.engine, target, RedisCursorStore(self.queue.redis, self.settings.queue_prefix))
+        return HybridSearcher(self.engine, target, RedisCursorStore(self.queue.redis, self.settings.queue_prefix),
+                              KnnBreadth(self.engine, self.settings.knn_candidates))
 
     @cached_property
     def queue(self) -> EventQueue:

@@ -97,7 +97,9 @@ def is_current(engine: SearchEngine, spec: IndexSpec, events: Sequence[Mapping[s
     )
 
 
-def recreate_index(engine: SearchEngine, names: IndexNames, dimension: int, analyzer: Mapping[str, Any]) -> str:
+def recreate_index(
+    engine: SearchEngine, names: IndexNames, dimension: int, analyzer: Mapping[str, Any], quantized: bool = False
+) -> str:
     """Drop every version of this prefix, then create version 1 behind both aliases.
 
     The worker's own ``ensure_index`` then finds the write alias and writes into this index, so
@@ -106,7 +108,7 @@ def recreate_index(engine: SearchEngine, names: IndexNames, dimension: int, anal
     for index in engine.indices(f"{names.prefix}-v*"):
         engine.delete_index(index)
     index = names.index(1)
-    body = index_body(vector_mapping=engine.vector_mapping(dimension), text_analyzer=analyzer,
+    body = index_body(vector_mapping=engine.vector_mapping(dimension, quantized), text_analyzer=analyzer,
                       extra_settings=engine.index_settings())
     engine.create_index(index, body)
     engine.update_aliases([

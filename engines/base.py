@@ -118,6 +118,7 @@ class HybridQuery:
     method: str  # min_max, z_score or rrf
     weights: Sequence[float]  # the BM25 and the kNN leg's, in that order
     source: Any  # the ``_source`` of each hit
+    candidates: int | None = None  # the kNN leg's search breadth (see SearchEngine.knn_query)
 
 
 class SearchEngine(ABC):
@@ -168,8 +169,13 @@ class SearchEngine(ABC):
 
     # --- what differs between engines -------------------------------------------------------
     @abstractmethod
-    def vector_mapping(self, dimension: int) -> dict[str, Any]:
-        """The mapping of the dense-vector field (HNSW, cosine)."""
+    def vector_mapping(self, dimension: int, quantized: bool = False) -> dict[str, Any]:
+        """The mapping of the dense-vector field (HNSW, cosine).
+
+        ``quantized``: the graph searches int8 scalar-quantised copies of the vectors (Lucene's
+        scalar quantisation on both engines), a quarter of the float vectors' memory, at some
+        cost in recall that ``python -m bench.performance.scale --quantized`` measures.
+        """
 
     def index_settings(self) -> dict[str, Any]:
         """Extra index-level settings the vector field needs."""
@@ -177,9 +183,16 @@ class SearchEngine(ABC):
 
     @abstractmethod
     def knn_query(
-        self, field: str, vector: Sequence[float], k: int, filters: Sequence[Mapping[str, Any]]
+        self, field: str, vector: Sequence[float], k: int, filters: Sequence[Mapping[str, Any]],
+        candidates: int | None = None,
     ) -> dict[str, Any]:
-        """A search body whose hits are the ``k`` nearest products that pass ``filters``."""
+        """A search body whose hits are the ``k`` nearest products that pass ``filters``.
+
+        ``candidates`` is the HNSW search's breadth: how many vectors it keeps while it walks the
+        graph (OpenSearch's ``ef_search``, Elasticsearch's ``num_candidates``; never below ``k``).
+        More finds more of the true nearest neighbours in a large index and costs latency
+        (``query_rewriter.knn_breadth`` picks it by index size). None: the engine's default.
+        """
 
     def text_analyzer(self) -> dict[str, Any]:
         """The analyzer for text fields: ``english`` where the node has it.
@@ -289,8 +302,10 @@ class SearchEngine(ABC):
             time.sleep(poll_s)
 
     def store_stats(self, index: str) -> dict[str, Any]:
-        """The ``docs``, ``store`` and ``segments`` statistics of ``index``'s primary shards."""
-        answer = self._request("GET", f"/{index}/_stats/docs,store,segments")
+        """The ``docs``, ``store`` and ``segments`` statistics of ``index``'s primary shards, the
+        segments' bytes per file extension included (``segments.file_sizes``)."""
+        answer = self._request("GET", f"/{index}/_stats/docs,store,segments",
+                               params={"include_segment_file_sizes": "true"})
         return answer["indices"][index]["primaries"]
 
     def update_settings(self, index: str, settings: Mapping[str, Any]) -> None:

@@ -48,24 +48,26 @@ class ElasticsearchEngine(SearchEngine):
             return EngineUnavailable(f"Elasticsearch at {self.url} unreachable: {exc}")
         return None
 
-    def vector_mapping(self, dimension: int) -> dict[str, Any]:
-        # Float HNSW, stated explicitly: recent versions default to quantised (int8/bbq) graphs.
+    def vector_mapping(self, dimension: int, quantized: bool = False) -> dict[str, Any]:
+        # The graph type stated explicitly: recent versions default to quantised (int8/bbq) graphs.
         return {
             "type": "dense_vector",
             "dims": dimension,
             "index": True,
             "similarity": "cosine",
-            "index_options": {"type": "hnsw", "m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION},
+            "index_options": {"type": "int8_hnsw" if quantized else "hnsw", "m": HNSW_M,
+                              "ef_construction": HNSW_EF_CONSTRUCTION},
         }
 
     def knn_query(
-        self, field: str, vector: Sequence[float], k: int, filters: Sequence[Mapping[str, Any]]
+        self, field: str, vector: Sequence[float], k: int, filters: Sequence[Mapping[str, Any]],
+        candidates: int | None = None,
     ) -> dict[str, Any]:
         knn: dict[str, Any] = {
             "field": field,
             "query_vector": [float(x) for x in vector],
             "k": k,
-            "num_candidates": max(2 * k, 100),
+            "num_candidates": max(2 * k, 100) if candidates is None else max(k, candidates),
         }
         if filters:
             knn["filter"] = list(filters)

@@ -65,25 +65,25 @@ class OpenSearchEngine(SearchEngine):
             return error_for_status(exc.status_code, exc.info)
         return None
 
-    def vector_mapping(self, dimension: int) -> dict[str, Any]:
+    def vector_mapping(self, dimension: int, quantized: bool = False) -> dict[str, Any]:
+        parameters: dict[str, Any] = {"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION}
+        if quantized:
+            # Lucene scalar quantisation, one byte per dimension; 3.6 wants the width stated (7, or 1: binary).
+            parameters["encoder"] = {"name": "sq", "parameters": {"bits": 7}}
         return {
             "type": "knn_vector",
             "dimension": dimension,
-            "method": {
-                "name": "hnsw",
-                "engine": "lucene",
-                "space_type": "cosinesimil",
-                "parameters": {"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION},
-            },
+            "method": {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil", "parameters": parameters},
         }
 
     def index_settings(self) -> dict[str, Any]:
         return {"knn": True}
 
     def knn_query(
-        self, field: str, vector: Sequence[float], k: int, filters: Sequence[Mapping[str, Any]]
+        self, field: str, vector: Sequence[float], k: int, filters: Sequence[Mapping[str, Any]],
+        candidates: int | None = None,
     ) -> dict[str, Any]:
-        return {"size": k, "query": _knn_clause(field, vector, k, filters)}
+        return {"size": k, "query": _knn_clause(field, vector, k, filters, candidates)}
 
     def open_point_in_time(self, index: str, keep_alive: str) -> str:
         answer = self._request("POST", f"/{index}/_search/point_in_time", params={"keep_alive": keep_alive})
@@ -111,7 +111,7 @@ class OpenSearchEngine(SearchEngine):
         (method, weights) settings costs no cluster state. Without a pipeline the plugin returns
         internal sentinel scores and duplicate hits instead of failing, so every request carries one.
         """
-        knn = _knn_clause(query.vector_field, query.vector, query.depth, query.filters)
+        knn = _knn_clause(query.vector_field, query.vector, query.depth, query.filters, query.candidates)
         body = {
             "size": query.depth,
             "_source": query.source,
@@ -125,12 +125,19 @@ class OpenSearchEngine(SearchEngine):
 
 
 def _knn_clause(
-    field: str, vector: Sequence[float], k: int, filters: Sequence[Mapping[str, Any]]
+    field: str, vector: Sequence[float], k: int, filters: Sequence[Mapping[str, Any]], candidates: int | None = None
 ) -> dict[str, Any]:
-    """The k-NN plugin's ``knn`` query clause, filtered inside the HNSW search (Lucene engine)."""
+    """The k-NN plugin's ``knn`` query clause, filtered inside the HNSW search (Lucene engine).
+
+    The Lucene engine searches with ``max(k, ef_search)`` candidates, ``ef_search`` being the
+    query's ``method_parameters`` or else the index setting ``index.knn.algo_param.ef_search``
+    (default 100).
+    """
     clause: dict[str, Any] = {"vector": [float(x) for x in vector], "k": k}
     if filters:
         clause["filter"] = {"bool": {"filter": list(filters)}}
+    if candidates is not None:
+        clause["method_parameters"] = {"ef_search": candidates}
     return {"knn": {field: clause}}
 
 

@@ -54,6 +54,7 @@ def bm25_body(text: str, filters: Sequence[dict[str, Any]], size: int) -> dict[s
 
 
 def knn_body(
-    engine: SearchEngine, vector: Sequence[float], filters: Sequence[dict[str, Any]], size: int
+    engine: SearchEngine, vector: Sequence[float], filters: Sequence[dict[str, Any]], size: int,
+    candidates: int | None = None,
 ) -> dict[str, Any]:
-    return {**engine.knn_query(VECTOR_FIELD, vector, size, filters), "_source": SOURCE}
+    return {**engine.knn_query(VECTOR_FIELD, vector, size, filters, candidates), "_source": SOURCE}

@@ -139,16 +139,18 @@ class HybridSearcher:
     in ``System``) keeps the lists of cursor searches; without it a cursor is refused."""
 
     def __init__(
-        self, engine: SearchEngine, target: Callable[[], tuple[str, Encoder]], cursors: CursorStore | None = None
+        self, engine: SearchEngine, target: Callable[[], tuple[str, Encoder]], cursors: CursorStore | None = None,
+        breadth: Callable[[str], int | None] = lambda index: None,
     ) -> None:
         self.engine = engine
         self.target = target
         self.cursors = cursors
+        self.breadth = breadth  # index -> the kNN leg's HNSW candidates (query_rewriter.knn_breadth)
 
     @classmethod
-    def over(cls, engine: SearchEngine, encoder: Encoder, index: str) -> HybridSearcher:
-        """A searcher of one index (or alias) with one encoder for queries."""
-        return cls(engine, lambda: (index, encoder))
+    def over(cls, engine: SearchEngine, encoder: Encoder, index: str, candidates: int | None = None) -> HybridSearcher:
+        """A searcher of one index (or alias) with one encoder for queries and a fixed kNN breadth."""
+        return cls(engine, lambda: (index, encoder), breadth=lambda _: candidates)
 
     def search(self, request: SearchRequest) -> SearchResponse:
         started = time.perf_counter()
@@ -269,7 +271,7 @@ class HybridSearcher:
             if request.mode in ("bm25", "hybrid"):
                 bodies["bm25"] = bm25_body(text, clauses, depth)
             if request.mode in ("knn", "hybrid"):
-                bodies["knn"] = knn_body(self.engine, vector, clauses, depth)
+                bodies["knn"] = knn_body(self.engine, vector, clauses, depth, self.breadth(index))
             responses = self.engine.msearch(index, list(bodies.values()), dfs=request.dfs)
             timings["engine"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
@@ -312,6 +314,7 @@ class HybridSearcher:
             method=request.method,
             weights=[request.weights.get("bm25", 0.0), request.weights.get("knn", 0.0)],
             source=SOURCE,
+            candidates=self.breadth(index),
         )
         response = self.engine.server_hybrid_search(index, query)
         hits = response["hits"]["hits"]

@@ -51,7 +51,8 @@ class BulkLoad:
 
 
 def bulk_load(
-    engine: SearchEngine, prefix: str, docs: Iterable[Mapping[str, Any]], dimension: int, merge: bool = True
+    engine: SearchEngine, prefix: str, docs: Iterable[Mapping[str, Any]], dimension: int, merge: bool = True,
+    quantized: bool = False,
 ) -> BulkLoad:
     """A fresh index ``<prefix>-v1`` (behind alias ``prefix``) holding ``docs``, optionally force-merged.
 
@@ -62,7 +63,7 @@ def bulk_load(
     choice as the relevance benchmark); its time is reported apart from the bulk time.
     """
     names = IndexNames(prefix)
-    index = recreate_index(engine, names, dimension, engine.text_analyzer())
+    index = recreate_index(engine, names, dimension, engine.text_analyzer(), quantized)
     started = time.perf_counter()
     outcomes = engine.bulk(bulk_actions(docs, index))
     engine.refresh(index)
@@ -74,9 +75,11 @@ def bulk_load(
     return BulkLoad(index, len(outcomes), bulk_s, merge_s)
 
 
-def index_stats(engine: SearchEngine, index: str) -> dict[str, int]:
-    """Documents, store size on disk (bytes) and segment count of ``index``'s primaries."""
+def index_stats(engine: SearchEngine, index: str) -> dict[str, Any]:
+    """Documents, store size on disk (bytes), segment count and bytes per segment file extension
+    (``vec``: float vectors, ``veq``: quantised vectors, ``vex``: the HNSW graph) of ``index``'s primaries."""
     engine.flush(index)
     stats = engine.store_stats(index)
+    files = {ext: part["size_in_bytes"] for ext, part in stats["segments"].get("file_sizes", {}).items()}
     return {"documents": stats["docs"]["count"], "store_bytes": stats["store"]["size_in_bytes"],
-            "segments": stats["segments"]["count"]}
+            "segments": stats["segments"]["count"], "file_bytes": files}

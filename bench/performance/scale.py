@@ -1,24 +1,29 @@
-"""Target 4: how cost grows with the index: size on disk, indexing time, query latency, kNN recall.
+"""Target 4: how cost grows with the index: size, memory, indexing time, query latency, kNN recall.
 
-``python -m bench.performance.scale [--sizes 1000,5000,full] [--synthetic 100000,1000000] [--tiny]``
+``python -m bench.performance.scale [--sizes 1000,5000,full] [--synthetic 100000,1000000]
+[--candidates 100,200,400,800] [--vectors float,int8] [--tiny]``
 
 Real points are the first N products of a fixed shuffle of the catalogue. Synthetic points
 reuse the catalogue cyclically with fresh ids and a perturbed vector,
 ``normalise(v + N(0, sigma^2 I))``, so the vector cloud keeps the catalogue's shape while
 every vector is distinct (titles repeat, which BM25 sees as larger posting lists).
 
-Each point: bulk-load with precomputed vectors (time to searchable), force-merge to one
-segment (timed apart), size on disk (``_stats`` after a flush), BM25 and hybrid latency over
-the test queries, and kNN recall@10 against exact (numpy) cosine search with ``k`` = 10 and
-``k`` = 100 (the hybrid leg's depth). A synthetic point is skipped, with the reason and a
-measured extrapolation, when the previous point predicts it would overrun ``--max-minutes``.
+Each point, once per vector storage in ``--vectors`` (``float``: float32 HNSW; ``int8``: Lucene
+scalar quantisation on either engine): bulk-load with precomputed vectors (time to searchable),
+force-merge to one segment (timed apart), size on disk and the bytes an HNSW search reads (the
+graph plus the vectors it scores, from the segments' file sizes after a flush), then for each
+kNN search breadth in ``--candidates`` (``ef_search`` / ``num_candidates``): hybrid latency
+over the test queries, asked side by side with BM25 in rotating order, and kNN recall@10 of the
+hybrid leg (100 neighbours asked, the first 10 kept) against exact (numpy) cosine search. A
+synthetic point is skipped, with the reason and a measured extrapolation, when the previous
+point predicts it would overrun ``--max-minutes``.
 """
 from __future__ import annotations
 
 import argparse
 import math
 import sys
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -36,16 +41,22 @@ from bench.performance.common import (
     write_outputs,
 )
 from bench.performance.engine_index import bulk_load, engine_stack, index_stats
-from bench.performance.query import BM25, build_modes, measure
-from bench.performance.stats import median_summary
+from bench.performance.query import BM25, Mode, measure
+from bench.performance.stats import median_summary, paired_ratios
 from bench.report import markdown_table
 from engines import SearchEngine
 from es_mappings import VECTOR_FIELD
+from query_rewriter.search import HybridSearcher
 
 NOISE_SIGMA = 0.02  # per dimension: noise norm ~0.39, cosine to the source vector ~0.93
 CHUNK = 50_000
-RECALL_KS = (10, 100)
+LEG_DEPTH = 100  # the hybrid kNN leg's k: recall is of the first 10 of its 100
 INDEX_PREFIX = "perf-scale"
+VECTORS = {"float": False, "int8": True}  # --vectors name -> quantized
+SEARCHED_FILES = {False: ("vex", "vec"), True: ("vex", "veq")}
+"""Segment files an HNSW search reads: the graph, and the float or the quantised vectors it scores."""
+TARGET_RECALL = 0.95
+TARGET_HYBRID_P50_MS = 15.0
 
 
 def synthetic_vectors(base: np.ndarray, count: int, sigma: float = NOISE_SIGMA, seed: int = 0) -> np.ndarray:
@@ -74,33 +85,54 @@ def exact_top(query_vectors: np.ndarray, vectors: np.ndarray, k: int) -> list[se
     return top
 
 
-def knn_recall(engine: SearchEngine, alias: str, query_vectors: np.ndarray, exact: list[set[str]], k: int) -> float:
-    """Mean recall@10 of the engine's kNN (``k`` candidates, first 10 kept) against ``exact``."""
+def knn_recall(
+    engine: SearchEngine, alias: str, query_vectors: np.ndarray, exact: list[set[str]], candidates: int
+) -> float:
+    """Mean recall@10 of the hybrid leg's kNN search (``LEG_DEPTH`` asked with ``candidates``,
+    first 10 kept) against ``exact``."""
     hits = []
     for vector, truth in zip(query_vectors, exact):
-        body = {**engine.knn_query(VECTOR_FIELD, vector.tolist(), k, []), "_source": False}
+        body = {**engine.knn_query(VECTOR_FIELD, vector.tolist(), LEG_DEPTH, [], candidates), "_source": False}
         found = [hit["_id"] for hit in engine.search(alias, body)["hits"]["hits"][:10]]
         hits.append(len(truth.intersection(found)) / len(truth))
     return float(np.mean(hits))
 
 
+def searched_bytes(file_bytes: Mapping[str, int], quantized: bool) -> int:
+    """Bytes an HNSW search reads, and so wants in memory: the graph and the vectors it scores."""
+    return sum(file_bytes.get(ext, 0) for ext in SEARCHED_FILES[quantized])
+
+
+def hybrid_label(candidates: int) -> str:
+    return f"hybrid, {candidates} candidates"
+
+
 def measure_point(
     engine: SearchEngine, label: str, docs: Iterator[dict[str, Any]] | list[dict[str, Any]], ids: Sequence[str],
-    vectors: np.ndarray, encoder: Encoder, queries: Sequence[str], rounds: int,
+    vectors: np.ndarray, encoder: Encoder, queries: Sequence[str], rounds: int, candidates: Sequence[int],
+    vector_kind: str,
 ) -> dict[str, Any]:
-    """Load one point, then measure size, latency and recall; the index is deleted afterwards."""
-    load = bulk_load(engine, INDEX_PREFIX, docs, encoder.dimension)
+    """Load one point, then measure size, memory, and latency and recall per breadth; the index is
+    deleted afterwards."""
+    quantized = VECTORS[vector_kind]
+    load = bulk_load(engine, INDEX_PREFIX, docs, encoder.dimension, quantized=quantized)
     stats = index_stats(engine, load.index)
-    print(f"{label}: {load.documents} docs, bulk {load.bulk_s:.1f}s, merge {load.merge_s:.1f}s, "
+    print(f"{label} {vector_kind}: {load.documents} docs, bulk {load.bulk_s:.1f}s, merge {load.merge_s:.1f}s, "
           f"{stats['store_bytes'] / 2**20:.1f} MiB", flush=True)
-    latency = measure(build_modes(engine, INDEX_PREFIX, {"configured": encoder}), queries, rounds)
+    modes = [Mode(BM25, HybridSearcher.over(engine, encoder, INDEX_PREFIX), "bm25")]
+    modes += [Mode(hybrid_label(c), HybridSearcher.over(engine, encoder, INDEX_PREFIX, c), "hybrid") for c in candidates]
+    latency = measure(modes, queries, rounds)
     query_vectors = encoder.encode_queries(queries)
     exact = [{ids[row] for row in rows} for rows in exact_top(query_vectors, vectors, 10)]
-    recall = {f"k={k}": knn_recall(engine, INDEX_PREFIX, query_vectors, exact, k) for k in RECALL_KS}
+    bm25 = latency["rounds"][BM25]
+    curve = [{"candidates": c, "recall_at_10": knn_recall(engine, INDEX_PREFIX, query_vectors, exact, c),
+              "hybrid_ms": median_summary(latency["rounds"][hybrid_label(c)]),
+              "hybrid_vs_bm25": paired_ratios(latency["rounds"][hybrid_label(c)], bm25, ["p50", "p99"])}
+             for c in candidates]
     engine.delete_index(load.index)
-    return {"label": label, **stats, "bulk_s": load.bulk_s, "docs_per_s": load.docs_per_s, "merge_s": load.merge_s,
-            "latency_ms": {mode: median_summary(r) for mode, r in latency["rounds"].items()},
-            "recall_at_10": recall}
+    return {"label": label, "vectors": vector_kind, **stats, "searched_bytes": searched_bytes(stats["file_bytes"], quantized),
+            "bulk_s": load.bulk_s, "docs_per_s": load.docs_per_s, "merge_s": load.merge_s,
+            "bm25_ms": median_summary(bm25), "curve": curve}
 
 
 def predicted_minutes(previous: Mapping[str, Any], size: int) -> float:
@@ -123,26 +155,37 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     base_docs = documents(catalogue_events(args.catalog, catalog), vectors, encoder.model_version)
     queries = list(queries_frame["query"])
     points: list[dict[str, Any]] = []
+
+    def measure_each_storage(label: str, docs: Callable[[], Iterable[dict[str, Any]]], ids: Sequence[str],
+                             point_vectors: np.ndarray) -> None:
+        for kind in storages(args, len(ids)):
+            points.append(measure_point(engine, label, docs(), ids, point_vectors, encoder, queries, args.repeats,
+                                        args.candidates, kind))
+
     with engine_stack(args.engine) as (engine, _):
-        mapping = engine.vector_mapping(encoder.dimension)
+        mappings = {kind: engine.vector_mapping(encoder.dimension, VECTORS[kind]) for kind in args.vectors}
         for size in real_sizes(args.sizes, len(catalog)):
             ids = [doc["product_id"] for doc in base_docs[:size]]
-            points.append(measure_point(engine, f"{size} real", base_docs[:size], ids, vectors[:size], encoder,
-                                        queries, args.repeats))
+            measure_each_storage(f"{size} real", lambda: base_docs[:size], ids, vectors[:size])
         for size in args.synthetic:
-            minutes = predicted_minutes(points[-1], size)
-            if minutes > args.max_minutes:
-                print(f"skipping {size}: predicted {minutes:.0f} min > --max-minutes {args.max_minutes}", flush=True)
+            minutes = predicted_minutes(next(p for p in reversed(points) if not p.get("skipped")), size)
+            if minutes * len(storages(args, size)) > args.max_minutes:
+                print(f"skipping {size}: predicted {minutes:.0f} min per storage > --max-minutes {args.max_minutes}",
+                      flush=True)
                 points.append({"label": f"{size} synthetic", "documents": size, "skipped": True,
-                               "predicted_minutes": minutes})
+                               "predicted_minutes": minutes * len(storages(args, size))})
                 continue
             synthetic = synthetic_vectors(vectors, size)
             ids = [f"syn-{number}" for number in range(size)]
-            points.append(measure_point(engine, f"{size} synthetic", synthetic_documents(base_docs, synthetic), ids,
-                                        synthetic, encoder, queries, args.repeats))
-            del synthetic
-    return {"model_version": encoder.model_version, "vector_mapping": mapping, "points": points,
+            measure_each_storage(f"{size} synthetic", lambda: synthetic_documents(base_docs, synthetic), ids, synthetic)
+    return {"model_version": encoder.model_version, "vector_mappings": mappings, "points": points,
             "noise_sigma": NOISE_SIGMA, "queries": len(queries)}
+
+
+def storages(args: argparse.Namespace, documents: int) -> list[str]:
+    """The ``--vectors`` measured at a point of ``documents``: quantised ones only up to ``--quantized-up-to``."""
+    return [kind for kind in args.vectors
+            if not VECTORS[kind] or args.quantized_up_to is None or documents <= args.quantized_up_to]
 
 
 def real_sizes(sizes: Sequence[str], available: int) -> list[int]:
@@ -151,28 +194,56 @@ def real_sizes(sizes: Sequence[str], available: int) -> list[int]:
     return [n for n in numbers if n <= available]
 
 
+def chosen_breadth(point: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The narrowest breadth of a point's curve that reaches the target recall (None if none does)."""
+    return next((row for row in point["curve"] if row["recall_at_10"] >= TARGET_RECALL), None)
+
+
 def render(payload: Mapping[str, Any], info: RunInfo) -> str:
-    rows = []
+    sizes, curve = [], []
     for point in payload["points"]:
         if point.get("skipped"):
-            rows.append([point["label"], f"skipped: predicted >= {point['predicted_minutes']:.0f} min to load and "
-                         f"merge (> {payload['max_minutes']} min budget)", *[""] * 8])
+            sizes.append([point["label"], f"skipped: predicted >= {point['predicted_minutes']:.0f} min to load and "
+                          f"merge (> {payload['max_minutes']} min budget)", *[""] * 7])
             continue
-        latency, recall = point["latency_ms"], point["recall_at_10"]
-        hybrid = next(mode for mode in latency if mode != BM25)
-        rows.append([point["label"], point["documents"], f"{point['store_bytes'] / 2**20:.1f}", f"{point['bulk_s']:.1f}",
-                     f"{point['docs_per_s']:.0f}", f"{point['merge_s']:.1f}", f"{latency[BM25]['p50']:.1f}",
-                     f"{latency[hybrid]['p50']:.1f}", f"{recall['k=10']:.3f}", f"{recall['k=100']:.3f}"])
-    mapping = payload["vector_mapping"]
+        per_million = point["searched_bytes"] / point["documents"] * 1_000_000 / 2**20
+        sizes.append([point["label"], point["vectors"], point["documents"], f"{point['store_bytes'] / 2**20:.1f}",
+                      f"{per_million:.0f}", f"{point['bulk_s']:.1f}", f"{point['docs_per_s']:.0f}",
+                      f"{point['merge_s']:.1f}", f"{point['bm25_ms']['p50']:.1f}"])
+        for row in point["curve"]:
+            curve.append([point["label"], point["vectors"], row["candidates"], f"{row['recall_at_10']:.3f}",
+                          f"{row['hybrid_ms']['p50']:.1f}", f"{row['hybrid_ms']['p99']:.1f}",
+                          f"{row['hybrid_vs_bm25']['p50']:.2f}x", f"{row['hybrid_vs_bm25']['p99']:.2f}x"])
+    measured = [p for p in payload["points"] if not p.get("skipped")]
+    largest = max(p["documents"] for p in measured)
+    verdicts = []
+    for point in (p for p in measured if p["documents"] == largest):
+        row = chosen_breadth(point)
+        if row is None:
+            verdicts.append(f"{point['vectors']} vectors: no breadth measured reaches recall@10 {TARGET_RECALL}")
+            continue
+        p50 = row["hybrid_ms"]["p50"]
+        met = "met" if p50 <= TARGET_HYBRID_P50_MS else "not met"
+        verdicts.append(f"{point['vectors']} vectors: {row['candidates']} candidates, recall@10 "
+                        f"{row['recall_at_10']:.3f}, hybrid p50 {p50:.1f} ms: {met}")
     return "\n".join([
         section_header("Target 4: scale curve", info),
-        f"{payload['engine']}; vectors `{payload['model_version']}` (384-d float32); vector mapping "
-        f"`{mapping}`. Synthetic points: catalogue vectors + N(0, {payload['noise_sigma']}^2) noise per dimension, "
-        f"renormalised. Latency: median over {payload['repeats']} rounds of {payload['queries']} test queries "
-        "(client-side end to end, hybrid with the configured query encoder). Recall@10: the engine's kNN (k "
-        "candidates, first 10) against exact numpy cosine search, same vectors.\n",
-        markdown_table(["point", "documents", "size MiB", "bulk+refresh s", "docs/s", "force-merge s", "BM25 p50 ms",
-                        "hybrid p50 ms", "recall@10 (k=10)", "recall@10 (k=100)"], rows),
+        f"{payload['engine']}; vectors `{payload['model_version']}` (384-d); vector mappings "
+        f"`{payload['vector_mappings']}`. Synthetic points: catalogue vectors + N(0, {payload['noise_sigma']}^2) noise "
+        "per dimension, renormalised. Search set: the segment files an HNSW search reads (graph `vex` plus the "
+        "float `vec` or quantised `veq` vectors), per million vectors. Latency: median over "
+        f"{payload['repeats']} rounds of {payload['queries']} test queries (client-side end to end, hybrid with the "
+        "configured query encoder), every breadth asked side by side with BM25; ratios are medians of per-round "
+        "ratios. Recall@10: the hybrid leg's kNN search (100 asked, first 10 kept) against exact numpy cosine "
+        "search, same vectors.\n",
+        markdown_table(["point", "vectors", "documents", "size MiB", "search set MiB per 1M vectors",
+                        "bulk+refresh s", "docs/s", "force-merge s", "BM25 p50 ms"], sizes),
+        "",
+        markdown_table(["point", "vectors", "candidates", "kNN recall@10", "hybrid p50 ms", "hybrid p99 ms",
+                        "p50 vs BM25", "p99 vs BM25"], curve),
+        "",
+        f"**Target at {largest} documents: recall@10 >= {TARGET_RECALL} with hybrid p50 <= "
+        f"{TARGET_HYBRID_P50_MS:.0f} ms.** " + "; ".join(verdicts) + ".",
     ])
 
 
@@ -182,12 +253,23 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--engine", default="opensearch", choices=["opensearch", "elasticsearch"])
     parser.add_argument("--sizes", default="1000,5000,full", help="real catalogue sizes ('full' = all)")
     parser.add_argument("--synthetic", default="100000,1000000", help="synthetic sizes")
-    parser.add_argument("--max-minutes", type=float, default=15.0, help="skip a synthetic point predicted to take longer")
+    parser.add_argument("--candidates", default="100,200,400,800",
+                        help="kNN search breadths (ef_search / num_candidates) to measure at every point")
+    parser.add_argument("--vectors", default="float,int8", help=f"vector storages to measure: {list(VECTORS)}")
+    parser.add_argument("--quantized-up-to", type=int, default=None,
+                        help="measure quantised vectors only at points of at most this many documents")
+    parser.add_argument("--max-minutes", type=float, default=15.0,
+                        help="skip a synthetic point predicted to take longer (all storages together)")
     args = parser.parse_args(argv)
     if args.tiny:
         args.sizes, args.synthetic = "100,full", "1000"
     args.sizes = args.sizes.split(",")
     args.synthetic = [int(size) for size in args.synthetic.split(",") if size]
+    args.candidates = [int(c) for c in args.candidates.split(",") if c]
+    args.vectors = [kind for kind in args.vectors.split(",") if kind]
+    unknown = sorted(set(args.vectors) - set(VECTORS))
+    if unknown:
+        parser.error(f"unknown --vectors {unknown}; valid: {list(VECTORS)}")
     return finish_args(args)
 
 

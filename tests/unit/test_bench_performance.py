@@ -217,3 +217,25 @@ def test_scale_sizes_and_extrapolation() -> None:
     previous = {"documents": 100_000, "bulk_s": 100.0, "merge_s": 20.0}
     minutes = scale.predicted_minutes(previous, 1_000_000)
     assert minutes == pytest.approx(120 * 10 * np.log(1e6) / np.log(1e5) / 60)
+
+
+def test_a_search_reads_the_graph_and_the_vectors_it_scores() -> None:
+    files = {"vex": 100, "vec": 1536, "veq": 400, "tim": 9999}
+    assert scale.searched_bytes(files, quantized=False) == 100 + 1536
+    assert scale.searched_bytes(files, quantized=True) == 100 + 400
+    assert scale.searched_bytes({}, quantized=True) == 0
+
+
+def test_the_chosen_breadth_is_the_narrowest_that_reaches_the_target_recall() -> None:
+    curve = [{"candidates": c, "recall_at_10": r} for c, r in [(100, 0.83), (200, 0.91), (400, 0.96), (800, 0.99)]]
+    assert scale.chosen_breadth({"curve": curve})["candidates"] == 400
+    assert scale.chosen_breadth({"curve": curve[:2]}) is None
+
+
+def test_quantised_vectors_are_measured_only_up_to_their_limit() -> None:
+    import argparse
+
+    args = argparse.Namespace(vectors=["float", "int8"], quantized_up_to=100_000)
+    assert scale.storages(args, 100_000) == ["float", "int8"]
+    assert scale.storages(args, 100_001) == ["float"]
+    assert scale.storages(argparse.Namespace(vectors=["int8"], quantized_up_to=None), 10**6) == ["int8"]

@@ -119,7 +119,8 @@ class FakeEngine(SearchEngine):
         legs = [self.LEGS["knn" if "fake_knn" in body else "bm25"] for body in bodies]
         return [{"hits": {"hits": [{"_id": i, "_score": s, "_source": {}} for i, s in leg]}} for leg in legs]
 
-    def knn_query(self, field: str, vector: Sequence[float], k: int, filters: Any) -> dict[str, Any]:
+    def knn_query(self, field: str, vector: Sequence[float], k: int, filters: Any,
+                  candidates: int | None = None) -> dict[str, Any]:
         return {"size": k, "fake_knn": True}
 
     def _request(self, *args: Any, **kwargs: Any) -> Any:
@@ -128,7 +129,7 @@ class FakeEngine(SearchEngine):
     def _streaming_bulk(self) -> Any:
         raise AssertionError("no bulk expected")
 
-    def vector_mapping(self, dimension: int) -> dict[str, Any]:
+    def vector_mapping(self, dimension: int, quantized: bool = False) -> dict[str, Any]:
         return {}
 
     def text_analyzer(self) -> dict[str, Any]:

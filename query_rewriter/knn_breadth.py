@@ -1,0 +1,54 @@
+"""How wide the kNN leg's HNSW search is: the engine's default on a small index, wider on a large one.
+
+An HNSW search keeps ``candidates`` vectors while it walks the graph (OpenSearch's
+``ef_search``, Elasticsearch's ``num_candidates``). The engines' default of about 100 finds
+nearly all of the true nearest neighbours up to a hundred thousand products and loses many at a
+million (``python -m bench.performance.scale``, docs/performance.md: recall@10 0.974 at 100k,
+0.835 at 1M). A wider search costs latency, so it is paid only where the index is large enough
+to need it. ``KNN_CANDIDATES`` (settings) fixes one value for every index instead.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from engines import SearchEngine
+
+LARGE_INDEX_DOCUMENTS = 200_000
+"""Above this many documents an index is searched with :data:`LARGE_INDEX_CANDIDATES`."""
+LARGE_INDEX_CANDIDATES = 400
+"""The breadth that holds kNN recall@10 at 0.95 or more at a million vectors (docs/performance.md)."""
+COUNT_TTL_S = 300.0
+"""How long an index's document count is trusted: an index grows slowly next to this."""
+
+
+def candidates_for(documents: int) -> int | None:
+    """The breadth for an index of ``documents``: None (the engine's default) up to the threshold."""
+    return LARGE_INDEX_CANDIDATES if documents > LARGE_INDEX_DOCUMENTS else None
+
+
+class KnnBreadth:
+    """The kNN breadth of each index searched: ``fixed`` if set, else by the index's size.
+
+    Sizes are counted with one ``_count`` per index at most every :data:`COUNT_TTL_S`, so an
+    index that grows past the threshold is searched wider within minutes, without a restart.
+    """
+
+    def __init__(self, engine: SearchEngine, fixed: int | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if fixed is not None and fixed < 1:
+            raise ValueError(f"KNN_CANDIDATES must be a positive number of candidates, not {fixed}")
+        self.engine = engine
+        self.fixed = fixed
+        self.clock = clock
+        self._counted: dict[str, tuple[float, int]] = {}  # index -> (when, documents)
+
+    def __call__(self, index: str) -> int | None:
+        if self.fixed is not None:
+            return self.fixed
+        now = self.clock()
+        counted = self._counted.get(index)
+        if counted is None or now - counted[0] >= COUNT_TTL_S:
+            counted = (now, self.engine.count(index))
+            self._counted[index] = counted
+        return candidates_for(counted[1])
