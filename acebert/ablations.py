@@ -33,13 +33,13 @@ from acebert.metrics import Qrels
 VARIANTS: dict[str, list[str]] = {
     "full": [],
     "no_image": ["model.use_image=false"],
-    "no_adversarial": ["train.adversarial=false"],
+    "adversarial": ["train.adversarial=true"],
     "shared_towers": ["model.shared_towers=true"],
     "bm25_negatives": ["train.hard_negatives=1", 'train.hard_negative_source="bm25"'],
     "title_dropout": ["train.title_word_dropout=0.3", "train.title_dropout=0.2"],
     "category": ["model.use_category=true"],
-    "lambda_0.3": ["train.lambda_max=0.3"],
-    "lambda_0.1": ["train.lambda_max=0.1"],
+    "lambda_0.3": ["train.adversarial=true", "train.lambda_max=0.3"],
+    "lambda_0.1": ["train.adversarial=true", "train.lambda_max=0.1"],
 }
 START, END = "<!-- ablations:start -->", "<!-- ablations:end -->"
 SEEDS_START, SEEDS_END = "<!-- ablation-seeds:start -->", "<!-- ablation-seeds:end -->"
@@ -61,11 +61,17 @@ def variant_config(config: Path, name: str, seed: int | None = None) -> RunConfi
 
 
 def _trained(run: RunConfig) -> dict[str, Any] | None:
-    """The finished checkpoint's config.json, or None if the run is missing or incomplete."""
+    """The finished checkpoint's config.json, or None if the run is missing or incomplete.
+
+    A checkpoint trained with other settings (a default changed since) is refused, not reused.
+    """
+    from acebert.train import check_same_run
+
     path = run.train.output_path / "config.json"
     if not path.is_file():
         return None
     saved = json.loads(path.read_text())
+    check_same_run({"model": saved["model"], "train": saved["train"]}, run.model_dump(mode="json"))
     return saved if saved.get("epoch") == run.train.epochs else None
 
 

@@ -81,7 +81,7 @@ class TrainConfig(BaseModel):
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     temperature: float = Field(0.05, gt=0)
     learn_temperature: bool = False
-    adversarial: bool = True
+    adversarial: bool = False  # the GRL widened the query/product gap at lambda 1 (docs/acebert.md)
     lambda_max: float = Field(1.0, ge=0, description="peak gradient-reversal strength")
     domain_loss_weight: float = Field(1.0, ge=0)
     max_positives_per_query: int | None = Field(8, gt=0)

@@ -40,8 +40,8 @@ from acebert.tensors import device_tensors
 
 STATE_FILE = "training_state.pt"
 EPOCH_DIR = "epoch-{:03d}"
-# settings that may differ on --resume without changing what is trained
-RESUME_FREE_KEYS = {"threads", "device", "eval_each_epoch"}
+# settings that may differ on --resume without changing what is trained (a run directory may be moved)
+RESUME_FREE_KEYS = {"threads", "device", "eval_each_epoch", "output_dir"}
 
 
 def seed_everything(seed: int, threads: int) -> None:
@@ -258,7 +258,7 @@ class Trainer:
         if not states:
             return False
         state = torch.load(states[-1], map_location="cpu", weights_only=True)
-        _check_same_run(state["run"], self.run.model_dump(mode="json"))
+        check_same_run(state["run"], self.run.model_dump(mode="json"))
         self.model.load_state_dict(load_file(str(states[-1].parent / "model.safetensors")))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -293,8 +293,8 @@ def _as_rng_state(saved: Any) -> tuple:  # type: ignore[type-arg]
     return tuple(_as_rng_state(x) for x in saved) if isinstance(saved, (list, tuple)) else saved
 
 
-def _check_same_run(saved: dict[str, Any], current: dict[str, Any]) -> None:
-    """Refuse to resume a run whose settings changed (it would silently mix two experiments).
+def check_same_run(saved: dict[str, Any], current: dict[str, Any]) -> None:
+    """Refuse to resume or reuse a run whose settings changed (it would silently mix two experiments).
 
     Keys added to the config since the run was saved take their defaults, which keep the old behaviour.
     """
@@ -306,7 +306,8 @@ def _check_same_run(saved: dict[str, Any], current: dict[str, Any]) -> None:
         if key not in RESUME_FREE_KEYS and saved[section].get(key) != value
     ]
     if changed:
-        raise ConfigError("cannot resume, the config changed:\n  " + "\n  ".join(changed))
+        raise ConfigError("the saved run was trained with other settings (move its directory away to train "
+                          "anew):\n  " + "\n  ".join(changed))
 
 
 def _summary(record: dict[str, Any]) -> str:

@@ -35,7 +35,9 @@ def test_each_variant_changes_one_thing_and_gets_its_own_directory() -> None:
     assert bm25.train.output_path == Path(str(full.train.output_path) + "-bm25_negatives")
     assert not variant_config(CONFIG, "no_image").model.use_image
     assert variant_config(CONFIG, "shared_towers").model.shared_towers
-    assert not variant_config(CONFIG, "no_adversarial").train.adversarial
+    assert variant_config(CONFIG, "adversarial").train.adversarial and not full.train.adversarial
+    lambda_01 = variant_config(CONFIG, "lambda_0.1").train
+    assert lambda_01.adversarial and lambda_01.lambda_max == 0.1
 
 
 def test_a_subset_run_keeps_the_other_variants_rows(tmp_path: Path) -> None:
@@ -59,9 +61,9 @@ def test_table_goes_between_the_markers_and_keeps_the_prose(tmp_path: Path) -> N
 def test_another_seed_gets_its_own_directory_and_the_configs_seed_keeps_the_plain_one() -> None:
     full = variant_config(CONFIG, "full")
     assert variant_config(CONFIG, "full", full.train.seed).train.output_path == full.train.output_path
-    other = variant_config(CONFIG, "no_adversarial", full.train.seed + 1)
-    assert other.train.seed == full.train.seed + 1 and not other.train.adversarial
-    assert other.train.output_path == Path(f"{full.train.output_path}-no_adversarial-seed{full.train.seed + 1}")
+    other = variant_config(CONFIG, "adversarial", full.train.seed + 1)
+    assert other.train.seed == full.train.seed + 1 and other.train.adversarial
+    assert other.train.output_path == Path(f"{full.train.output_path}-adversarial-seed{full.train.seed + 1}")
 
 
 def _seeded(per_query: dict[str, float], dev: float = 0.5) -> dict:
@@ -90,3 +92,18 @@ def test_permutation_p_value_is_one_for_no_difference_and_small_for_a_consistent
     assert permutation_p_value([0.1, -0.1, 0.2, -0.2]) > 0.5
     with pytest.raises(ValueError):
         permutation_p_value([])
+
+
+def test_a_finished_checkpoint_trained_with_other_settings_is_refused_not_reused(tmp_path: Path) -> None:
+    from acebert.ablations import _trained
+    from acebert.config import ConfigError, load_config
+
+    run = load_config(CONFIG, [f"train.output_dir={json.dumps(str(tmp_path))}"])
+    assert _trained(run) is None  # nothing there yet
+    saved = run.model_dump(mode="json")
+    (tmp_path / "config.json").write_text(json.dumps({**saved, "epoch": run.train.epochs}))
+    assert _trained(run)["epoch"] == run.train.epochs
+    moved = {**saved["train"], "output_dir": "/elsewhere", "adversarial": not run.train.adversarial}
+    (tmp_path / "config.json").write_text(json.dumps({**saved, "train": moved, "epoch": run.train.epochs}))
+    with pytest.raises(ConfigError, match="train.adversarial"):
+        _trained(run)

@@ -24,7 +24,7 @@ from acebert.encoder import ProductInput
 from acebert.features import Featurizer
 from acebert.minilm import base_model_path
 from acebert.model import ImageTokens, _image_part
-from acebert.train import _check_same_run
+from acebert.train import check_same_run
 from indexer.documents import encoder_input
 from indexer.events import ProductUpsert
 
@@ -155,6 +155,6 @@ def test_configs_saved_before_the_new_keys_load_with_them_off() -> None:
     del saved["model"]["use_category"], saved["train"]["title_dropout"], saved["train"]["title_word_dropout"]
     run = build_config(saved)
     assert (run.model.use_category, run.train.title_dropout, run.train.title_word_dropout) == (False, 0.0, 0.0)
-    _check_same_run(saved, RunConfig().model_dump(mode="json"))  # such a run can be resumed
+    check_same_run(saved, RunConfig().model_dump(mode="json"))  # such a run can be resumed
     with pytest.raises(ConfigError, match="model.use_category: False -> True"):
-        _check_same_run(saved, RunConfig(model=ModelConfig(use_category=True)).model_dump(mode="json"))
+        check_same_run(saved, RunConfig(model=ModelConfig(use_category=True)).model_dump(mode="json"))
