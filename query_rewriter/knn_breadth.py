@@ -3,9 +3,10 @@
 An HNSW search keeps ``candidates`` vectors while it walks the graph (OpenSearch's
 ``ef_search``, Elasticsearch's ``num_candidates``). The engines' default of about 100 finds
 nearly all of the true nearest neighbours up to a hundred thousand products and loses many at a
-million (``python -m bench.performance.scale``, docs/performance.md: recall@10 0.974 at 100k,
-0.835 at 1M). A wider search costs latency, so it is paid only where the index is large enough
-to need it. ``KNN_CANDIDATES`` (settings) fixes one value for every index instead.
+million (``python -m bench.performance.scale``, docs/performance.md: recall@10 0.970 at 100k,
+0.816 at 1M; 0.949 at 1M with 800 candidates, for 0.3 ms more at the median). A wider search
+costs latency, so it is paid only where the index is large enough to need it.
+``KNN_CANDIDATES`` (settings) fixes one value for every index instead.
 """
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ from typing import Callable
 
 from engines import SearchEngine
 
-LARGE_INDEX_DOCUMENTS = 200_000
-"""Above this many documents an index is searched with :data:`LARGE_INDEX_CANDIDATES`."""
-LARGE_INDEX_CANDIDATES = 400
-"""The breadth that holds kNN recall@10 at 0.95 or more at a million vectors (docs/performance.md)."""
+LARGE_INDEX_DOCUMENTS = 100_000
+"""Above this many documents an index is searched with :data:`LARGE_INDEX_CANDIDATES`.
+
+At the default breadth recall@10 fell from 0.970 at 100k to 0.816 at 1M, about 0.15 per
+tenfold, so it crosses 0.95 not far above 100k; 800 candidates cost 1.1 ms at 100k."""
+LARGE_INDEX_CANDIDATES = 800
+"""The widest breadth measured at a million vectors: recall@10 0.949 (0.816 at the default),
+hybrid p50 9.7 ms against 9.4 ms (docs/performance.md, scale)."""
 COUNT_TTL_S = 300.0
 """How long an index's document count is trusted: an index grows slowly next to this."""
 
