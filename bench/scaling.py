@@ -229,16 +229,25 @@ class Inputs:
     cluster: dict[str, Any] | None
 
     @property
+    def float_mapping(self) -> dict[str, Any]:
+        """The float32 vector mapping the scale bench measured (the project's default)."""
+        return self.scale["vector_mappings"]["float"]
+
+    @property
     def dimension(self) -> int:
-        return int(self.scale["vector_mapping"]["dimension"])
+        return int(self.float_mapping["dimension"])
 
     @property
     def m(self) -> int:
-        return int(self.scale["vector_mapping"]["method"]["parameters"]["m"])
+        return int(self.float_mapping["method"]["parameters"]["m"])
+
+    def measured(self, vectors: str) -> list[dict[str, Any]]:
+        """The measured (not skipped) scale points with ``vectors`` storage: float or int8."""
+        return [p for p in self.scale["points"] if not p.get("skipped") and p.get("vectors") == vectors]
 
     @property
     def points(self) -> list[dict[str, Any]]:
-        return [p for p in self.scale["points"] if not p.get("skipped")]
+        return self.measured("float")
 
     @property
     def largest(self) -> dict[str, Any]:
@@ -371,7 +380,7 @@ def inputs_section(inp: Inputs) -> str:
     big = inp.largest
     os_q = inp.opensearch_query
     med, brk = os_q["medians"], os_q["breakdown"]
-    method = inp.scale["vector_mapping"]["method"]
+    method = inp.float_mapping["method"]
     rows = [
         ["vector mapping", f"{inp.dimension}-d float32, HNSW m = {inp.m}, ef_construction = "
          f"{method['parameters'].get('ef_construction')}, engine `{method.get('engine')}` (what "
@@ -405,28 +414,58 @@ def inputs_section(inp: Inputs) -> str:
             + markdown_table(["input", "value", "source"], rows))
 
 
+def default_breadth(point: Mapping[str, Any]) -> dict[str, Any]:
+    """The point's kNN measurement at the narrowest breadth swept: the engines' default (100)."""
+    return min(point["curve"], key=lambda c: c["candidates"])
+
+
+def widest_breadth(point: Mapping[str, Any]) -> dict[str, Any]:
+    return max(point["curve"], key=lambda c: c["candidates"])
+
+
 def scale_curve_section(inp: Inputs) -> str:
     big = inp.largest
     smaller = [p for p in inp.points if p is not big]
     rows = []
     for p in inp.points:
-        lat = p["latency_ms"]
-        hybrid = next(k for k in lat if k != "BM25 only")
+        narrow, wide = default_breadth(p), widest_breadth(p)
         rows.append([p["label"], f"{p['documents']:,}", f"{p['store_bytes']:,}",
                      f"{bytes_per_document(p['store_bytes'], p['documents']):,.0f}", f"{p['bulk_s']:.1f}",
-                     f"{p['merge_s']:.1f}", f"{lat['BM25 only']['p50']:.1f}", f"{lat[hybrid]['p50']:.1f}",
-                     f"{p['recall_at_10']['k=10']:.3f}"])
+                     f"{p['merge_s']:.1f}", f"{p['bm25_ms']['p50']:.1f}", f"{narrow['hybrid_ms']['p50']:.1f}",
+                     f"{narrow['recall_at_10']:.3f}", f"{wide['recall_at_10']:.3f} ({wide['candidates']})"])
+    narrow, wide = default_breadth(big), widest_breadth(big)
     return ("### The scale curve these figures rest on\n\n"
-            "Bytes per document stay flat from 1,000 to 1,000,000 documents: that is what licenses a linear "
+            "Bytes per document stay flat from the catalogue to 1,000,000 documents: that is what licenses a linear "
             "extrapolation of disk. Latency and kNN recall do not stay flat, were measured on one shard only, and "
-            f"are not extrapolated here. Note the recall: {min(p['recall_at_10']['k=10'] for p in smaller):.3f} or "
-            f"better up to {max(p['documents'] for p in smaller):,} vectors, {big['recall_at_10']['k=10']:.3f} at "
-            f"{big['documents']:,} (synthetic vectors, the engine's default search width; asking for k = 100 instead "
-            f"of 10 gave {big['recall_at_10']['k=100']:.3f}). Before putting 10M vectors in one shard because the size "
-            "rule allows it, measure recall at that size; the HNSW search width (`ef_search`) is the lever to try, "
-            "and is not measured here.\n\n"
+            f"are not extrapolated here. Note the recall at the engine's default search breadth "
+            f"({narrow['candidates']} candidates): {min(default_breadth(p)['recall_at_10'] for p in smaller):.3f} or "
+            f"better up to {max(p['documents'] for p in smaller):,} vectors, {narrow['recall_at_10']:.3f} at "
+            f"{big['documents']:,} (synthetic vectors), and {wide['recall_at_10']:.3f} there with "
+            f"{wide['candidates']} candidates (hybrid p50 {narrow['hybrid_ms']['p50']:.1f} -> "
+            f"{wide['hybrid_ms']['p50']:.1f} ms). The project widens the search on large indexes "
+            "(`query_rewriter/knn_breadth.py`). Before putting 10M vectors in one shard because the size rule allows "
+            "it, measure recall at that size with `python -m bench.performance.scale`.\n\n"
             + markdown_table(["point", "documents", "store bytes", "bytes/doc", "bulk+refresh s", "force-merge s",
-                              "BM25 p50 ms", "hybrid p50 ms", "kNN recall@10"], rows))
+                              "BM25 p50 ms", "hybrid p50 ms", "kNN recall@10", "recall@10 widest (candidates)"],
+                             rows))
+
+
+def int8_measured(inp: Inputs) -> str:
+    """What the scale bench measured for int8 against float vectors at the same size, in one paragraph."""
+    pairs = [(f, q) for q in inp.measured("int8") for f in inp.points if f["documents"] == q["documents"]]
+    if not pairs:
+        return ("**int8, measured:** not in these results (`python -m bench.performance.scale --vectors float,int8` "
+                "measures it).\n")
+    f, q = max(pairs, key=lambda pair: pair[0]["documents"])
+    mib = 1 << 20
+    return (f"**int8, measured** (`quantized=True`: OpenSearch's Lucene `sq` encoder, Elasticsearch's `int8_hnsw`; "
+            f"{inp.scale_src.cite()}). At {f['documents']:,} documents an HNSW search reads "
+            f"{f['searched_bytes'] / mib:,.0f} MiB (graph + float vectors) against {q['searched_bytes'] / mib:,.0f} MiB "
+            f"with int8, {f['searched_bytes'] / q['searched_bytes']:.1f}x less, while the store grows from "
+            f"{f['store_bytes'] / mib:,.0f} to {q['store_bytes'] / mib:,.0f} MiB. But kNN recall@10 falls from "
+            f"{default_breadth(f)['recall_at_10']:.3f} to {default_breadth(q)['recall_at_10']:.3f} "
+            f"({widest_breadth(q)['recall_at_10']:.3f} at {widest_breadth(q)['candidates']} candidates), so the "
+            "project maps float vectors by default.\n")
 
 
 def memory_section(inp: Inputs, c: Mapping[str, Any]) -> str:
@@ -462,8 +501,8 @@ def memory_section(inp: Inputs, c: Mapping[str, Any]) -> str:
         f"Quantized rows: int8 from {SOURCES['hnsw_int8'].link()} ({SOURCES['hnsw_int8'].says}); 1-bit from "
         f"{SOURCES['hnsw_binary'].link()} ({SOURCES['hnsw_binary'].says}). Quantization keeps the float vectors on "
         "disk for rescoring and adds the quantized copy (d x bits / 8 bytes, plus a few bytes of per-vector "
-        "corrections not counted here), so disk grows while memory shrinks. This project maps float vectors only; "
-        "neither quantized mapping is built, and its recall on these vectors is not measured.\n",
+        "corrections not counted here), so disk grows while memory shrinks.\n",
+        int8_measured(inp),
         f"**Check against the measurement.** The float estimate, {float_mem:,.1f} B/vector, is "
         f"{float_mem / per_doc:.2f}x the whole measured store per product ({per_doc:,.1f} B, text included): the "
         "formula is a safe upper bound for memory, not a disk size (Lucene stores graph links compressed).\n",
@@ -506,8 +545,8 @@ def shards_section(c: Mapping[str, Any]) -> str:
         markdown_table(["products", *[label for label, _ in QUANTIZATIONS]], mem_rows),
         f"At 100M float vectors each of the {nodes} nodes needs about "
         f"{_gb(largest['hnsw_per_node_bytes'][float_label])} of RAM outside the heap for the vectors and graph "
-        f"alone; int8 quantization brings that to {_gb(largest['hnsw_per_node_bytes'][int8_label])}, once its "
-        "recall is measured and acceptable.\n",
+        f"alone; int8 quantization would bring that to {_gb(largest['hnsw_per_node_bytes'][int8_label])}, at the "
+        "recall cost measured in section 1.\n",
     ])
 
 
