@@ -3,8 +3,8 @@
 An HNSW search keeps ``candidates`` vectors while it walks the graph (OpenSearch's
 ``ef_search``, Elasticsearch's ``num_candidates``). The engines' default of about 100 finds
 nearly all of the true nearest neighbours up to a hundred thousand products and loses many at a
-million (``python -m bench.performance.scale``, docs/performance.md: recall@10 0.970 at 100k,
-0.816 at 1M; 0.949 at 1M with 800 candidates, for 0.3 ms more at the median). A wider search
+million (``python -m bench.performance.scale``, docs/performance.md: recall@10 0.983 at 100k,
+0.830 at 1M; 0.969 at 1M with 800 candidates, for 8% more hybrid p50). A wider search
 costs latency, so it is paid only where the index is large enough to need it.
 ``KNN_CANDIDATES`` (settings) fixes one value for every index instead.
 """
@@ -18,11 +18,12 @@ from engines import SearchEngine
 LARGE_INDEX_DOCUMENTS = 100_000
 """Above this many documents an index is searched with :data:`LARGE_INDEX_CANDIDATES`.
 
-At the default breadth recall@10 fell from 0.970 at 100k to 0.816 at 1M, about 0.15 per
-tenfold, so it crosses 0.95 not far above 100k; 800 candidates cost 1.1 ms at 100k."""
+At the default breadth recall@10 fell from 0.97-0.98 at 100k to 0.82-0.83 at 1M (two runs), about
+0.15 per tenfold, so it crosses 0.95 not far above 100k; 800 candidates cost about 10% of hybrid p50
+at 100k."""
 LARGE_INDEX_CANDIDATES = 800
-"""The widest breadth measured at a million vectors: recall@10 0.949 (0.816 at the default),
-hybrid p50 9.7 ms against 9.4 ms (docs/performance.md, scale)."""
+"""At a million vectors: recall@10 0.969 (0.830 at the default), hybrid p50 +8%; 1,600 gave
+0.981 for another 7% (docs/performance.md, scale)."""
 COUNT_TTL_S = 300.0
 """How long an index's document count is trusted: an index grows slowly next to this."""
 
