@@ -18,7 +18,9 @@ import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
+
+T = TypeVar("T")
 
 
 _CREDENTIALS = re.compile(r"(?<=//)[^/@\s]+@")
@@ -42,7 +44,15 @@ class EngineError(RuntimeError):
 
 
 class EngineUnavailable(EngineError):
-    """Connection refused, timeout, 429 or 5xx: worth retrying later."""
+    """Connection refused, timeout, 429 or 5xx: worth retrying later.
+
+    ``status`` is the engine's HTTP answer, None when there was none (refused, timed out): a
+    5xx from a live node and no answer at all call for different handling (:meth:`SearchEngine.msearch`).
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
 
 
 class EngineRequestError(EngineError):
@@ -65,8 +75,25 @@ def is_retryable_status(status: int) -> bool:
 def error_for_status(status: int, body: Any) -> EngineError:
     """The error for an engine's non-2xx answer, retryable or not by :func:`is_retryable_status`."""
     if is_retryable_status(status):
-        return EngineUnavailable(f"engine answered {status}: {json.dumps(body, default=str)[:2000]}")
+        return EngineUnavailable(f"engine answered {status}: {json.dumps(body, default=str)[:2000]}", status)
     return EngineRequestError(status, body)
+
+
+def repeated_once_on_5xx(send: Callable[[], T]) -> T:
+    """``send()`` a search, and once more if a live engine answered it with a 5xx.
+
+    A search is a read, so repeating it is safe. When a data node leaves the cluster mid-search,
+    the coordinating node answers 500 (``node_disconnected_exception``) for the phase whose shard
+    copy went away, and sends the repeat to a surviving replica
+    (tests/integration/test_cluster.py). No answer at all (refused, timed out) and 429
+    (overloaded) are not repeated: the caller decides, as for any outage.
+    """
+    try:
+        return send()
+    except EngineUnavailable as exc:
+        if exc.status is None or exc.status < 500:
+            raise
+        return send()
 
 
 def node_urls(url: str) -> list[str]:
@@ -360,7 +387,7 @@ class SearchEngine(ABC):
     def search(
         self, index: str, body: Mapping[str, Any], params: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
-        return self._request("POST", f"/{index}/_search", body=body, params=params)
+        return repeated_once_on_5xx(lambda: self._request("POST", f"/{index}/_search", body=body, params=params))
 
     # --- points in time: one consistent view to page through while writes go on ---------------
     @abstractmethod
@@ -394,11 +421,15 @@ class SearchEngine(ABC):
         for body in bodies:
             lines += [header, body]
         ndjson = "".join(json.dumps(line) + "\n" for line in lines)
-        responses = self._request("POST", "/_msearch", body=ndjson)["responses"]
-        for response in responses:
-            if "error" in response:
-                raise error_for_status(int(response.get("status", 400)), response["error"])
-        return responses
+
+        def send() -> list[dict[str, Any]]:
+            responses = self._request("POST", "/_msearch", body=ndjson)["responses"]
+            for response in responses:
+                if "error" in response:
+                    raise error_for_status(int(response.get("status", 400)), response["error"])
+            return responses
+
+        return repeated_once_on_5xx(send)
 
     def bulk(self, actions: Iterable[Mapping[str, Any]], chunk_size: int = 500) -> list[BulkOutcome]:
         """Stream actions through the client's ``streaming_bulk``; one outcome per action.

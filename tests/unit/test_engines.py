@@ -267,3 +267,39 @@ def test_a_busy_answer_is_not_retried_on_the_other_node(kind: str, node: type[Fa
     with pytest.raises(EngineUnavailable, match="503"):
         engine.refresh("products")
     assert node.requests == ["POST /products/_refresh"]
+
+
+def test_a_search_is_repeated_once_after_a_5xx_and_never_after_no_answer_or_429():
+    """A node leaving mid-search makes the coordinator answer 500; the repeat goes to a replica."""
+    engine = OpenSearchEngine(UNREACHABLE)
+    for first, sent_times in ((500, 2), (503, 2), (429, 1), (400, 1)):
+        sent: list[int] = []
+
+        def request(*args: Any, first: int = first, **kwargs: Any) -> dict[str, Any]:
+            sent.append(1)
+            if len(sent) == 1:
+                return {"responses": [{"error": {"type": "node_disconnected_exception"}, "status": first}]}
+            return {"responses": [{"hits": {"hits": []}}]}
+
+        engine._request = request  # type: ignore[method-assign]
+        try:
+            assert engine.msearch("products", [{}]) == [{"hits": {"hits": []}}]
+        except (EngineUnavailable, EngineRequestError):
+            assert first < 500
+        assert len(sent) == sent_times
+
+    twice: list[int] = []
+
+    def always_500(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        twice.append(1)
+        raise EngineUnavailable("engine answered 500", 500)
+
+    engine._request = always_500  # type: ignore[method-assign]
+    with pytest.raises(EngineUnavailable):
+        engine.search("products", {})
+    assert len(twice) == 2  # once more, not forever
+
+    engine = OpenSearchEngine(UNREACHABLE)  # no answer at all: raised at the first try
+    with pytest.raises(EngineUnavailable) as raised:
+        engine.search("products", {})
+    assert raised.value.status is None
