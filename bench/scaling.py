@@ -414,12 +414,14 @@ def inputs_section(inp: Inputs) -> str:
             + markdown_table(["input", "value", "source"], rows))
 
 
-def default_breadth(point: Mapping[str, Any]) -> dict[str, Any]:
-    """The point's kNN measurement at the narrowest breadth swept: the engines' default (100)."""
+def narrowest_breadth(point: Mapping[str, Any]) -> dict[str, Any]:
+    """The point's kNN measurement at the narrowest breadth swept (100, the engines' default, unless
+    the bench was run with other ``--candidates``)."""
     return min(point["curve"], key=lambda c: c["candidates"])
 
 
 def widest_breadth(point: Mapping[str, Any]) -> dict[str, Any]:
+    """The point's kNN measurement at the widest breadth swept."""
     return max(point["curve"], key=lambda c: c["candidates"])
 
 
@@ -428,17 +430,17 @@ def scale_curve_section(inp: Inputs) -> str:
     smaller = [p for p in inp.points if p is not big]
     rows = []
     for p in inp.points:
-        narrow, wide = default_breadth(p), widest_breadth(p)
+        narrow, wide = narrowest_breadth(p), widest_breadth(p)
         rows.append([p["label"], f"{p['documents']:,}", f"{p['store_bytes']:,}",
                      f"{bytes_per_document(p['store_bytes'], p['documents']):,.0f}", f"{p['bulk_s']:.1f}",
                      f"{p['merge_s']:.1f}", f"{p['bm25_ms']['p50']:.1f}", f"{narrow['hybrid_ms']['p50']:.1f}",
                      f"{narrow['recall_at_10']:.3f}", f"{wide['recall_at_10']:.3f} ({wide['candidates']})"])
-    narrow, wide = default_breadth(big), widest_breadth(big)
+    narrow, wide = narrowest_breadth(big), widest_breadth(big)
     return ("### The scale curve these figures rest on\n\n"
             "Bytes per document stay flat from the catalogue to 1,000,000 documents: that is what licenses a linear "
             "extrapolation of disk. Latency and kNN recall do not stay flat, were measured on one shard only, and "
-            f"are not extrapolated here. Note the recall at the engine's default search breadth "
-            f"({narrow['candidates']} candidates): {min(default_breadth(p)['recall_at_10'] for p in smaller):.3f} or "
+            f"are not extrapolated here. Note the recall at {narrow['candidates']} candidates (the engines' default "
+            "is 100): {min(narrowest_breadth(p)['recall_at_10'] for p in smaller):.3f} or "
             f"better up to {max(p['documents'] for p in smaller):,} vectors, {narrow['recall_at_10']:.3f} at "
             f"{big['documents']:,} (synthetic vectors), and {wide['recall_at_10']:.3f} there with "
             f"{wide['candidates']} candidates (hybrid p50 {narrow['hybrid_ms']['p50']:.1f} -> "
@@ -460,10 +462,11 @@ def int8_measured(inp: Inputs) -> str:
     mib = 1 << 20
     return (f"**int8, measured** (`quantized=True`: OpenSearch's Lucene `sq` encoder, Elasticsearch's `int8_hnsw`; "
             f"{inp.scale_src.cite()}). At {f['documents']:,} documents an HNSW search reads "
-            f"{f['searched_bytes'] / mib:,.0f} MiB (graph + float vectors) against {q['searched_bytes'] / mib:,.0f} MiB "
+            f"{f['searched_bytes'] / mib:,.0f} MiB (graph + float vectors) against "
+            f"{q['searched_bytes'] / mib:,.0f} MiB "
             f"with int8, {f['searched_bytes'] / q['searched_bytes']:.1f}x less, while the store grows from "
             f"{f['store_bytes'] / mib:,.0f} to {q['store_bytes'] / mib:,.0f} MiB. But kNN recall@10 falls from "
-            f"{default_breadth(f)['recall_at_10']:.3f} to {default_breadth(q)['recall_at_10']:.3f} "
+            f"{narrowest_breadth(f)['recall_at_10']:.3f} to {narrowest_breadth(q)['recall_at_10']:.3f} "
             f"({widest_breadth(q)['recall_at_10']:.3f} at {widest_breadth(q)['candidates']} candidates), so the "
             "project maps float vectors by default.\n")
 

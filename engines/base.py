@@ -80,13 +80,13 @@ def error_for_status(status: int, body: Any) -> EngineError:
 
 
 def repeated_once_on_5xx(send: Callable[[], T]) -> T:
-    """``send()`` a search, and once more if a live engine answered it with a 5xx.
+    """``send()`` a read (search, msearch, count), and once more if a live engine answered it with a 5xx.
 
-    A search is a read, so repeating it is safe. When a data node leaves the cluster mid-search,
-    the coordinating node answers 500 (``node_disconnected_exception``) for the phase whose shard
-    copy went away, and sends the repeat to a surviving replica
-    (tests/integration/test_cluster.py). No answer at all (refused, timed out) and 429
-    (overloaded) are not repeated: the caller decides, as for any outage.
+    A read is safe to repeat, and the query path makes all three (count: query_rewriter.knn_breadth).
+    When a data node leaves the cluster mid-search, the coordinating node answers 500
+    (``node_disconnected_exception``) for the phase whose shard copy went away, and sends the
+    repeat to a surviving replica (tests/integration/test_cluster.py). No answer at all (refused,
+    timed out) and 429 (overloaded) are not repeated: the caller decides, as for any outage.
     """
     try:
         return send()
@@ -367,7 +367,7 @@ class SearchEngine(ABC):
 
     def count(self, index: str, query: Mapping[str, Any] | None = None) -> int:
         body = {"query": query} if query else None
-        return int(self._request("POST", f"/{index}/_count", body=body)["count"])
+        return int(repeated_once_on_5xx(lambda: self._request("POST", f"/{index}/_count", body=body))["count"])
 
     def get(self, index: str, doc_id: str) -> dict[str, Any] | None:
         """The stored document with its ``_version``, or ``None``."""

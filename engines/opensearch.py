@@ -118,7 +118,7 @@ class OpenSearchEngine(SearchEngine):
             "query": {"hybrid": {"pagination_depth": query.depth, "queries": [query.bm25_query, knn]}},
             "search_pipeline": hybrid_pipeline(query.method, query.weights),
         }
-        return self._request("POST", f"/{index}/_search", body=body)
+        return self.search(index, body)
 
     def close(self) -> None:
         self.client.close()
