@@ -440,7 +440,7 @@ def scale_curve_section(inp: Inputs) -> str:
             "Bytes per document stay flat from the catalogue to 1,000,000 documents: that is what licenses a linear "
             "extrapolation of disk. Latency and kNN recall do not stay flat, were measured on one shard only, and "
             f"are not extrapolated here. Note the recall at {narrow['candidates']} candidates (the engines' default "
-            "is 100): {min(narrowest_breadth(p)['recall_at_10'] for p in smaller):.3f} or "
+            f"is 100): {min(narrowest_breadth(p)['recall_at_10'] for p in smaller):.3f} or "
             f"better up to {max(p['documents'] for p in smaller):,} vectors, {narrow['recall_at_10']:.3f} at "
             f"{big['documents']:,} (synthetic vectors), and {wide['recall_at_10']:.3f} there with "
             f"{wide['candidates']} candidates (hybrid p50 {narrow['hybrid_ms']['p50']:.1f} -> "
