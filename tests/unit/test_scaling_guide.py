@@ -123,6 +123,7 @@ def test_guide_renders_from_the_stored_results(tmp_path: Path) -> None:
                     "## 5. Where the client-side fusion", "## 6. What to set", "## Two-node cluster measurements"):
         assert heading in text
     assert "| `replicas` | 1 |" in text and "**extrapolation**" in text
+    assert "{" not in text  # no f-string left unformatted: the guide holds no literal braces
     payload = json.loads((tmp_path / "scaling.json").read_text())
     assert payload["figures"]["dimension"] == D and payload["figures"]["m"] == M
     assert payload["cluster"] == {"shards": 2, "replicas": 1}
