@@ -141,11 +141,16 @@ class HybridQuery:
     vector_field: str
     vector: Sequence[float]
     filters: Sequence[Mapping[str, Any]]  # for the kNN leg: the same as the BM25 query's
-    depth: int  # candidates per leg, and hits returned
+    depth: int  # candidates per leg, blended before the page is cut
     method: str  # min_max, z_score or rrf
     weights: Sequence[float]  # the BM25 and the kNN leg's, in that order
     source: Any  # the ``_source`` of each hit
     candidates: int | None = None  # the kNN leg's search breadth (see SearchEngine.knn_query)
+    size: int | None = None  # hits returned (and sources fetched); None: the whole blended window
+
+    @property
+    def hits(self) -> int:
+        return self.depth if self.size is None else self.size
 
 
 class SearchEngine(ABC):

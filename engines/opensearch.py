@@ -113,7 +113,7 @@ class OpenSearchEngine(SearchEngine):
         """
         knn = _knn_clause(query.vector_field, query.vector, query.depth, query.filters, query.candidates)
         body = {
-            "size": query.depth,
+            "size": query.hits,
             "_source": query.source,
             "query": {"hybrid": {"pagination_depth": query.depth, "queries": [query.bm25_query, knn]}},
             "search_pipeline": hybrid_pipeline(query.method, query.weights),

@@ -8,6 +8,14 @@ keeps everything else (rewrite-free text, the same bodies, the same min-max blen
 100-candidate legs), so a faster one could replace the shipped path without changing a ranking
 (except ``kNN leg of 50``, which narrows the candidate window and is timed only to show its
 price). Paths are interleaved query by query, as in :mod:`bench.performance.query`.
+
+The peer comparison (issue #14, part 3) runs in the same rounds: our client-side hybrid against
+OpenSearch's own server-side ``hybrid`` query (neural-search, the same min-max normalisation and
+weights over the same two 100-candidate legs), both given the same query vector from a
+:class:`~acebert.encoder.CachedQueryEncoder` filled before timing, so neither pays for the query
+tower. The server-side query is timed twice: returning the whole blended window with its sources,
+as the searcher's ``server_hybrid`` mode asks for it (facets and cursors need them), and
+returning only the page of 10, which is all a bare results page needs.
 """
 from __future__ import annotations
 
@@ -18,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from acebert.encoder import Encoder
+from acebert.encoder import CachedQueryEncoder, Encoder
 from bench.performance.common import (
     RunInfo,
     add_common_args,
@@ -36,15 +44,20 @@ from bench.performance.engine_index import bulk_load, engine_stack
 from bench.performance.query import measure
 from bench.performance.stats import median_summary, paired_ratios
 from bench.report import markdown_table
-from engines import SearchEngine
+from engines import HybridQuery, SearchEngine
 from es_mappings import VECTOR_FIELD
 from query_rewriter.blend import blend
-from query_rewriter.requests import bm25_body, knn_body
+from query_rewriter.requests import SOURCE, bm25_body, bm25_query, knn_body
 from query_rewriter.search import HybridSearcher, SearchRequest
 
 INDEX_PREFIX = "perf-query-paths"
 DEPTH, PAGE = 100, 10
 SHIPPED = "shipped: encode, then one _msearch (both legs with sources)"
+BM25_MODE = "BM25 mode of the searcher (the target's baseline)"
+OURS = "peer: our client-side hybrid, query vector supplied"
+SERVER = "peer: OpenSearch server-side hybrid, query vector supplied, window of 100 with sources"
+SERVER_PAGE = "peer: OpenSearch server-side hybrid, query vector supplied, page of 10 with sources"
+PEER_TARGETS = {"p50 vs server-side": 0.8, "p50 vs BM25": 1.3, "p99 vs BM25": 1.5}
 Ask = Callable[[str], Any]
 
 
@@ -67,9 +80,14 @@ def _blend(bm25: dict[str, Any], knn: dict[str, Any]) -> list[str]:
     return [b.doc_id for b in blend(legs, {"bm25": 0.5, "knn": 0.5})[:PAGE]]
 
 
-def build_paths(engine: SearchEngine, index: str, encoder: Encoder, pool: ThreadPoolExecutor) -> list[QueryPath]:
+def build_paths(
+    engine: SearchEngine, index: str, encoder: Encoder, pool: ThreadPoolExecutor, queries: Sequence[str],
+) -> list[QueryPath]:
     """Every path, the shipped one and its baselines included, each answering one query its way."""
     searcher = HybridSearcher.over(engine, encoder, index)
+    supplied = CachedQueryEncoder(encoder, max_entries=None)
+    supplied.encode_queries(list(queries))
+    peer = HybridSearcher.over(engine, supplied, index)
     no_source = {"_source": False}
 
     def vector(query: str) -> list[float]:
@@ -100,8 +118,15 @@ def build_paths(engine: SearchEngine, index: str, encoder: Encoder, pool: Thread
         bm25, knn = engine.msearch(index, [bm25_body(query, [], DEPTH), knn_body(engine, vector(query), [], 50)])
         return _blend(bm25, knn)
 
+    def server_page(query: str) -> Any:
+        weights = SearchRequest(query=query).weights
+        return engine.server_hybrid_search(index, HybridQuery(
+            bm25_query=bm25_query(query, []), vector_field=VECTOR_FIELD,
+            vector=supplied.encode_queries([query])[0].tolist(), filters=[], depth=DEPTH, method="min_max",
+            weights=[weights["bm25"], weights["knn"]], source=SOURCE, candidates=peer.breadth(index), size=PAGE))
+
     answers: dict[str, Ask] = {
-        "BM25 mode of the searcher (the target's baseline)": lambda q: searcher.search(
+        BM25_MODE: lambda q: searcher.search(
             SearchRequest(query=q, mode="bm25", rewrite=False)),
         "bare BM25, 10 hits (what a shop may run today)": lambda q: engine.search(index, bm25_body(q, [], PAGE)),
         SHIPPED: lambda q: searcher.search(SearchRequest(query=q, mode="hybrid", rewrite=False)),
@@ -109,7 +134,12 @@ def build_paths(engine: SearchEngine, index: str, encoder: Encoder, pool: Thread
         "legs without sources, then _mget of the page": page_sources_after(mget),
         "legs without sources, then an ids query for the page": page_sources_after(ids_query),
         "kNN leg of 50 instead of 100 (changes the window)": knn_leg_50,
+        OURS: lambda q: peer.search(SearchRequest(query=q, mode="hybrid", rewrite=False)),
+        SERVER: lambda q: peer.search(SearchRequest(query=q, mode="server_hybrid", rewrite=False)),
+        SERVER_PAGE: server_page,
     }
+    if not engine.supports_server_hybrid:
+        raise SystemExit(f"{engine.kind} here has no server-side hybrid query (the neural-search plugin)")
     return [QueryPath(label, answer) for label, answer in answers.items()]
 
 
@@ -121,11 +151,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     queries = list(queries_frame["query"])
     with engine_stack(args.engine) as (engine, _), ThreadPoolExecutor(1) as pool:
         bulk_load(engine, INDEX_PREFIX, docs, encoder.dimension)
-        rounds = measure(build_paths(engine, INDEX_PREFIX, encoder, pool), queries, args.repeats)["rounds"]
+        rounds = measure(build_paths(engine, INDEX_PREFIX, encoder, pool, queries), queries, args.repeats)["rounds"]
     shipped = rounds[SHIPPED]
     return {"engine": args.engine, "query_encoder": variant_label(args.encoder), "queries": len(queries),
             "rounds": rounds, "medians": {label: median_summary(r) for label, r in rounds.items()},
-            "vs_shipped": {label: paired_ratios(r, shipped, ["p50", "p99"]) for label, r in rounds.items()}}
+            "vs_shipped": {label: paired_ratios(r, shipped, ["p50", "p99"]) for label, r in rounds.items()},
+            "peer": peer_ratios(rounds)}
+
+
+def peer_ratios(rounds: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Our hybrid (vector supplied) against each server-side variant and the BM25 mode, paired within rounds."""
+    return {label: paired_ratios(rounds[OURS], rounds[label], ["p50", "p99"])
+            for label in (SERVER, SERVER_PAGE, BM25_MODE)}
+
+
+def peer_verdict(peer: dict[str, dict[str, float]]) -> str:
+    """The three part-3 targets, each with its measured ratio."""
+    measured = {"p50 vs server-side": peer[SERVER]["p50"], "p50 vs BM25": peer[BM25_MODE]["p50"],
+                "p99 vs BM25": peer[BM25_MODE]["p99"]}
+    return "; ".join(f"{name} {measured[name]:.2f}x (target <= {target}x): "
+                     f"{'met' if measured[name] <= target else 'not met'}" for name, target in PEER_TARGETS.items())
 
 
 def render(result: dict[str, Any], info: RunInfo) -> str:
@@ -137,6 +182,13 @@ def render(result: dict[str, Any], info: RunInfo) -> str:
         f"rounds, {result['query_encoder']} query tower, min-max blend of two {DEPTH}-candidate legs, page of "
         f"{PAGE}. Ratios are to the shipped hybrid path within each round (below 1.00x is faster).\n",
         markdown_table(["path", "p50 ms", "p99 ms", "p50 vs shipped", "p99 vs shipped"], rows),
+        "",
+        "Against the peer, our client-side hybrid with the query vector supplied (paired within rounds): "
+        + ", ".join(f"{ratios['p50']:.2f}x p50 and {ratios['p99']:.2f}x p99 of *{label}*"
+                    for label, ratios in result["peer"].items()) + ".",
+        "",
+        f"Issue #14 part 3, with the query vector supplied (the BM25 targets with the query tower in the loop are "
+        f"judged in the target 1 table): {peer_verdict(result['peer'])}.",
     ])
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator, Mapping
 
@@ -184,6 +185,15 @@ def test_server_hybrid_body_carries_both_legs_and_a_normalization_pipeline():
             "combination": {"technique": "arithmetic_mean", "parameters": {"weights": [0.25, 0.75]}},
         }}]},
     })]
+
+
+def test_server_hybrid_page_fetches_only_its_hits_but_blends_the_whole_window():
+    engine = OpenSearchEngine(UNREACHABLE)
+    sent = _captured(engine)
+    engine.server_hybrid_search("products", replace(hybrid("min_max", [0.5, 0.5]), size=5))
+    body = sent[0][2]
+    assert (body["size"], body["query"]["hybrid"]["pagination_depth"]) == (5, 20)
+    assert body["query"]["hybrid"]["queries"][1]["knn"]["vector"]["k"] == 20
 
 
 def test_server_hybrid_rrf_uses_the_score_ranker_with_the_client_blends_k():
