@@ -7,7 +7,11 @@ and the image tokens have nothing to add. This probe indexes the same catalogue 
 word removed from the titles only (images and categories stay), and asks it the split's colour
 queries (those that name a colour from :data:`COLOURS`). A title-only model can now place a
 product's colour only by luck; a title + image model can see it. Each model gets its dense and
-hybrid rows next to BM25, with nDCG@10 and a paired 95% bootstrap interval against BM25.
+hybrid rows next to BM25, with nDCG@10 and a paired 95% bootstrap interval against BM25, and each
+checkpoint run both ways (``acebert-title:CKPT`` and ``acebert:CKPT``) gets an image-gain row: dense
+title + image against dense title only, paired per query (the issue #11 target is +20%). A
+checkpoint other than the default one is named by its directory, so several can be compared in
+one run (``acebert:CKPT_A,acebert:CKPT_B``).
 
 :data:`COLOURS` is a fixed, generic list of English colour names. It is not read from
 ``attributes.csv``, and training must not use it: an augmentation tuned to this probe would only
@@ -74,6 +78,41 @@ def ndcg_rows(qrels: Mapping[str, Mapping[str, int]], rankings: Mapping[str, Map
     return rows
 
 
+def probe_name(kind: str, checkpoint: str | None, default: Path) -> str:
+    """A model's row and index name: its kind, plus the checkpoint directory unless it is ``default``."""
+    if checkpoint is None or Path(checkpoint) == default:
+        return kind
+    return f"{kind}@{Path(checkpoint).name}"
+
+
+def image_gain_rows(qrels: Mapping[str, Mapping[str, int]],
+                    rankings: Mapping[str, Mapping[str, list[str]]]) -> list[dict[str, Any]]:
+    """Dense title + image against dense title only, per checkpoint that ran both ways.
+
+    The difference is paired per query, with a 95% bootstrap interval; ``relative`` is it over the
+    title-only nDCG@10, the unit of the issue's target.
+    """
+    from acebert.metrics import bootstrap_ci, per_query
+    from bench.relevance_eval import to_run
+
+    ids = sorted(qrels)
+    rows = []
+    for label in rankings:
+        if not label.startswith("knn acebert-title"):
+            continue
+        with_image = label.replace("knn acebert-title", "knn acebert", 1)
+        if with_image not in rankings:
+            continue
+        title, image = (np.array([per_query(dict(qrels), to_run(rankings[name]))[qid] for qid in ids])
+                        for name in (label, with_image))
+        low, high = bootstrap_ci(image - title)
+        rows.append({"model": with_image.removeprefix("knn "), "title_only": float(title.mean()),
+                     "title_image": float(image.mean()), "gain": float((image - title).mean()),
+                     "relative": float(image.mean() / title.mean() - 1) if title.mean() else float("nan"),
+                     "ci": [low, high]})
+    return rows
+
+
 def _log(message: str) -> None:
     print(f"[probe-colour {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -84,7 +123,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from tqdm import tqdm
 
     from acebert.data import load_catalog
-    from bench.relevance import encoder_for, load_split, parse_model
+    from bench.relevance import DEFAULT_CHECKPOINT, encoder_for, load_split, parse_model
     from bench.relevance_stack import ingest
     from devstack import local_stack
     from engines import connect
@@ -104,14 +143,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         engine = connect(args.engine, stack.engines[args.engine].url)
         try:
             for spec in specs:
-                spec = replace(spec, name=f"blind-{spec.name}")
+                name = probe_name(spec.name, None if spec.encoder == "minilm" else spec.encoder, DEFAULT_CHECKPOINT)
+                spec = replace(spec, name="blind-" + re.sub(r"[^a-z0-9_-]", "-", name.lower()))
                 encoder = encoder_for(spec.encoder)
                 ingest(stack, engine, spec, events, encoder.dimension, encoder.model_version, args.catalog,
                        args.reindex)
                 searcher = HybridSearcher.over(engine, encoder, spec.names.read_alias)
                 modes = ("knn", "hybrid") if rankings else ("bm25", "knn", "hybrid")
                 for mode in modes:
-                    label = "bm25" if mode == "bm25" else f"{mode} {spec.name.removeprefix('blind-')}"
+                    label = "bm25" if mode == "bm25" else f"{mode} {name}"
                     rankings[label] = {
                         qid: [h.product_id for h in searcher.search(
                             SearchRequest(text, mode=mode, size=K, depth=100)).hits]  # type: ignore[arg-type]
@@ -120,7 +160,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             engine.close()
     return {"catalog": str(args.catalog), "queries_file": str(args.queries), "engine": args.engine,
             "products": len(events), "blinded_titles": changed, "colour_queries": len(queries),
-            "models": [spec.encoder for spec in specs], "rows": ndcg_rows(qrels, rankings, "bm25")}
+            "models": [spec.encoder for spec in specs], "rows": ndcg_rows(qrels, rankings, "bm25"),
+            "image_gain": image_gain_rows(qrels, rankings)}
 
 
 def markdown(payload: Mapping[str, Any]) -> str:
@@ -142,6 +183,13 @@ def markdown(payload: Mapping[str, Any]) -> str:
     for row in payload["rows"]:
         lines.append(f"| {row['system']} | {row['ndcg@10']:.3f} | {row['vs_baseline']:+.3f} "
                      f"({row['ci'][0]:+.3f} to {row['ci'][1]:+.3f}) |")
+    if payload.get("image_gain"):
+        lines += ["", "What the image tokens add: dense title + image against dense title only, same checkpoint, "
+                  "paired per query (issue #11 target: +20%).", "",
+                  "| checkpoint | title only | title + image | gain (95% CI) | relative |", "|---|---:|---:|---:|---:|"]
+        for row in payload["image_gain"]:
+            lines.append(f"| {row['model']} | {row['title_only']:.3f} | {row['title_image']:.3f} | {row['gain']:+.3f} "
+                         f"({row['ci'][0]:+.3f} to {row['ci'][1]:+.3f}) | {row['relative']:+.1%} |")
     if payload["models"] == ["minilm"]:
         lines += ["", "Only MiniLM (title only) ran here: the machine had no ACE-BERT checkpoint. The question this "
                   "probe exists for, whether the image tokens recover the colour, needs "

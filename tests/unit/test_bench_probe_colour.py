@@ -1,9 +1,11 @@
 """The colour probe's pure parts: blinding titles, picking colour queries, and its table."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from bench.probe_colour import blind, blind_events, names_a_colour, ndcg_rows
+from bench.probe_colour import blind, blind_events, image_gain_rows, names_a_colour, ndcg_rows, probe_name
 
 
 @pytest.mark.parametrize("title, blinded", [
@@ -35,3 +37,27 @@ def test_ndcg_rows_compare_each_system_with_the_baseline():
     assert rows["knn"]["ndcg@10"] == pytest.approx(1.0)
     assert rows["knn"]["vs_baseline"] == pytest.approx((1 - second) / 2)
     assert rows["bm25"]["ci"] == pytest.approx([0.0, 0.0])
+
+
+def test_a_checkpoint_other_than_the_default_is_named_by_its_directory():
+    default = Path("/ckpt/acebert-default")
+    assert probe_name("acebert", str(default), default) == "acebert"
+    assert probe_name("acebert-title", "/ckpt/acebert-default-title_dropout", default) == \
+        "acebert-title@acebert-default-title_dropout"
+    assert probe_name("minilm", None, default) == "minilm"
+
+
+def test_image_gain_pairs_title_only_with_title_and_image_of_the_same_checkpoint():
+    qrels = {"q1": {"a": 2}, "q2": {"b": 2}}
+    second = 1 / 1.5849625007211563  # the relevant product at rank 2: 1 / log2(3)
+    rankings = {
+        "bm25": {"q1": ["a"], "q2": ["b"]},
+        "knn acebert-title": {"q1": ["x", "a"], "q2": ["b"]},  # (second + 1) / 2
+        "knn acebert": {"q1": ["a"], "q2": ["b"]},  # 1
+        "knn acebert-title@other": {"q1": ["a"], "q2": ["b"]},  # no title + image row: no gain row
+    }
+    [row] = image_gain_rows(qrels, rankings)
+    assert row["model"] == "acebert"
+    assert row["title_only"] == pytest.approx((second + 1) / 2)
+    assert row["gain"] == pytest.approx((1 - second) / 2)
+    assert row["relative"] == pytest.approx(1 / ((second + 1) / 2) - 1)
