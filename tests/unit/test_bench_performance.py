@@ -170,6 +170,20 @@ def test_query_paths_ask_every_query_on_every_path_and_blend_like_the_searcher()
     assert query_paths._blend(bm25, knn) == ["y", "x", "z"]
 
 
+def test_the_peer_verdict_pairs_our_hybrid_with_the_server_side_one_and_bm25_within_rounds() -> None:
+    def rounds(*p50s: float) -> list[dict[str, float]]:
+        return [{"p50": p50, "p99": 2 * p50} for p50 in p50s]
+
+    measured = {query_paths.OURS: rounds(4.0, 8.0), query_paths.SERVER: rounds(5.0, 8.0),
+                query_paths.SERVER_PAGE: rounds(4.0, 4.0), query_paths.BM25_MODE: rounds(2.0, 8.0)}
+    peer = query_paths.peer_ratios(measured)
+    assert peer[query_paths.SERVER]["p50"] == pytest.approx((4 / 5 + 8 / 8) / 2)  # median of two per-round ratios
+    assert peer[query_paths.BM25_MODE]["p99"] == pytest.approx((8 / 4 + 16 / 16) / 2)
+    verdict = query_paths.peer_verdict(peer)
+    assert "p50 vs server-side 0.90x (target <= 0.8x): not met" in verdict
+    assert "p99 vs BM25 1.50x (target <= 1.5x): met" in verdict
+
+
 # -- target 3: summary -----------------------------------------------------------------------
 def _ingestion_results(lost: int) -> dict[str, Any]:
     return {
