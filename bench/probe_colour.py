@@ -60,18 +60,29 @@ def blind_events(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [{**event, "title": blind(event["title"])} for event in events]
 
 
+def query_scores(qrels: Mapping[str, Mapping[str, int]],
+                 rankings: Mapping[str, Mapping[str, list[str]]]) -> dict[str, np.ndarray]:
+    """Each system's nDCG@10 per query, as arrays in one query order, ready to pair."""
+    from acebert.metrics import per_query
+    from bench.relevance_eval import to_run
+
+    ids = sorted(qrels)
+    scores = {}
+    for name, ranked in rankings.items():
+        by_query = per_query(dict(qrels), to_run(ranked))
+        scores[name] = np.array([by_query[qid] for qid in ids])
+    return scores
+
+
 def ndcg_rows(qrels: Mapping[str, Mapping[str, int]], rankings: Mapping[str, Mapping[str, list[str]]],
               baseline: str) -> list[dict[str, Any]]:
     """Mean nDCG@10 of each system and its paired difference from ``baseline`` with a 95% interval."""
-    from acebert.metrics import bootstrap_ci, per_query
-    from bench.relevance_eval import to_run
+    from acebert.metrics import bootstrap_ci
 
-    scores = {name: per_query(dict(qrels), to_run(ranked)) for name, ranked in rankings.items()}
-    ids = sorted(qrels)
-    base = np.array([scores[baseline][qid] for qid in ids])
+    scores = query_scores(qrels, rankings)
+    base = scores[baseline]
     rows = []
-    for name, values in scores.items():
-        mine = np.array([values[qid] for qid in ids])
+    for name, mine in scores.items():
         low, high = bootstrap_ci(mine - base)
         rows.append({"system": name, "ndcg@10": float(mine.mean()), "vs_baseline": float((mine - base).mean()),
                      "ci": [low, high]})
@@ -92,19 +103,17 @@ def image_gain_rows(qrels: Mapping[str, Mapping[str, int]],
     The difference is paired per query, with a 95% bootstrap interval; ``relative`` is it over the
     title-only nDCG@10, the unit of the issue's target.
     """
-    from acebert.metrics import bootstrap_ci, per_query
-    from bench.relevance_eval import to_run
+    from acebert.metrics import bootstrap_ci
 
-    ids = sorted(qrels)
+    scores = query_scores(qrels, rankings)
     rows = []
-    for label in rankings:
+    for label in scores:
         if not label.startswith("knn acebert-title"):
             continue
         with_image = label.replace("knn acebert-title", "knn acebert", 1)
-        if with_image not in rankings:
+        if with_image not in scores:
             continue
-        title, image = (np.array([per_query(dict(qrels), to_run(rankings[name]))[qid] for qid in ids])
-                        for name in (label, with_image))
+        title, image = scores[label], scores[with_image]
         low, high = bootstrap_ci(image - title)
         rows.append({"model": with_image.removeprefix("knn "), "title_only": float(title.mean()),
                      "title_image": float(image.mean()), "gain": float((image - title).mean()),

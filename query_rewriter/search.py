@@ -305,21 +305,30 @@ class HybridSearcher:
         """The engine's own blend of the same two legs (OpenSearch neural-search's ``hybrid``)."""
         if not self.engine.supports_server_hybrid:
             raise ValueError(f"{self.engine.kind} here has no server-side hybrid query (neural-search)")
-        query = HybridQuery(
-            bm25_query=bm25_query(text, clauses),
-            vector_field=VECTOR_FIELD,
-            vector=vector or [],
-            filters=clauses,
-            depth=depth,
-            method=request.method,
-            weights=[request.weights.get("bm25", 0.0), request.weights.get("knn", 0.0)],
-            source=SOURCE,
-            candidates=self.breadth(index),
-        )
+        query = server_hybrid_query(request, text, clauses, vector, depth, self.breadth(index))
         response = self.engine.server_hybrid_search(index, query)
         hits = response["hits"]["hits"]
         blended = [Blended(h["_id"], float(h["_score"])) for h in hits]
         return blended, {h["_id"]: h.get("_source", {}) for h in hits}
+
+
+def server_hybrid_query(
+    request: SearchRequest, text: str, clauses: list[dict[str, Any]], vector: list[float] | None, depth: int,
+    candidates: int | None,
+) -> HybridQuery:
+    """The engine-side blend of the same two legs the client-side hybrid asks for, with the request's
+    method and weights, returning the whole window of ``depth`` (``dataclasses.replace(size=...)`` cuts a page)."""
+    return HybridQuery(
+        bm25_query=bm25_query(text, clauses),
+        vector_field=VECTOR_FIELD,
+        vector=vector or [],
+        filters=clauses,
+        depth=depth,
+        method=request.method,
+        weights=[request.weights.get("bm25", 0.0), request.weights.get("knn", 0.0)],
+        source=SOURCE,
+        candidates=candidates,
+    )
 
 
 def _hit(item: Blended, source: dict[str, Any]) -> Hit:

@@ -145,8 +145,8 @@ def variant_label(spec: str) -> str:
     return next(label for label, variant in encoder_variants(spec).items() if variant == canonical)
 
 
-def prepare_encoder(spec: str) -> Encoder:
-    """``load_encoder(spec)``, exporting the checkpoint to ONNX first when the spec needs it."""
+def prepare_encoder(spec: str, threads: int | None = None) -> Encoder:
+    """``load_encoder(spec, threads)``, exporting the checkpoint to ONNX first when the spec needs it."""
     from acebert.loading import is_onnx_spec
 
     checkpoint = checkpoint_of(spec)
@@ -157,7 +157,7 @@ def prepare_encoder(spec: str) -> Encoder:
         if not export_is_current(checkpoint):
             print(f"exporting {checkpoint} to ONNX", flush=True)
             export_checkpoint(checkpoint)
-    return load_encoder(spec)
+    return load_encoder(spec, threads)
 
 
 def catalogue_vectors(encoder: Encoder, catalog: pd.DataFrame) -> np.ndarray:

@@ -34,6 +34,7 @@ from bench.performance.common import (
     catalogue_events,
     finish_args,
     load_inputs,
+    prepare_encoder,
     section_header,
     write_outputs,
 )
@@ -114,13 +115,9 @@ def profile_once(engine: Any, encoder: Any, events: list[dict[str, Any]], batch_
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from acebert.loading import load_encoder
-    from bench.performance.common import prepare_encoder
-
     catalog, _ = load_inputs(args)
     catalog = catalog.head(TINY_EVENTS if args.tiny else args.events)
-    prepare_encoder(args.encoder)  # exports the ONNX graphs if needed
-    encoder = load_encoder(args.encoder, threads=1)  # as each worker loads it (ACEBERT_ENCODER_THREADS=1)
+    encoder = prepare_encoder(args.encoder, threads=1)  # as each worker loads it (ACEBERT_ENCODER_THREADS=1)
     runs = []
     with engine_stack(args.engine) as (engine, _):
         for repeat in range(args.repeats):

@@ -23,7 +23,7 @@ import argparse
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
 from acebert.encoder import CachedQueryEncoder, Encoder
@@ -44,11 +44,11 @@ from bench.performance.engine_index import bulk_load, engine_stack
 from bench.performance.query import measure
 from bench.performance.stats import median_summary, paired_ratios
 from bench.report import markdown_table
-from engines import HybridQuery, SearchEngine
+from engines import SearchEngine
 from es_mappings import VECTOR_FIELD
 from query_rewriter.blend import blend
-from query_rewriter.requests import SOURCE, bm25_body, bm25_query, knn_body
-from query_rewriter.search import HybridSearcher, SearchRequest
+from query_rewriter.requests import bm25_body, knn_body
+from query_rewriter.search import HybridSearcher, SearchRequest, server_hybrid_query
 
 INDEX_PREFIX = "perf-query-paths"
 DEPTH, PAGE = 100, 10
@@ -84,6 +84,8 @@ def build_paths(
     engine: SearchEngine, index: str, encoder: Encoder, pool: ThreadPoolExecutor, queries: Sequence[str],
 ) -> list[QueryPath]:
     """Every path, the shipped one and its baselines included, each answering one query its way."""
+    if not engine.supports_server_hybrid:
+        raise SystemExit(f"{engine.kind} here has no server-side hybrid query (the neural-search plugin)")
     searcher = HybridSearcher.over(engine, encoder, index)
     supplied = CachedQueryEncoder(encoder, max_entries=None)
     supplied.encode_queries(list(queries))
@@ -119,11 +121,9 @@ def build_paths(
         return _blend(bm25, knn)
 
     def server_page(query: str) -> Any:
-        weights = SearchRequest(query=query).weights
-        return engine.server_hybrid_search(index, HybridQuery(
-            bm25_query=bm25_query(query, []), vector_field=VECTOR_FIELD,
-            vector=supplied.encode_queries([query])[0].tolist(), filters=[], depth=DEPTH, method="min_max",
-            weights=[weights["bm25"], weights["knn"]], source=SOURCE, candidates=peer.breadth(index), size=PAGE))
+        window = server_hybrid_query(SearchRequest(query=query, mode="server_hybrid", rewrite=False), query, [],
+                                     supplied.encode_queries([query])[0].tolist(), DEPTH, peer.breadth(index))
+        return engine.server_hybrid_search(index, replace(window, size=PAGE))
 
     answers: dict[str, Ask] = {
         BM25_MODE: lambda q: searcher.search(
@@ -138,8 +138,6 @@ def build_paths(
         SERVER: lambda q: peer.search(SearchRequest(query=q, mode="server_hybrid", rewrite=False)),
         SERVER_PAGE: server_page,
     }
-    if not engine.supports_server_hybrid:
-        raise SystemExit(f"{engine.kind} here has no server-side hybrid query (the neural-search plugin)")
     return [QueryPath(label, answer) for label, answer in answers.items()]
 
 
