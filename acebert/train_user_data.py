@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # acebert does not import the indexing side at run time; only
 # Sized for a CPU run of a few minutes (about 15-20 pairs/s with photos on 2 cores): 2 epochs of
 # at most 1,500 (query, grade-2 product) pairs. On a GPU, raise epochs and max_train_pairs.
 USER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "model": {"use_category": True},  # read only where products.csv has a category column
     "train": {"epochs": 2, "batch_size": 32, "max_positives_per_query": 4, "max_train_pairs": 1500,
               "eval_each_epoch": False},
 }
@@ -167,7 +168,7 @@ def user_run_config(config: str | Path | None = None, overrides: Sequence[str] =
     source = "defaults of hybrid-search train"
     if config is not None:
         loaded = load_config(config)  # validates the file on its own, naming its bad keys
-        raw = {"model": loaded.model.model_dump(exclude_unset=True),
+        raw = {"model": {**raw["model"], **loaded.model.model_dump(exclude_unset=True)},
                "train": {**raw["train"], **loaded.train.model_dump(exclude_unset=True)}}
         source = str(config)
     paths = [f"train.output_dir={json.dumps(str(Path(output).expanduser().resolve()))}"]
