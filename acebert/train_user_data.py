@@ -168,8 +168,8 @@ def user_run_config(config: str | Path | None = None, overrides: Sequence[str] =
     source = "defaults of hybrid-search train"
     if config is not None:
         loaded = load_config(config)  # validates the file on its own, naming its bad keys
-        raw = {"model": {**raw["model"], **loaded.model.model_dump(exclude_unset=True)},
-               "train": {**raw["train"], **loaded.train.model_dump(exclude_unset=True)}}
+        raw = {section: {**values, **getattr(loaded, section).model_dump(exclude_unset=True)}
+               for section, values in raw.items()}
         source = str(config)
     paths = [f"train.output_dir={json.dumps(str(Path(output).expanduser().resolve()))}"]
     if catalog is not None:

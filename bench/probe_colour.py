@@ -171,7 +171,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             engine.close()
     return {"catalog": str(args.catalog), "queries_file": str(args.queries), "engine": args.engine,
-            "products": len(events), "blinded_titles": changed, "candidates": args.candidates, "colour_queries": len(queries),
+            "products": len(events), "blinded_titles": changed, "candidates": args.candidates,
+            "colour_queries": len(queries),
             "models": [spec.encoder for spec in specs], "rows": ndcg_rows(qrels, rankings, "bm25"),
             "image_gain": image_gain_rows(qrels, rankings)}
 

@@ -166,9 +166,9 @@ def test_run_config_layers_defaults_file_and_flags(tmp_path: Path) -> None:
     config = _write(tmp_path / "run.toml", "[model]\nuse_image = false\n[train]\nepochs = 5\nbatch_size = 8\n")
     run = user_run_config(config, ["train.epochs=1"], output=tmp_path / "out")
     assert (run.model.use_image, run.model.use_category, run.train.epochs, run.train.batch_size) == (False, True, 1, 8)
+    assert run.train.max_train_pairs == USER_DEFAULTS["train"]["max_train_pairs"]
     off = user_run_config(_write(tmp_path / "off.toml", "[model]\nuse_category = false\n"), output=tmp_path / "out")
     assert not off.model.use_category
-    assert run.train.max_train_pairs == USER_DEFAULTS["train"]["max_train_pairs"]
     with pytest.raises(ConfigError, match="unknown key 'train.epoch'"):
         user_run_config(_write(tmp_path / "bad.toml", "[train]\nepoch = 5\n"))
 
