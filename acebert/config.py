@@ -93,6 +93,10 @@ class TrainConfig(BaseModel):
         "grade1", description="pool of hard negatives: the query's grade-1 products, or BM25's top non-positives"
     )
     bm25_negative_depth: int = Field(50, gt=0, description="size of each query's BM25 pool")
+    grade1_weight: float = Field(
+        0.0, ge=0, description="graded loss: weight of ranking each in-batch grade-1 product above the non-relevant "
+        "ones (0: grade 1 is a plain negative)"
+    )
     max_train_pairs: int | None = Field(None, gt=0)
     max_products: int | None = Field(
         None, gt=0, description="small runs: keep only the first N catalogue products that are train positives"

@@ -18,23 +18,51 @@ class InBatchContrastive(nn.Module):
     Columns that are known positives of the row's query (duplicates, other pairs of the same
     query, a product relevant to several queries) are masked out instead of being pushed away
     as false negatives. The temperature is fixed or learned (as a log-scale, like CLIP).
+
+    With ``grade1_weight`` > 0 the loss is graded (grade 2 > grade 1 > the rest), as graded nDCG
+    scores a ranking: a grade-1 column stays a negative of the row's target, and each one also
+    gets a softmax of its own against the row's non-relevant columns only, so a near miss (right
+    type, wrong colour) is not pushed below unrelated products. Without it, grade-1 columns are
+    plain negatives.
     """
 
-    def __init__(self, temperature: float, learnable: bool) -> None:
+    def __init__(self, temperature: float, learnable: bool, grade1_weight: float = 0.0) -> None:
         super().__init__()
         self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)), requires_grad=learnable)
+        self.grade1_weight = grade1_weight
 
     @property
     def temperature(self) -> float:
         return float(1.0 / self.log_scale.exp().clamp(max=MAX_LOGIT_SCALE))
 
-    def forward(self, queries: torch.Tensor, products: torch.Tensor, excluded: torch.Tensor) -> torch.Tensor:
-        """``queries`` ``(B, d)``, ``products`` ``(P >= B, d)``, ``excluded`` bool ``(B, P)``."""
+    def forward(
+        self, queries: torch.Tensor, products: torch.Tensor, excluded: torch.Tensor, partial: torch.Tensor
+    ) -> torch.Tensor:
+        """``queries`` ``(B, d)``, ``products`` ``(P >= B, d)``; ``excluded``, ``partial`` bool ``(B, P)``."""
         scale = self.log_scale.exp().clamp(max=MAX_LOGIT_SCALE)
         logits = scale * queries @ products.T
-        logits = logits.masked_fill(excluded, float("-inf"))
         targets = torch.arange(queries.shape[0], device=queries.device)
-        return F.cross_entropy(logits, targets)
+        loss = F.cross_entropy(logits.masked_fill(excluded, float("-inf")), targets)
+        if self.grade1_weight > 0:
+            loss = loss + self.grade1_weight * grade1_term(logits, excluded, partial)
+        return loss
+
+
+def grade1_term(logits: torch.Tensor, excluded: torch.Tensor, partial: torch.Tensor) -> torch.Tensor:
+    """Mean over grade-1 cells ``(i, j)`` of ``-log softmax`` of ``j`` among ``j`` and row ``i``'s rest.
+
+    The rest is every column that is neither the row's target, nor a positive, nor grade 1. Rows
+    with no rest column give no term (there is nothing to rank a near miss above).
+    """
+    target = torch.zeros_like(excluded)
+    target[:, : logits.shape[0]] = torch.eye(logits.shape[0], dtype=torch.bool, device=logits.device)
+    rest = ~(excluded | partial | target)
+    cells = partial & rest.any(dim=1, keepdim=True)
+    if not cells.any():
+        return logits.new_zeros(())
+    rest_lse = logits.masked_fill(~rest, float("-inf")).logsumexp(dim=1, keepdim=True)
+    # -log(e^l / (e^l + sum_rest e^r)) = softplus(lse_rest - l)
+    return F.softplus(rest_lse - logits)[cells].mean()
 
 
 def domain_loss(

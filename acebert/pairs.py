@@ -31,6 +31,7 @@ class TrainingExamples:
     queries: dict[str, str]
     positives: dict[str, tuple[str, ...]]
     negatives: dict[str, tuple[str, ...]]  # per query: the pool hard negatives are drawn from
+    partial: dict[str, frozenset[str]]  # per query: its grade-1 products, whatever the negative pool
 
     @classmethod
     def build(cls, queries: pd.DataFrame, qrels: Qrels, product_ids: set[str]) -> "TrainingExamples":
@@ -46,7 +47,8 @@ class TrainingExamples:
             if pos:
                 positives[qid] = pos
                 grade1[qid] = tuple(sorted(pid for pid, g in judged.items() if g == 1 and pid in product_ids))
-        return cls({qid: texts[qid] for qid in positives}, positives, grade1)
+        return cls({qid: texts[qid] for qid in positives}, positives, grade1,
+                   {qid: frozenset(pool) for qid, pool in grade1.items()})
 
     def pairs_per_epoch(self, max_positives_per_query: int | None, max_pairs: int | None) -> int:
         """How many pairs :meth:`epoch_pairs` yields (fixed, so the LR schedule is known up front)."""
@@ -97,11 +99,13 @@ def bm25_negative_pools(
 @dataclass(frozen=True)
 class Batch:
     """One step's queries and products; ``excluded[i, j]``: product ``j`` is a positive of query ``i``
-    other than its own target (masked in the softmax)."""
+    other than its own target (masked in the softmax); ``partial[i, j]``: product ``j`` is a grade-1
+    product of query ``i`` (for the graded term of :class:`acebert.losses.InBatchContrastive`)."""
 
     query_ids: list[str]
     product_ids: list[str]  # the B targets first, then the hard negatives
     excluded: torch.Tensor
+    partial: torch.Tensor
 
 
 def make_batches(
@@ -123,9 +127,11 @@ def make_batches(
             pool = examples.negatives[qid]
             product_ids.extend(rng.sample(pool, min(hard_negatives, len(pool))))
         excluded = torch.zeros((len(chunk), len(product_ids)), dtype=torch.bool)
+        partial = torch.zeros_like(excluded)
         for row, qid in enumerate(query_ids):
-            relevant = set(examples.positives[qid])
+            relevant, grade1 = set(examples.positives[qid]), examples.partial[qid]
             for col, pid in enumerate(product_ids):
                 excluded[row, col] = col != row and pid in relevant
-        batches.append(Batch(query_ids, product_ids, excluded))
+                partial[row, col] = pid in grade1
+        batches.append(Batch(query_ids, product_ids, excluded, partial))
     return batches

@@ -141,7 +141,7 @@ class Trainer:
         self.tokenizer = AutoTokenizer.from_pretrained(str(base_model_path()), local_files_only=True)
         self.model = AceBert.from_backbone_path(run.model, base_model_path()).to(self.device)
         self.featurizer = Featurizer(self.tokenizer.backend_tokenizer, run.model)
-        self.matching = InBatchContrastive(cfg.temperature, cfg.learn_temperature).to(self.device)
+        self.matching = InBatchContrastive(cfg.temperature, cfg.learn_temperature, cfg.grade1_weight).to(self.device)
         new_modules = [m for m in (self.model.image_tokens, self.model.query_proj, self.model.product_proj) if m is not None]
         new_params = [p for m in new_modules for p in m.parameters()] + list(self.model.domain_classifier.parameters())
         new_ids = {id(p) for p in new_params}
@@ -177,7 +177,7 @@ class Trainer:
         products = self.featurizer.products(inputs)
         q = self.model.encode_queries(*device_tensors(queries, self.device))
         p = self.model.encode_products(*device_tensors(products, self.device))
-        match = self.matching(q, p, batch.excluded.to(self.device))
+        match = self.matching(q, p, batch.excluded.to(self.device), batch.partial.to(self.device))
         reversal = dann_lambda(self.step / self.total_steps, cfg.lambda_max) if cfg.adversarial else 0.0
         # the adversary sees each pair's own product only, so both domains weigh the same
         domain, accuracy = domain_loss(self.model, q, p[: len(q)], reversal)

@@ -27,6 +27,7 @@ from acebert.data import load_catalog
 from acebert.encoder import ProductInput
 from acebert.features import Featurizer, lookahead, run_ahead
 from acebert.images import ImageError, load_image
+from acebert.losses import InBatchContrastive
 from acebert.metrics import evaluate_run, modality_gap
 from acebert.minilm import base_model_path
 from acebert.model import AceBert, dann_lambda, reverse_gradient
@@ -361,6 +362,35 @@ def test_batches_mask_known_positives_but_not_the_target() -> None:
     # q2: a and b are positives too; its own target c (col 1) is kept, duplicate c's are masked
     assert batch.excluded[1].tolist() == [True, False, True, True, True]
     assert batch.excluded[2].tolist() == [True, False, False, False, False]
+    # c is grade 1 for q1 wherever it sits (target of q2 or a hard negative); q2 judged nothing grade 1
+    assert batch.partial.tolist() == [[False, True, False, True, True], [False] * 5, [False, True, False, True, True]]
+
+
+def test_graded_loss_adds_a_softmax_of_each_grade1_column_against_the_rest_only() -> None:
+    # temperature 1 and one-hot products: the logits are the query rows themselves
+    logits = torch.tensor([[2.0, 0.5, 1.0, -1.0], [0.3, 1.5, 0.2, 0.9]])
+    excluded = torch.tensor([[False, False, False, False], [True, False, False, False]])
+    partial = torch.tensor([[False, False, True, False], [False, False, False, False]])
+    products = torch.eye(4)
+    plain = -(math.log(math.exp(2.0) / (math.exp(2.0) + math.exp(0.5) + math.exp(1.0) + math.exp(-1.0)))
+              + math.log(math.exp(1.5) / (math.exp(1.5) + math.exp(0.2) + math.exp(0.9)))) / 2
+    # row 0's grade-1 column 2 against its rest, columns 1 and 3 (not its target 0)
+    graded = -math.log(math.exp(1.0) / (math.exp(1.0) + math.exp(0.5) + math.exp(-1.0)))
+    off = InBatchContrastive(temperature=1.0, learnable=False)
+    on = InBatchContrastive(temperature=1.0, learnable=False, grade1_weight=0.5)
+    assert off(logits, products, excluded, partial).item() == pytest.approx(plain, rel=1e-6)
+    assert on(logits, products, excluded, partial).item() == pytest.approx(plain + 0.5 * graded, rel=1e-6)
+
+
+def test_graded_loss_skips_rows_with_nothing_to_rank_a_near_miss_above() -> None:
+    queries = torch.tensor([[1.0, 0.0], [0.0, 1.0]], requires_grad=True)
+    products = torch.eye(2)
+    partial = torch.tensor([[False, True], [False, False]])  # row 0's only other column is grade 1
+    loss = InBatchContrastive(1.0, False, grade1_weight=1.0)(queries, products, torch.zeros(2, 2, dtype=torch.bool),
+                                                              partial)
+    loss.backward()
+    plain = -math.log(math.e / (math.e + 1.0))
+    assert loss.item() == pytest.approx(plain, rel=1e-6) and torch.isfinite(queries.grad).all()
 
 
 def test_bm25_pools_rank_lexical_matches_and_leave_out_positives() -> None:
