@@ -178,6 +178,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def markdown(payload: Mapping[str, Any]) -> str:
+    from bench.relevance_markdown import breadth_note
+
     m = payload["machine"]
     lines = [
         "# The blind-title colour probe",
@@ -188,7 +190,7 @@ def markdown(payload: Mapping[str, Any]) -> str:
         f"{payload['blinded_titles']:,} of {payload['products']:,} titles lost their colour words (a fixed list of "
         f"{len(COLOURS)} generic English colour names in `bench/probe_colour.py`; images and categories unchanged). "
         f"{payload['colour_queries']} queries of `{payload['queries_file']}` name a colour. Hybrid is min-max, "
-        f"0.5/0.5. kNN breadth: {_breadth(payload.get('candidates'))}.",
+        f"0.5/0.5. kNN breadth: {breadth_note(payload.get('candidates'))}.",
         "",
         "| system | nDCG@10 | vs BM25 (95% CI) |",
         "|---|---:|---:|",
@@ -209,12 +211,6 @@ def markdown(payload: Mapping[str, Any]) -> str:
                   "`--models minilm,acebert-title:CKPT,acebert:CKPT`."]
     lines.append("")
     return "\n".join(lines)
-
-
-def _breadth(candidates: int | None) -> str:
-    if candidates is None:
-        return "the engine's default HNSW candidates (approximate: about 0.01 nDCG@10 of index-build noise)"
-    return f"{candidates} HNSW candidates per query (close to exact search on a catalogue of this size)"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -100,6 +100,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--engines", default="opensearch,elasticsearch", help="comma-separated engines")
     parser.add_argument("--models", default=None, help="comma-separated: minilm, acebert-title:CKPT, acebert:CKPT "
                         f"(default: all three with {DEFAULT_CHECKPOINT} when it exists)")
+    parser.add_argument("--candidates", type=int, default=None,
+                        help="kNN leg's HNSW candidates (ef_search), e.g. 2000 for near-exact search on ~13k products "
+                             "when comparing models; default: what the searcher uses in production")
     parser.add_argument("--limit-products", type=int, default=None, help="first N catalogue rows (smoke runs)")
     parser.add_argument("--limit-queries", type=int, default=None, help="first N dev and N test queries")
     parser.add_argument("--reindex", action="store_true", help="rebuild indices even when they are current")
@@ -159,7 +162,7 @@ def encoder_for(spec: str) -> Encoder:
 
 
 def engine_systems(engine: SearchEngine, models: Sequence[IndexSpec], queries: Queries,
-                   dev_qrels: Qrels) -> tuple[list[System], int]:
+                   dev_qrels: Qrels, candidates: int | None) -> tuple[list[System], int]:
     """Every row for one engine (indices already filled), and how many hybrids were spot-checked."""
     def dev_ndcg(rankings: dict[str, list[str]]) -> dict[str, float]:
         return per_query(dev_qrels, to_run(rankings))
@@ -172,7 +175,7 @@ def engine_systems(engine: SearchEngine, models: Sequence[IndexSpec], queries: Q
     for position, spec in enumerate(models):
         rows, spot_checked = model_systems(
             engine, encoder_for(spec.encoder), spec.names.read_alias, spec.name, MODEL_LABELS[spec.name],
-            queries, dev_ndcg, baseline_key=BASELINE if position == 0 else None,
+            queries, dev_ndcg, baseline_key=BASELINE if position == 0 else None, candidates=candidates,
         )
         systems += rows
         checked += spot_checked
@@ -256,7 +259,7 @@ def run_engines(args: argparse.Namespace, events: list[dict[str, Any]], queries:
                     encoder = encoder_for(spec.encoder)
                     ingestions.append(ingest(stack, engine, spec, events, encoder.dimension,
                                              encoder.model_version, args.catalog, args.reindex))
-                rows, checked = engine_systems(engine, args.models, queries, dev_qrels)
+                rows, checked = engine_systems(engine, args.models, queries, dev_qrels, args.candidates)
                 systems += rows
                 spot_checked += checked
             finally:
@@ -274,7 +277,7 @@ def setup_record(args: argparse.Namespace, events: list[dict[str, Any]], test: S
         "test": {"queries": str(args.queries), "qrels": str(args.qrels), "count": len(test.queries)},
         "dev": {"queries": str(args.dev_queries), "qrels": str(args.dev_qrels), "count": len(dev.queries)},
         "colour_slice": {"attributes": str(attributes) if slice_ids else None, "queries": len(slice_ids)},
-        "depth": DEPTH, "weight_grid": list(WEIGHT_GRID), "rrf_bm25_weight": RRF_BM25_WEIGHT,
+        "depth": DEPTH, "candidates": args.candidates, "weight_grid": list(WEIGHT_GRID), "rrf_bm25_weight": RRF_BM25_WEIGHT,
         "engines": args.engines, "spot_checked_hybrid_answers": spot_checked,
         "models": {spec.name: {"label": MODEL_LABELS[spec.name], "encoder": spec.encoder,
                                "with_images": spec.with_images} for spec in args.models},

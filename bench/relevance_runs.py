@@ -154,15 +154,17 @@ def model_systems(
     queries: Queries,
     dev_scores: DevScores,
     baseline_key: str | None = None,
+    candidates: int | None = None,
 ) -> tuple[list[System], int]:
     """Dense, client-side hybrid (weights chosen on dev) and, where offered, server-side hybrid rows,
     plus two variants of the default blend: without the known-item rule, and with per-query weights
     learned on dev (:mod:`query_rewriter.learn_weights`).
 
-    ``baseline_key`` also returns this index's BM25 leg as the "project analyzer" BM25 row.
-    Returns the systems and how many hybrid answers were spot-checked against the searcher.
+    ``baseline_key`` also returns this index's BM25 leg as the "project analyzer" BM25 row;
+    ``candidates`` fixes the kNN leg's HNSW breadth (None: the searcher's own choice). Returns the
+    systems and how many hybrid answers were spot-checked against the searcher.
     """
-    searcher = HybridSearcher.over(engine, encoder, index)
+    searcher = HybridSearcher.over(engine, encoder, index, candidates)
     texts = queries.all
     bm25 = ask_all(searcher, "bm25", texts, f"{engine.kind}/{model} bm25")
     knn = ask_all(searcher, "knn", texts, f"{engine.kind}/{model} knn")

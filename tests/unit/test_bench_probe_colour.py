@@ -64,7 +64,8 @@ def test_image_gain_pairs_title_only_with_title_and_image_of_the_same_checkpoint
 
 
 def test_the_knn_breadth_is_the_engines_default_unless_asked_and_the_report_says_which():
-    from bench.probe_colour import _breadth, parse_args
+    from bench.probe_colour import parse_args
+    from bench.relevance_markdown import breadth_note
 
     assert parse_args([]).candidates is None and parse_args(["--candidates", "2000"]).candidates == 2000
-    assert "approximate" in _breadth(None) and _breadth(2000).startswith("2000 HNSW candidates")
+    assert "approximate" in breadth_note(None) and breadth_note(2000).startswith("2000 HNSW candidates")

@@ -204,6 +204,13 @@ def test_report_keeps_the_hand_written_discussion(tmp_path):
     text = render(_payload(), kept_discussion(report))
     assert f"{START}\nThe hybrid wins on colour queries.\n{END}" in text
     assert "| fake | BM25 | BM25, project analyzer | – | 0.500 [0.400, 0.600] |" in text
+    assert "kNN breadth: the engine's default HNSW candidates (approximate" in text  # a payload from before the option
+
+
+def test_report_states_a_fixed_knn_breadth() -> None:
+    payload = _payload()
+    payload["setup"]["candidates"] = 2000
+    assert "kNN breadth: 2000 HNSW candidates per query" in render(payload, PLACEHOLDER)
 
 
 def _payload() -> dict[str, Any]:
