@@ -141,7 +141,8 @@ class Trainer:
         self.tokenizer = AutoTokenizer.from_pretrained(str(base_model_path()), local_files_only=True)
         self.model = AceBert.from_backbone_path(run.model, base_model_path()).to(self.device)
         self.featurizer = Featurizer(self.tokenizer.backend_tokenizer, run.model)
-        self.matching = InBatchContrastive(cfg.temperature, cfg.learn_temperature, cfg.grade1_weight).to(self.device)
+        self.matching = InBatchContrastive(cfg.temperature, cfg.learn_temperature, cfg.grade1_weight)
+        self.matching.to(self.device)
         new_modules = [m for m in (self.model.image_tokens, self.model.query_proj, self.model.product_proj) if m is not None]
         new_params = [p for m in new_modules for p in m.parameters()] + list(self.model.domain_classifier.parameters())
         new_ids = {id(p) for p in new_params}
