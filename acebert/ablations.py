@@ -38,8 +38,8 @@ VARIANTS: dict[str, list[str]] = {
     "bm25_negatives": ["train.hard_negatives=1", 'train.hard_negative_source="bm25"'],
     # the query's grade-1 products: right type, wrong colour, gender or usage (issue #11)
     "grade1_negatives": ["train.hard_negatives=1", 'train.hard_negative_source="grade1"'],
-    # graded loss: grade 2 > grade 1 > the rest, as graded nDCG scores (issue #11)
-    "graded": ["train.grade1_weight=1.0"],
+    # grade 1 a plain negative: the default before the graded loss won (2026-12-01, issue #11)
+    "ungraded": ["train.grade1_weight=0.0"],
     "title_dropout": ["train.title_word_dropout=0.3", "train.title_dropout=0.2"],
     "no_category": ["model.use_category=false"],  # the default before 2026-12-01
     "lambda_0.3": ["train.adversarial=true", "train.lambda_max=0.3"],

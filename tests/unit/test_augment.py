@@ -153,8 +153,10 @@ def test_the_category_reaches_product_inputs_from_the_catalogue_and_from_events(
 def test_configs_saved_before_the_new_keys_load_with_them_off() -> None:
     saved = RunConfig().model_dump(mode="json")
     del saved["model"]["use_category"], saved["train"]["title_dropout"], saved["train"]["title_word_dropout"]
+    del saved["train"]["grade1_weight"]
     run = build_config(saved)
     assert (run.model.use_category, run.train.title_dropout, run.train.title_word_dropout) == (False, 0.0, 0.0)
+    assert run.train.grade1_weight == 0.0
     check_same_run(saved, RunConfig().model_dump(mode="json"))  # such a run can be resumed
     with pytest.raises(ConfigError, match="model.use_category: False -> True"):
         check_same_run(saved, RunConfig(model=ModelConfig(use_category=True)).model_dump(mode="json"))
