@@ -2,7 +2,8 @@
 
 Positives are grade-2 products only. Grade 1 means "right product type, but a colour, gender
 or usage the query did not ask for": using it as a positive would teach the towers to ignore
-exactly what the image tokens are there to add. Optional hard negatives (``hard_negatives`` per
+exactly what the image tokens are there to add. Batches mark it instead (``Batch.partial``) for
+the graded loss, which ranks it below the positives and above the rest. Optional hard negatives (``hard_negatives`` per
 query per batch) come from one of two pools per query: its grade-1 products (the default), or
 the top of a BM25 ranking of the catalogue titles minus its grade-2 products
 (:func:`bm25_negative_pools`), the products a lexical engine would wrongly put first.
