@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from acebert.config import ConfigError
+from acebert.config import REPO_ROOT, ConfigError, load_config
 from acebert.data import DataError, load_catalog, load_qrels, load_queries
 from acebert.train_user_data import (
     USER_DEFAULTS,
@@ -157,6 +157,16 @@ def test_sample_judgments_are_train_split_only() -> None:
 
 
 # -- the run config and the command line ------------------------------------------------------
+
+def test_user_defaults_train_the_model_the_fashion_config_trains() -> None:
+    # the two hold the winning settings twice (the installed package cannot read configs/): a
+    # default switched in one must be switched in the other; only sizes (epochs, pairs) differ
+    fashion = load_config(REPO_ROOT / "configs" / "acebert.toml")
+    run = user_run_config(output=Path("/tmp/unused"))
+    assert run.model == fashion.model
+    assert (run.train.grade1_weight, run.train.adversarial, run.train.hard_negatives) == (
+        fashion.train.grade1_weight, fashion.train.adversarial, fashion.train.hard_negatives)
+
 
 def test_run_config_layers_defaults_file_and_flags(tmp_path: Path) -> None:
     run = user_run_config(output=tmp_path / "out", catalog=SAMPLE)
