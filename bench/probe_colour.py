@@ -214,7 +214,7 @@ def markdown(payload: Mapping[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    from bench.relevance import DATA
+    from bench.relevance import DATA, add_candidates_argument
     from devstack.install import cache_root
 
     parser = argparse.ArgumentParser(prog="python -m bench.probe_colour", description=__doc__.split("\n")[0])
@@ -224,8 +224,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--models", default="minilm", help="comma-separated: minilm, acebert-title:CKPT, acebert:CKPT")
     parser.add_argument("--engine", default="opensearch", choices=("opensearch", "elasticsearch"))
     parser.add_argument("--reindex", action="store_true", help="rebuild the indices even when they are current")
-    parser.add_argument("--candidates", type=int, default=None,
-                        help="kNN leg's HNSW candidates (ef_search); e.g. 2000 for near-exact search on ~13k products")
+    add_candidates_argument(parser)
     parser.add_argument("--run-dir", type=Path, default=cache_root() / "bench-probes",
                         help="engine data and worker logs (kept between runs so indices can be reused)")
     parser.add_argument("--results", type=Path, default=None, help="output directory (default: docs/results, docs/)")

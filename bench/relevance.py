@@ -88,6 +88,13 @@ def default_models() -> str:
     return "minilm"
 
 
+def add_candidates_argument(parser: argparse.ArgumentParser) -> None:
+    """``--candidates``, shared with the colour probe: model comparisons want the build noise out."""
+    parser.add_argument("--candidates", type=int, default=None,
+                        help="kNN leg's HNSW candidates (ef_search), e.g. 2000 for near-exact search on ~13k products "
+                             "when comparing models; default: what the searcher uses in production")
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.relevance", description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", type=Path, default=DATA, help="directory with products.csv (and images/)")
@@ -100,9 +107,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--engines", default="opensearch,elasticsearch", help="comma-separated engines")
     parser.add_argument("--models", default=None, help="comma-separated: minilm, acebert-title:CKPT, acebert:CKPT "
                         f"(default: all three with {DEFAULT_CHECKPOINT} when it exists)")
-    parser.add_argument("--candidates", type=int, default=None,
-                        help="kNN leg's HNSW candidates (ef_search), e.g. 2000 for near-exact search on ~13k products "
-                             "when comparing models; default: what the searcher uses in production")
+    add_candidates_argument(parser)
     parser.add_argument("--limit-products", type=int, default=None, help="first N catalogue rows (smoke runs)")
     parser.add_argument("--limit-queries", type=int, default=None, help="first N dev and N test queries")
     parser.add_argument("--reindex", action="store_true", help="rebuild indices even when they are current")
@@ -277,7 +282,8 @@ def setup_record(args: argparse.Namespace, events: list[dict[str, Any]], test: S
         "test": {"queries": str(args.queries), "qrels": str(args.qrels), "count": len(test.queries)},
         "dev": {"queries": str(args.dev_queries), "qrels": str(args.dev_qrels), "count": len(dev.queries)},
         "colour_slice": {"attributes": str(attributes) if slice_ids else None, "queries": len(slice_ids)},
-        "depth": DEPTH, "candidates": args.candidates, "weight_grid": list(WEIGHT_GRID), "rrf_bm25_weight": RRF_BM25_WEIGHT,
+        "depth": DEPTH, "candidates": args.candidates, "weight_grid": list(WEIGHT_GRID),
+        "rrf_bm25_weight": RRF_BM25_WEIGHT,
         "engines": args.engines, "spot_checked_hybrid_answers": spot_checked,
         "models": {spec.name: {"label": MODEL_LABELS[spec.name], "encoder": spec.encoder,
                                "with_images": spec.with_images} for spec in args.models},
