@@ -36,10 +36,10 @@ VARIANTS: dict[str, list[str]] = {
     "adversarial": ["train.adversarial=true"],
     "shared_towers": ["model.shared_towers=true"],
     "bm25_negatives": ["train.hard_negatives=1", 'train.hard_negative_source="bm25"'],
-    # the query's grade-1 products: right type, wrong colour, gender or usage (issue #11)
-    "grade1_negatives": ["train.hard_negatives=1", 'train.hard_negative_source="grade1"'],
+    # no grade-1 hard negatives (right type, wrong colour, gender or usage): the default before they won
+    "no_hard_negatives": ["train.hard_negatives=0"],
     # grade 1 a plain negative: the default before the graded loss won (2026-12-01, issue #11)
-    "ungraded": ["train.grade1_weight=0.0"],
+    "ungraded": ["train.grade1_weight=0.0", "train.hard_negatives=0"],
     "title_dropout": ["train.title_word_dropout=0.3", "train.title_dropout=0.2"],
     "no_category": ["model.use_category=false"],  # the default before 2026-12-01
     "lambda_0.3": ["train.adversarial=true", "train.lambda_max=0.3"],

@@ -37,9 +37,10 @@ if TYPE_CHECKING:  # acebert does not import the indexing side at run time; only
 # at most 1,500 (query, grade-2 product) pairs. On a GPU, raise epochs and max_train_pairs.
 USER_DEFAULTS: dict[str, dict[str, Any]] = {
     "model": {"use_category": True},  # read only where products.csv has a category column
-    # grade1_weight: the graded loss (grade 2 > grade 1 > rest), configs/acebert.toml says why
+    # grade1_weight: the graded loss (grade 2 > grade 1 > rest); hard_negatives: one grade-1 product
+    # per query in each batch (none where the judgments have no grade 1); configs/acebert.toml says why
     "train": {"epochs": 2, "batch_size": 32, "max_positives_per_query": 4, "max_train_pairs": 1500,
-              "eval_each_epoch": False, "grade1_weight": 1.0},
+              "eval_each_epoch": False, "grade1_weight": 1.0, "hard_negatives": 1},
 }
 DEFAULT_OUTPUT = Path("~/.cache/acebert-search/checkpoints/my-acebert")
 HOLDOUT_FRACTION = 0.2

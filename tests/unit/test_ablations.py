@@ -37,9 +37,10 @@ def test_each_variant_changes_one_thing_and_gets_its_own_directory() -> None:
     assert variant_config(CONFIG, "shared_towers").model.shared_towers
     assert variant_config(CONFIG, "adversarial").train.adversarial and not full.train.adversarial
     assert full.model.use_category and not variant_config(CONFIG, "no_category").model.use_category
-    grade1 = variant_config(CONFIG, "grade1_negatives").train
-    assert (grade1.hard_negatives, grade1.hard_negative_source) == (1, "grade1") and full.train.hard_negatives == 0
-    assert full.train.grade1_weight == 1.0 and variant_config(CONFIG, "ungraded").train.grade1_weight == 0.0
+    assert (full.train.hard_negatives, full.train.hard_negative_source) == (1, "grade1")
+    assert variant_config(CONFIG, "no_hard_negatives").train.hard_negatives == 0
+    ungraded = variant_config(CONFIG, "ungraded").train
+    assert full.train.grade1_weight == 1.0 and (ungraded.grade1_weight, ungraded.hard_negatives) == (0.0, 0)
     lambda_01 = variant_config(CONFIG, "lambda_0.1").train
     assert lambda_01.adversarial and lambda_01.lambda_max == 0.1
 

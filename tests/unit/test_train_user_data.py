@@ -174,6 +174,7 @@ def test_run_config_layers_defaults_file_and_flags(tmp_path: Path) -> None:
     assert run.train.output_path == tmp_path / "out" and run.train.data_path == SAMPLE
     assert run.model.use_category  # the default since it won over 3 seeds, not ModelConfig's
     assert run.train.grade1_weight == 1.0  # likewise the graded loss, not TrainConfig's 0
+    assert run.train.hard_negatives == 1  # and one grade-1 hard negative per query
     config = _write(tmp_path / "run.toml", "[model]\nuse_image = false\n[train]\nepochs = 5\nbatch_size = 8\n")
     run = user_run_config(config, ["train.epochs=1"], output=tmp_path / "out")
     assert (run.model.use_image, run.model.use_category, run.train.epochs, run.train.batch_size) == (False, True, 1, 8)
