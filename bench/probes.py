@@ -108,6 +108,15 @@ def paired_differences(per_query: Mapping[str, Sequence[tuple[float, float]]], a
     return {"a": a, "b": b, "mrr@10": float(diffs.mean()), "ci": [low, high]}
 
 
+def hybrid_miss(item: KnownItem, bm25_hits: Sequence[Any], hybrid_top: Sequence[str]) -> dict[str, Any]:
+    """A query BM25 answers first and the hybrid does not: what the known-item rule saw (BM25's first two
+    products, their titles and scores) and what the hybrid put first, so a reader can see why it did not fire."""
+    return {"query": item.query, "product_id": item.product_id,
+            "bm25": [{"product_id": hit.product_id, "title": hit.source.get("title"), "score": hit.leg_scores["bm25"]}
+                     for hit in bm25_hits[:2]],
+            "hybrid": list(hybrid_top[:3])}
+
+
 def _log(message: str) -> None:
     print(f"[probes {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -135,16 +144,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                encoder.model_version, args.catalog, args.reindex)
             searcher = HybridSearcher.over(engine, encoder, spec.names.read_alias)
             per_query: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
-            examples = []
+            examples, misses = [], []
             for item in tqdm(items, desc="identifier queries", unit="query"):
-                tops = {}
+                tops, answers = {}, {}
                 for mode, fields in MODES.items():
-                    hits = searcher.search(SearchRequest(item.query, size=K, depth=100, **fields)).hits
-                    tops[mode] = [hit.product_id for hit in hits]
+                    answers[mode] = searcher.search(SearchRequest(item.query, size=K, depth=100, **fields)).hits
+                    tops[mode] = [hit.product_id for hit in answers[mode]]
                     per_query[mode].append(known_item_scores(item.product_id, tops[mode]))
                 if len(examples) < 8:
                     examples.append({"query": item.query, "product_id": item.product_id,
                                      **{mode: tops[mode][:3] for mode in MODES}})
+                if per_query["hybrid"][-1][0] < per_query["bm25"][-1][0]:
+                    misses.append(hybrid_miss(item, answers["bm25"], tops["hybrid"]))
         finally:
             engine.close()
     return {"catalog": str(args.catalog), "products": len(catalog), "queries": len(items), "engine": args.engine,
@@ -154,7 +165,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             paired_differences(per_query, "hybrid", "knn"),
                             paired_differences(per_query, "hybrid", "bm25"),
                             paired_differences(per_query, "hybrid", NO_RULE)],
-            "examples": examples}
+            "examples": examples, "misses": misses}
 
 
 def markdown(payload: Mapping[str, Any]) -> str:
@@ -196,6 +207,16 @@ def markdown(payload: Mapping[str, Any]) -> str:
     for e in payload["examples"]:
         lines.append(f"| {e['query']} | {e['product_id']} | {', '.join(e['bm25'])} | {', '.join(e['knn'])} | "
                      f"{', '.join(e['hybrid'])} |")
+    misses = payload.get("misses", [])
+    lines += ["", f"Queries BM25 answers first and the hybrid does not ({len(misses)}): BM25's first two products "
+              "with their raw BM25 scores, as the known-item rule saw them, and the hybrid's top 3.", ""]
+    if misses:
+        lines += ["| query | answer | BM25 first (score) | BM25 second (score) | hybrid |", "|---|---|---|---|---|"]
+    for miss in misses:
+        pair = (miss["bm25"] + [None, None])[:2]
+        cells = [f"{hit['product_id']} {hit['title']} ({hit['score']:.2f})" if hit else "-" for hit in pair]
+        hybrid = ", ".join(miss["hybrid"])
+        lines.append(f"| {miss['query']} | {miss['product_id']} | {cells[0]} | {cells[1]} | {hybrid} |")
     lines.append("")
     return "\n".join(lines)
 

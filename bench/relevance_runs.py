@@ -47,7 +47,7 @@ class Answer:
 
     ranked: list[str]
     leg: Leg  # (product id, raw engine score) in the leg's own rank order
-    top_title: str | None = None  # the title of the leg's first product (the known-item rule reads it)
+    titles: dict[str, str | None] = field(default_factory=dict)  # the leg's titles (the known-item rule reads them)
 
 
 @dataclass
@@ -78,7 +78,7 @@ def ask(searcher: HybridSearcher, mode: str, text: str) -> Answer:
     in_leg_order = sorted(response.hits, key=lambda hit: hit.ranks[leg_name])
     return Answer([hit.product_id for hit in response.hits],
                   [(hit.product_id, hit.leg_scores[leg_name]) for hit in in_leg_order],
-                  in_leg_order[0].source.get("title") if in_leg_order else None)
+                  {hit.product_id: hit.source.get("title") for hit in in_leg_order})
 
 
 def ask_all(searcher: HybridSearcher, mode: str, queries: Mapping[str, str], label: str) -> dict[str, Answer]:
@@ -91,7 +91,7 @@ def fuse(text: str, bm25: Answer, knn: Answer, method: str, bm25_weight: float, 
     known-item rule (:mod:`query_rewriter.known_item`) applied to the query ``text``."""
     fused = blend({"bm25": bm25.leg, "knn": knn.leg}, weights(bm25_weight), method)
     if with_known_item:
-        fused = promote(fused, known_item(rewrite(text).text, bm25.leg, bm25.top_title))
+        fused = promote(fused, known_item(rewrite(text).text, bm25.leg, bm25.titles))
     return [item.doc_id for item in fused[:DEPTH]]
 
 

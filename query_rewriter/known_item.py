@@ -9,10 +9,13 @@ The rule is deliberately narrow, so that descriptive queries ("red dress for wom
 titles hold every word and the dense leg knows better, are left to the blend:
 
 - BM25's top product holds every word of the query in its title, and
-- BM25 scores it at least ``margin`` times its second product (BM25 singles it out: the words
-  that matched are rare, as identifiers are).
+- BM25 singles it out: it is the only product of the BM25 leg whose title holds every word, or
+  BM25 scores it at least ``margin`` times its second product (the words that matched are rare,
+  as identifiers are).
 
-Then that product moves to the top of the blend; nothing else changes order. The words are the
+Then that product moves to the top of the blend; nothing else changes order. The margin alone
+missed known items whose second product shares a common query word ("Puma South Africa" next to
+an Adidas "South Africa" jersey scores within 1.25x), which ``docs/probes.md`` lists. The words are the
 same ``[a-z0-9]+`` runs the identifier probe uses, lower-cased, so "Gel-Pulse" matches
 "gel pulse". This is a function of the query, the BM25 leg and the top product's title only,
 never of a query id or a judgment.
@@ -20,7 +23,7 @@ never of a query id or a judgment.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from query_rewriter.blend import Blended, Leg
 
@@ -34,21 +37,29 @@ def words(text: str) -> set[str]:
     return set(_WORD.findall(text.lower()))
 
 
-def known_item(query: str, bm25: Leg, top_title: str | None, margin: float = KNOWN_ITEM_MARGIN) -> str | None:
+def known_item(
+    query: str, bm25: Leg, titles: Mapping[str, str | None], margin: float = KNOWN_ITEM_MARGIN
+) -> str | None:
     """The product id BM25 singles out for ``query`` by every word, else None.
 
-    ``bm25`` is the leg in rank order with raw scores; ``top_title`` the title of its first product.
-    A leg with one hit counts as singled out when the title holds every word.
+    ``bm25`` is the leg in rank order with raw scores; ``titles`` the titles of its products (a
+    product without one counts as not holding the query's words).
     """
     query_words = words(query)
-    if not bm25 or not query_words or top_title is None:
+    if not bm25 or not query_words:
         return None
     top_id, top_score = bm25[0]
-    if not query_words <= words(top_title):
+
+    def holds_every_word(product_id: str) -> bool:
+        title = titles.get(product_id)
+        return title is not None and query_words <= words(title)
+
+    if not holds_every_word(top_id):
         return None
-    if len(bm25) > 1 and top_score < margin * bm25[1][1]:
-        return None
-    return top_id
+    only_one = not any(holds_every_word(product_id) for product_id, _ in bm25[1:])
+    if only_one or top_score >= margin * bm25[1][1]:
+        return top_id
+    return None
 
 
 def promote(fused: Sequence[Blended], product_id: str | None) -> list[Blended]:

@@ -287,9 +287,8 @@ class HybridSearcher:
                 weights = {name: 1.0 for name in legs}
             tiers = blend_tiers(legs, weights, request.method, depths)
             if request.known_item and len(legs) == 2:
-                bm25_leg = legs["bm25"]
-                top_title = sources.get(bm25_leg[0][0], {}).get("title") if bm25_leg else None
-                tiers[0] = promote(tiers[0], known_item(text, bm25_leg, top_title))
+                titles = {pid: sources.get(pid, {}).get("title") for pid, _ in legs["bm25"]}
+                tiers[0] = promote(tiers[0], known_item(text, legs["bm25"], titles))
             timings["blend"] = (time.perf_counter() - t) * 1000
 
         removed["fused"] = 0

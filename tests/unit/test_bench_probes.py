@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.probes import RARE_DF, identifier_queries, known_item_scores, paired_differences, summarise
+from bench.probes import (
+    RARE_DF, KnownItem, hybrid_miss, identifier_queries, known_item_scores, markdown, paired_differences, summarise,
+)
+from query_rewriter.search import Hit
 
 TITLES = {
     "1": "Asics Men Gel Pulse III Black Sports Shoes",
@@ -43,3 +46,26 @@ def test_summaries_and_paired_differences():
                                     "knn": {"success@1": 0.0, "mrr@10": 0.25}}
     diff = paired_differences(per_query, "bm25", "knn")
     assert diff["mrr@10"] == pytest.approx(0.5) and diff["ci"] == pytest.approx([0.5, 0.5])
+
+
+def _hit(product_id: str, score: float) -> Hit:
+    return Hit(product_id, 1.0, {"title": TITLES[product_id]}, {"bm25": score}, {}, {})  # the raw score is the leg's
+
+
+def test_a_hybrid_miss_records_what_the_known_item_rule_saw_and_the_report_lists_it():
+    item = KnownItem("id-1", "Asics Gel", "1")
+    miss = hybrid_miss(item, [_hit("1", 9.0), _hit("2", 8.0), _hit("3", 1.0)], ["2", "1", "3", "4"])
+    assert miss == {"query": "Asics Gel", "product_id": "1", "hybrid": ["2", "1", "3"],
+                    "bm25": [{"product_id": "1", "title": TITLES["1"], "score": 9.0},
+                             {"product_id": "2", "title": TITLES["2"], "score": 8.0}]}
+    lone = hybrid_miss(item, [_hit("1", 9.0)], ["2", "1"])
+    payload = {"command": "c", "commit": "x", "date": "d", "engine": "opensearch", "model_version": "m",
+               "machine": {"nproc": 2, "cpu": "cpu", "memory_gib": 1.0}, "queries": 1, "products": 6,
+               "catalog": "cat", "seed": 0, "examples": [], "misses": [miss, lone],
+               "scores": {mode: {"success@1": 0.0, "mrr@10": 0.0} for mode in ("bm25", "knn", "hybrid",
+                                                                            "hybrid without the known-item rule")},
+               "differences": [{"a": "a", "b": "b", "mrr@10": 0.0, "ci": [0.0, 0.0]}] * 4}
+    text = markdown(payload)
+    assert "the hybrid does not (2)" in text
+    assert f"| Asics Gel | 1 | 1 {TITLES['1']} (9.00) | 2 {TITLES['2']} (8.00) | 2, 1, 3 |" in text
+    assert f"| Asics Gel | 1 | 1 {TITLES['1']} (9.00) | - | 2, 1 |" in text

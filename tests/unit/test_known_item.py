@@ -1,5 +1,5 @@
 """The known-item rule: BM25's top product moves first only when it holds every query word and
-BM25 singles it out by the margin."""
+BM25 singles it out: no other product of the leg holds every word, or the score margin is clear."""
 from typing import Any, Mapping, Sequence
 
 from query_rewriter.blend import Blended
@@ -7,7 +7,12 @@ from query_rewriter.known_item import KNOWN_ITEM_MARGIN, known_item, promote, wo
 from query_rewriter.search import HybridSearcher, SearchRequest
 from tests.unit.test_bench_relevance import CountingEncoder, FakeEngine
 
-LEG = [("p1", 12.0), ("p2", 6.0), ("p3", 5.0)]  # top-1 is 2x top-2: singled out
+LEG = [("p1", 12.0), ("p2", 6.0), ("p3", 5.0)]  # top-1 is 2x top-2: singled out by the margin
+GEL = "ASICS Men Gel-Pulse 3 Shoes"
+
+
+def titles(top: str | None, second: str | None = "ASICS Gel Kayano", third: str | None = "Nike Gel Pulse") -> dict:
+    return {"p1": top, "p2": second, "p3": third}
 
 
 def test_words_are_lower_case_alphanumeric_runs():
@@ -15,22 +20,28 @@ def test_words_are_lower_case_alphanumeric_runs():
 
 
 def test_a_title_with_every_query_word_and_a_clear_margin_is_the_known_item():
-    assert known_item("asics gel pulse", LEG, "ASICS Men Gel-Pulse 3 Shoes") == "p1"
+    assert known_item("asics gel pulse", LEG, titles(GEL, second="ASICS Gel Pulse")) == "p1"
 
 
-def test_a_missing_query_word_or_a_small_margin_is_not():
-    assert known_item("asics gel pulse red", LEG, "ASICS Men Gel-Pulse 3 Shoes") is None
-    close = [("p1", 10.0), ("p2", 10.0 / KNOWN_ITEM_MARGIN + 0.01)]
-    assert known_item("asics gel pulse", close, "ASICS Gel Pulse") is None
+def test_a_missing_query_word_is_not():
+    assert known_item("asics gel pulse red", LEG, titles(GEL)) is None
+
+
+def test_within_the_margin_only_the_sole_title_with_every_word_is():
+    close = [("p1", 10.0), ("p2", 10.0 / KNOWN_ITEM_MARGIN + 0.01), ("p3", 1.0)]
+    # p2 holds every word too, and p1 is within the margin: not singled out
+    assert known_item("asics gel pulse", close, titles("ASICS Gel Pulse", second="Asics Gel Pulse Red")) is None
+    # p2 and p3 lack "asics" / "pulse": p1 is the only title with every word, whatever the margin
+    assert known_item("asics gel pulse", close, titles("ASICS Gel Pulse")) == "p1"
     exact_margin = [("p1", 10.0), ("p2", 10.0 / KNOWN_ITEM_MARGIN)]
-    assert known_item("asics gel pulse", exact_margin, "ASICS Gel Pulse") == "p1"
+    assert known_item("asics gel pulse", exact_margin, titles("ASICS Gel Pulse", second="ASICS Gel Pulse 2")) == "p1"
 
 
 def test_empty_inputs_give_nothing_and_a_lone_hit_counts_as_singled_out():
-    assert known_item("asics", [], "ASICS") is None
-    assert known_item("", LEG, "ASICS") is None
-    assert known_item("asics", LEG, None) is None
-    assert known_item("asics", [("p9", 1.0)], "Asics Bag") == "p9"
+    assert known_item("asics", [], titles("ASICS")) is None
+    assert known_item("", LEG, titles("ASICS")) is None
+    assert known_item("asics", LEG, titles(None)) is None
+    assert known_item("asics", [("p9", 1.0)], {"p9": "Asics Bag"}) == "p9"
 
 
 def test_promote_moves_only_the_known_item():
