@@ -73,13 +73,15 @@ class System:
     @cached_property
     def models(self) -> IndexModels:
         """Which index is behind each alias and the encoder of its model: workers and searches follow it."""
+        from acebert.loading import blend_weights
+
         size = self.settings.query_cache_size
 
         def load(spec: str) -> Encoder:
             encoder = self._load_encoder(spec)
             return CachedQueryEncoder(encoder, size) if size > 0 else encoder
 
-        return IndexModels(self.engine, self.names, load, self.settings.encoder)
+        return IndexModels(self.engine, self.names, load, self.settings.encoder, blend=blend_weights)
 
     @cached_property
     def searcher(self) -> HybridSearcher:
@@ -89,7 +91,7 @@ class System:
             return bound.index, bound.encoder
 
         return HybridSearcher(self.engine, target, RedisCursorStore(self.queue.redis, self.settings.queue_prefix),
-                              KnnBreadth(self.engine, self.settings.knn_candidates))
+                              KnnBreadth(self.engine, self.settings.knn_candidates), self.models.weights_of)
 
     @cached_property
     def queue(self) -> EventQueue:

@@ -70,3 +70,14 @@ def load_encoder(spec: str, threads: int | None = None) -> Encoder:
 
     _torch_threads(threads)
     return load_checkpoint_encoder(Path(spec))
+
+
+def blend_weights(spec: str) -> dict[str, float] | None:
+    """The hybrid weights stored with the model ``spec`` names (``blend.json``, written by
+    ``hybrid-search train``: :mod:`acebert.blend_choice`); None for MiniLM or a model without one."""
+    from acebert.blend_choice import read_blend
+
+    if spec == MINILM:
+        return None
+    checkpoint = parse_spec(spec)[0] if is_onnx_spec(spec) else Path(spec)
+    return read_blend(checkpoint.expanduser())

@@ -73,6 +73,27 @@ def _terms(text: str) -> list[str]:
     return re.findall(r"\w+", text.lower())
 
 
+def bm25_runs(
+    queries: Mapping[str, str], documents: Mapping[str, str], depth: int | None = None
+) -> dict[str, list[tuple[str, float]]]:
+    """Per query, the products of ``documents`` by Okapi BM25, best first, with their scores.
+
+    Only products with a positive score count (a query that matches nothing gets an empty list);
+    ``depth`` keeps the first ones (None: all that match).
+    """
+    import numpy as np
+    from rank_bm25 import BM25Okapi
+
+    ids = list(documents)
+    index = BM25Okapi([_terms(documents[pid]) for pid in ids])
+    runs: dict[str, list[tuple[str, float]]] = {}
+    for qid, text in queries.items():
+        scores = index.get_scores(_terms(text))
+        ranked = ((ids[i], float(scores[i])) for i in np.argsort(-scores, kind="stable") if scores[i] > 0)
+        runs[qid] = list(islice(ranked, depth))
+    return runs
+
+
 def bm25_negative_pools(
     queries: Mapping[str, str], positives: Mapping[str, tuple[str, ...]], titles: Mapping[str, str], depth: int
 ) -> dict[str, tuple[str, ...]]:
@@ -81,19 +102,12 @@ def bm25_negative_pools(
     Only products with a positive score count: a query that matches no title gets an empty pool
     rather than random products. Grade-1 products stay in: they are the hardest negatives.
     """
-    import numpy as np
-    from rank_bm25 import BM25Okapi
-
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
-    ids = list(titles)
-    index = BM25Okapi([_terms(titles[pid]) for pid in ids])
     pools: dict[str, tuple[str, ...]] = {}
-    for qid, text in queries.items():
-        scores = index.get_scores(_terms(text))
+    for qid, ranked in bm25_runs(queries, titles).items():
         excluded = set(positives.get(qid, ()))
-        ranked = (ids[i] for i in np.argsort(-scores, kind="stable") if scores[i] > 0)
-        pools[qid] = tuple(islice((pid for pid in ranked if pid not in excluded), depth))
+        pools[qid] = tuple(islice((pid for pid, _ in ranked if pid not in excluded), depth))
     return pools
 
 

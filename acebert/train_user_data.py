@@ -11,7 +11,8 @@ to int8 ONNX (:func:`acebert.onnx_export.export_checkpoint`), and is then compar
 being served on the held-out queries only (:func:`indexer.rollout.shadow_evaluate`: nDCG@10 of
 each with a paired bootstrap interval). The comparison is written next to the checkpoint as
 ``evaluation.json`` and ``evaluation.md``, with the held-out judgments in ``heldout/`` for the
-``hybrid-search rollout`` command it suggests.
+``hybrid-search rollout`` command it suggests. The same held-out queries choose the BM25 weight the
+model's hybrid is served with (:mod:`acebert.blend_choice`, written as ``blend.json``).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import pandas as pd
 
+from acebert.blend_choice import BLEND_FILE, DEPTH, BlendChoice, choose_bm25_weight
 from acebert.config import RunConfig, apply_overrides, build_config, load_config
 from acebert.data import DataError, load_catalog, load_qrels, load_queries, read_rows, require_value
 from acebert.metrics import Qrels
@@ -189,6 +191,7 @@ class TrainingReport:
     heldout_queries: Path
     heldout_qrels: Path
     comparison: "ShadowReport"
+    blend: BlendChoice
     counts: dict[str, int]
     seconds: dict[str, float]
 
@@ -212,6 +215,7 @@ class TrainingReport:
                         "candidate": comparison.candidate_model, "candidate_value": comparison.candidate,
                         "difference": comparison.difference, "difference_ci95": list(comparison.difference_ci),
                         "queries": comparison.queries, "products": comparison.products},
+            "blend": self.blend.as_json(),
             "next": self.rollout_command(),
         }
 
@@ -230,6 +234,10 @@ class TrainingReport:
             f"| served: `{c.current_model}` | {c.current:.4f} |",
             f"| new: `{c.candidate_model}` (int8 ONNX) | {c.candidate:.4f} |", "",
             f"Difference {c.difference:+.4f}, paired 95% bootstrap interval {low:+.4f} to {high:+.4f}.", "",
+            f"Hybrid blend served with this model (`{BLEND_FILE}`): BM25 weight {self.blend.bm25_weight}, kNN "
+            f"{self.blend.weights['knn']}, the best min-max blend on the same {self.blend.queries} held-out queries "
+            "(nDCG@10 by BM25 weight: " + ", ".join(f"{w} {v:.4f}" for w, v in self.blend.ndcg_by_weight.items())
+            + "). A request's own weights still win.", "",
             "Next (shadow-evaluates again on the live catalogue, then re-embeds without downtime):", "",
             f"    {self.rollout_command()}", "",
         ])
@@ -248,6 +256,19 @@ def prepare_output(output: Path, overwrite: bool) -> None:
             raise FileExistsError(f"{output} is not empty (an earlier model?); choose another --output or pass "
                                   "--overwrite to replace it")
         shutil.rmtree(output)
+
+
+def choose_blend(catalog: pd.DataFrame, heldout: Judgments, dense: dict[str, list[tuple[str, float]]]) -> BlendChoice:
+    """The BM25 weight for the new model's hybrid, on the held-out queries ``dense`` (the model's
+    exact top 100) answers, with an in-process BM25 over title and category as the other leg."""
+    from acebert.pairs import bm25_runs
+
+    categories = catalog["category"].fillna("") if "category" in catalog else [""] * len(catalog)
+    documents = {pid: f"{title} {category}" for pid, title, category in
+                 zip(catalog["product_id"], catalog["title"], categories)}
+    texts = dict(zip(heldout.queries["query_id"], heldout.queries["query"]))
+    bm25 = bm25_runs({qid: texts[qid] for qid in dense}, documents, DEPTH)
+    return choose_bm25_weight(bm25, dense, {qid: heldout.qrels[qid] for qid in dense})
 
 
 def train_on_user_data(
@@ -277,9 +298,11 @@ def train_on_user_data(
     comparison = shadow_evaluate(load_encoder(baseline_spec, threads=run.train.threads),
                                  load_encoder(f"onnx-int8:{checkpoint}", threads=run.train.threads),
                                  data.catalog, heldout.queries, heldout.qrels, progress=progress)
+    blend = choose_blend(data.catalog, heldout, comparison.candidate_legs)
+    blend.write(checkpoint)
     report = TrainingReport(
         checkpoint=checkpoint, onnx_dir=onnx_dir, catalog=catalog_dir, heldout_queries=heldout_queries,
-        heldout_qrels=heldout_qrels, comparison=comparison,
+        heldout_qrels=heldout_qrels, comparison=comparison, blend=blend,
         counts={"products": len(data.catalog), "with_image": int(data.catalog["image"].notna().sum()),
                 "train_queries": len(data.examples.queries), "heldout_queries": len(heldout.queries),
                 "pairs_per_epoch": data.examples.pairs_per_epoch(run.train.max_positives_per_query,

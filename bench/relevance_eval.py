@@ -77,17 +77,6 @@ def score(qrels: Qrels, run: Run, slice_ids: set[str] | None = None) -> Scores:
     )
 
 
-def best_setting(dev_ndcg: Mapping[float, float]) -> float:
-    """The setting (e.g. a BM25 weight) with the highest dev nDCG@10; the first one on a tie.
-
-    Ties go to the first setting in the caller's order, so the choice never depends on dict
-    hashing and a rerun picks the same weight.
-    """
-    if not dev_ndcg:
-        raise ValueError("no settings to choose from")
-    return max(dev_ndcg, key=lambda setting: dev_ndcg[setting])
-
-
 @dataclass(frozen=True)
 class Change:
     """How much one query gained (positive) or lost going from a baseline to a system."""

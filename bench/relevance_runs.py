@@ -15,8 +15,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from acebert.blend_choice import WEIGHT_GRID, best_setting
 from acebert.encoder import Encoder
-from bench.relevance_eval import best_setting
 from engines import SearchEngine
 from query_rewriter.blend import METHODS, blend
 from query_rewriter.known_item import known_item, promote
@@ -26,8 +26,6 @@ from query_rewriter.rewrite import rewrite
 from query_rewriter.search import HybridSearcher, SearchRequest
 
 DEPTH = 100
-WEIGHT_GRID: tuple[float, ...] = tuple(round(0.1 * step, 1) for step in range(1, 10))
-"""BM25 weights tried on dev for the weighted-sum methods; the kNN leg gets ``1 - w``."""
 RRF_BM25_WEIGHT = 0.5
 """RRF is not tuned: equal leg weights, as OpenSearch's score-ranker processor applies it."""
 METHOD_LABELS = {"min_max": "min-max + weighted sum", "z_score": "z-score + weighted sum", "rrf": "RRF (k=60)"}

@@ -20,7 +20,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from acebert.encoder import Encoder
 from engines import SearchEngine
@@ -49,7 +49,9 @@ class IndexModels:
     """Resolves an alias to the index behind it and that index's encoder (thread-safe).
 
     Encoders are loaded on first use by ``load(spec)`` and the ``keep`` most recently used stay
-    loaded: two cover a switch between models, when old and new serve side by side.
+    loaded: two cover a switch between models, when old and new serve side by side. ``blend(spec)``
+    gives the hybrid weights stored with a model (None: the searcher's default), so the weights
+    follow the model of the index a search reads, through a switch and a rollback.
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class IndexModels:
         default_spec: str,
         ttl_s: float = ALIAS_TTL_S,
         keep: int = 2,
+        blend: Callable[[str], Mapping[str, float] | None] = lambda spec: None,
     ) -> None:
         self.engine = engine
         self.names = names
@@ -67,6 +70,8 @@ class IndexModels:
         self.ttl_s = ttl_s
         self._load = load
         self._keep = keep
+        self._blend = blend
+        self._blends: dict[str, Mapping[str, float] | None] = {}  # spec -> its weights; a model's never change
         self._encoders: OrderedDict[str, Encoder] = OrderedDict()
         self._specs: dict[str, str] = {}  # index -> spec; an index's _meta never changes
         self._aliases: dict[str, tuple[float, str]] = {}  # alias -> (resolved at, index)
@@ -94,6 +99,14 @@ class IndexModels:
     def model_version_of(self, index: str) -> str:
         """The ``model_version`` of the vectors ``index`` holds (its encoder's)."""
         return self.encoder(self.spec_of(index)).model_version
+
+    def weights_of(self, index: str) -> Mapping[str, float] | None:
+        """The hybrid weights stored with the model of ``index``; None when it has none."""
+        spec = self.spec_of(index)
+        with self._lock:
+            if spec not in self._blends:
+                self._blends[spec] = self._blend(spec)
+            return self._blends[spec]
 
     def encoder(self, spec: str) -> Encoder:
         with self._lock:

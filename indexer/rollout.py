@@ -8,7 +8,7 @@ accepted one goes live through :func:`indexer.reembed.reembed`, while events kee
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,8 @@ class ShadowReport:
     current: float
     candidate: float
     difference_ci: tuple[float, float]  # paired 95% bootstrap interval of candidate - current
+    # the candidate's exact top 100 per query, (product id, cosine): the dense leg a blend weight is chosen on
+    candidate_legs: dict[str, list[tuple[str, float]]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def difference(self) -> float:
@@ -66,4 +68,5 @@ def shadow_evaluate(
     ids = sorted(qrels)
     before, after = (np.array([s[qid] for qid in ids]) for s in scores)
     return ShadowReport(len(ids), len(product_ids), current.model_version, candidate.model_version,
-                        float(before.mean()), float(after.mean()), bootstrap_ci(after - before))
+                        float(before.mean()), float(after.mean()), bootstrap_ci(after - before),
+                        {qid: list(ranked.items()) for qid, ranked in run.items()})

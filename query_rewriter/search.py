@@ -38,7 +38,8 @@ class SearchRequest:
     filters: Filters = Filters()
     mode: Mode = "hybrid"
     method: Method = "min_max"
-    weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    # None: the weights stored with the model of the index searched (acebert.blend_choice), else DEFAULT_WEIGHTS.
+    weights: Mapping[str, float] | None = None
     page: int = 1
     size: int = 10
     depth: int = 100
@@ -62,7 +63,7 @@ class SearchRequest:
             raise ValueError("page and size start at 1")
         if not 1 <= self.depth <= MAX_WINDOW:
             raise ValueError(f"depth must be between 1 and {MAX_WINDOW}, not {self.depth}")
-        for leg, weight in self.weights.items():
+        for leg, weight in (self.weights or {}).items():
             if not 0.0 <= weight <= 1.0:  # also refuses NaN
                 raise ValueError(f"the {leg} weight must be between 0 and 1, not {weight}")
         if self.mode == "server_hybrid" and self.thresholds.on_legs:
@@ -77,7 +78,7 @@ class SearchRequest:
     def cursor_fields(self) -> dict[str, Any]:
         """What a cursor must remember to extend its list the way this request made it."""
         return {"query": self.query, "filters": vars(self.filters), "mode": self.mode, "method": self.method,
-                "weights": dict(self.weights), "rewrite": self.rewrite, "dfs": self.dfs,
+                "weights": dict(self.weights or {}), "rewrite": self.rewrite, "dfs": self.dfs,
                 "thresholds": vars(self.thresholds), "known_item": self.known_item}
 
     @classmethod
@@ -106,6 +107,7 @@ class SearchResponse:
     total_is_lower_bound: bool = False  # a leg filled its window: a deeper one may add products
     facets: Facets = field(default_factory=dict)
     next_cursor: str | None = None
+    weights: dict[str, float] = field(default_factory=dict)  # the blend's leg weights (the model's or the request's)
 
 
 @dataclass
@@ -141,11 +143,13 @@ class HybridSearcher:
     def __init__(
         self, engine: SearchEngine, target: Callable[[], tuple[str, Encoder]], cursors: CursorStore | None = None,
         breadth: Callable[[str], int | None] = lambda index: None,
+        weights: Callable[[str], Mapping[str, float] | None] = lambda index: None,
     ) -> None:
         self.engine = engine
         self.target = target
         self.cursors = cursors
         self.breadth = breadth  # index -> the kNN leg's HNSW candidates (query_rewriter.knn_breadth)
+        self.weights = weights  # index -> the blend weights stored with its model (None: DEFAULT_WEIGHTS)
 
     @classmethod
     def over(cls, engine: SearchEngine, encoder: Encoder, index: str, candidates: int | None = None) -> HybridSearcher:
@@ -158,6 +162,8 @@ class HybridSearcher:
         if request.cursor not in (None, NEW_CURSOR):
             return self._continue(request, started, timings)
         index, encoder = self.target()
+        if request.weights is None:
+            request = replace(request, weights=dict(self.weights(index) or DEFAULT_WEIGHTS))
         offset = (request.page - 1) * request.size
         depths = tier_depths(request.depth, offset + request.size, MAX_WINDOW)
         ranked = self._rank(index, encoder, request, depths, timings)
@@ -176,7 +182,7 @@ class HybridSearcher:
         timings["total"] = (time.perf_counter() - started) * 1000
         return SearchResponse(query=ranked.query, hits=hits, total=len(entries), timings_ms=timings,
                               removed=ranked.removed, total_is_lower_bound=ranked.more, facets=facets,
-                              next_cursor=next_cursor)
+                              next_cursor=next_cursor, weights=dict(request.weights or {}))
 
     def _continue(self, request: SearchRequest, started: float, timings: dict[str, float]) -> SearchResponse:
         """The page of a stored list at the cursor's offset, deepening the list when it runs out."""
@@ -200,7 +206,8 @@ class HybridSearcher:
         return SearchResponse(query=state.request["query"], hits=hits, total=len(state.entries),
                               timings_ms=timings, removed={"gone": len(page) - len(hits)},
                               total_is_lower_bound=state.more, facets=state.facets,
-                              next_cursor=format_cursor(token, end) if more else None)
+                              next_cursor=format_cursor(token, end) if more else None,
+                              weights=dict(state.request["weights"]))
 
     def _current_sources(self, index: str, ids: list[str]) -> dict[str, dict[str, Any]]:
         """The products' fields as they are now; a product deleted since the first page is absent."""
@@ -282,7 +289,7 @@ class HybridSearcher:
                 more = more or len(hits) >= depth
                 legs[name], removed[name] = cut_leg(hits, request.thresholds.for_leg(name))
                 sources.update(leg_sources)
-            weights = {name: request.weights.get(name, 0.0) for name in legs}
+            weights = {name: (request.weights or DEFAULT_WEIGHTS).get(name, 0.0) for name in legs}
             if len(legs) == 1:
                 weights = {name: 1.0 for name in legs}
             tiers = blend_tiers(legs, weights, request.method, depths)
@@ -324,7 +331,7 @@ def server_hybrid_query(
         filters=clauses,
         depth=depth,
         method=request.method,
-        weights=[request.weights.get("bm25", 0.0), request.weights.get("knn", 0.0)],
+        weights=[(request.weights or DEFAULT_WEIGHTS).get(leg, 0.0) for leg in ("bm25", "knn")],
         source=SOURCE,
         candidates=candidates,
     )

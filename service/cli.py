@@ -127,7 +127,7 @@ def cmd_search(args: argparse.Namespace) -> None:
 
     request = SearchRequest(
         query=args.query, mode=args.mode, method=args.method,
-        weights={"bm25": args.bm25_weight, "knn": 1.0 - args.bm25_weight},
+        weights=None if args.bm25_weight is None else {"bm25": args.bm25_weight, "knn": 1.0 - args.bm25_weight},
         filters=Filters(args.category, args.brand, args.price_min, args.price_max),
         page=args.page, size=args.size, depth=args.depth,
         thresholds=Thresholds(args.min_bm25, args.min_knn, args.min_score), known_item=args.known_item,
@@ -298,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query")
     p.add_argument("--mode", default="hybrid", choices=MODES)
     p.add_argument("--method", default="min_max", choices=METHODS)
-    p.add_argument("--bm25-weight", type=float, default=0.5, help="kNN gets 1 - this")
+    p.add_argument("--bm25-weight", type=float, default=None,
+                   help="kNN gets 1 - this (default: the weights stored with the served model, else 0.5)")
     p.add_argument("--category")
     p.add_argument("--brand")
     p.add_argument("--price-min", type=float)

@@ -120,6 +120,8 @@ class SearchOut(BaseModel):
                     "window's candidates (each leg's top depth after the minimum scores); the same on every page.")
     next_cursor: str | None = Field(None, description="Pass as cursor for the next page (requests with cursor=new).")
     timings_ms: dict[str, float]
+    weights: dict[str, float] = Field(default_factory=dict,
+                                      description="The leg weights of the blend: the request's, else the model's.")
     removed: dict[str, int] = Field(default_factory=dict,
                                     description="Candidates each minimum score removed (bm25, knn, fused); on a "
                                                 "cursor page, products deleted since the first page (gone).")
@@ -136,14 +138,23 @@ def health(system: System = Depends(_system)) -> dict[str, Any]:
     return {"engine": engine.get("status"), "pending_events": system.queue.pending()}
 
 
+def request_weights(bm25: float | None, knn: float | None) -> dict[str, float] | None:
+    """The request's leg weights: None leaves them to the served model; one given, the other is 1 - it."""
+    if bm25 is None:
+        return None if knn is None else {"bm25": round(1.0 - knn, 6), "knn": knn}
+    return {"bm25": bm25, "knn": knn if knn is not None else round(1.0 - bm25, 6)}
+
+
 @router.get("/search", response_model=SearchOut)
 def search(
     system: System = Depends(_system),
     q: str = Query("", max_length=500, description="The query; required unless cursor continues a search."),
     mode: Mode = "hybrid",
     method: Method = "min_max",
-    bm25_weight: float = Query(0.5, ge=0, le=1),
-    knn_weight: float = Query(0.5, ge=0, le=1),
+    bm25_weight: float | None = Query(None, ge=0, le=1, description=(
+        "BM25 leg weight; without it (and without knn_weight) the weights stored with the served model "
+        "(`hybrid-search train` chooses them on held-out queries), else 0.5 / 0.5. One given: the other is 1 - it.")),
+    knn_weight: float | None = Query(None, ge=0, le=1, description="kNN leg weight (see bm25_weight)."),
     category: str | None = None,
     brand: str | None = None,
     price_min: float | None = Query(None, ge=0, le=MAX_PRICE),
@@ -166,7 +177,7 @@ def search(
         raise HTTPException(status_code=400, detail="send a query in q (or a next_cursor in cursor)")
     try:
         request = SearchRequest(
-            query=q, mode=mode, method=method, weights={"bm25": bm25_weight, "knn": knn_weight},
+            query=q, mode=mode, method=method, weights=request_weights(bm25_weight, knn_weight),
             filters=Filters(category, brand, price_min, price_max), page=page, size=size, depth=depth, dfs=dfs,
             thresholds=Thresholds(min_bm25, min_knn, min_score), known_item=known_item, cursor=cursor,
         )
@@ -182,7 +193,7 @@ def search(
         query=response.query, mode=mode, method=method, total=response.total,
         total_is_lower_bound=response.total_is_lower_bound, next_cursor=response.next_cursor,
         facets={name: [FacetOut(**value.as_dict()) for value in values] for name, values in response.facets.items()},
-        timings_ms=response.timings_ms, removed=response.removed,
+        timings_ms=response.timings_ms, removed=response.removed, weights=response.weights,
         hits=[
             HitOut(product_id=h.product_id, score=h.score, title=h.source.get("title"),
                    category=h.source.get("category"), image=h.source.get("image"),

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from acebert.blend_choice import WEIGHT_GRID, read_blend
 from acebert.data import load_catalog
 from indexer.models import MODEL_META
-from query_rewriter.search import SearchRequest
+from query_rewriter.search import DEFAULT_WEIGHTS, SearchRequest
 from service.cli import main as cli_main
 from system import System
 from tests.integration.conftest import SAMPLE, Stack
@@ -72,6 +73,9 @@ def test_train_then_rollout_then_rollback(stack: Stack, catalog: Path, tmp_path:
     with open(report["heldout"]["queries"], encoding="utf-8") as handle:
         assert len(list(csv.DictReader(handle, delimiter="\t"))) == report["counts"]["heldout_queries"]
     assert f"next: {report['next']}" in printed
+    weights = report["blend"]["weights"]  # the hybrid's BM25 weight, chosen on the held-out queries
+    assert read_blend(output) == weights and weights["bm25"] in WEIGHT_GRID
+    assert weights["bm25"] + weights["knn"] == pytest.approx(1.0)
 
     command = shlex.split(report["next"])
     assert command[:2] == ["hybrid-search", "rollout"]
@@ -85,8 +89,11 @@ def test_train_then_rollout_then_rollback(stack: Stack, catalog: Path, tmp_path:
     searcher = System(settings).searcher  # a new process's view: follows the alias to the trained model
     hits = searcher.search(SearchRequest(title, mode="knn", size=5)).hits
     assert hits and {h.source.get("model_version") for h in hits} == {ndcg["candidate"]}
+    assert searcher.search(SearchRequest(title, size=5)).weights == weights  # the hybrid blends with the model's
 
     cli_main(["rollback"])
     assert engine.indices_of_alias(names.read_alias) == first == engine.indices_of_alias(names.write_alias)
     assert "now use" in capsys.readouterr().out
+    after = System(settings).searcher  # back on MiniLM, which stores no weights: the default blend
+    assert after.search(SearchRequest(title, size=5)).weights == DEFAULT_WEIGHTS
     system.close()

@@ -7,10 +7,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pytest
 
+from acebert.blend_choice import best_setting
 from bench.relevance import load_split, parse_model
 from bench.relevance_eval import (
     NO_RESULTS,
-    best_setting,
     bootstrap_ci,
     paired_p_value,
     per_query,
@@ -81,13 +81,6 @@ def test_paired_test_tells_identical_runs_from_a_clearly_better_one():
     assert paired_p_value(qrels, better, better) == 1.0
     assert paired_p_value(qrels, better, worse) < 0.01
     assert paired_p_value(qrels, better, worse, stat_test="student") < 0.01
-
-
-def test_best_setting_is_the_dev_argmax_and_the_first_on_ties():
-    assert best_setting({0.1: 0.30, 0.5: 0.42, 0.9: 0.41}) == 0.5
-    assert best_setting({0.3: 0.5, 0.7: 0.5}) == 0.3
-    with pytest.raises(ValueError):
-        best_setting({})
 
 
 def test_wins_and_losses_are_the_largest_changes_each_way():
