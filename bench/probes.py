@@ -45,7 +45,19 @@ MODES: dict[str, dict[str, Any]] = {
     "hybrid": {"mode": "hybrid"},
     NO_RULE: {"mode": "hybrid", "known_item": False},
 }
-"""Each row's search request fields; "hybrid" is the product default (min-max, 0.5/0.5, known-item rule)."""
+"""Each row's search request fields; "hybrid" is the searcher's default blend for a model without stored
+weights (min-max, 0.5/0.5, known-item rule)."""
+
+
+def modes(bm25_weights: Sequence[float] = ()) -> dict[str, dict[str, Any]]:
+    """:data:`MODES` plus, per extra BM25 weight (e.g. the one ``hybrid-search train`` chose for a
+    trained model), the hybrid with and without the known-item rule at that weight."""
+    rows = dict(MODES)
+    for weight in bm25_weights:
+        weights = {"bm25": weight, "knn": round(1.0 - weight, 6)}
+        rows[f"hybrid, BM25 {weight}"] = {"mode": "hybrid", "weights": weights}
+        rows[f"{NO_RULE}, BM25 {weight}"] = {"mode": "hybrid", "known_item": False, "weights": weights}
+    return rows
 K = 10
 _WORD = re.compile(r"[A-Za-z0-9]+")
 
@@ -143,11 +155,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ingestion = ingest(stack, engine, spec, catalog_events(args.catalog), encoder.dimension,
                                encoder.model_version, args.catalog, args.reindex)
             searcher = HybridSearcher.over(engine, encoder, spec.names.read_alias)
-            per_query: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
+            rows = modes(args.bm25_weight)
+            per_query: dict[str, list[tuple[float, float]]] = {mode: [] for mode in rows}
             examples, misses = [], []
             for item in tqdm(items, desc="identifier queries", unit="query"):
                 tops, answers = {}, {}
-                for mode, fields in MODES.items():
+                for mode, fields in rows.items():
                     answers[mode] = searcher.search(SearchRequest(item.query, size=K, depth=100, **fields)).hits
                     tops[mode] = [hit.product_id for hit in answers[mode]]
                     per_query[mode].append(known_item_scores(item.product_id, tops[mode]))
@@ -164,7 +177,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "differences": [paired_differences(per_query, "bm25", "knn"),
                             paired_differences(per_query, "hybrid", "knn"),
                             paired_differences(per_query, "hybrid", "bm25"),
-                            paired_differences(per_query, "hybrid", NO_RULE)],
+                            paired_differences(per_query, "hybrid", NO_RULE),
+                            *(paired_differences(per_query, f"hybrid, BM25 {w}", other)
+                              for w in args.bm25_weight for other in ("bm25", f"{NO_RULE}, BM25 {w}"))],
             "examples": examples, "misses": misses}
 
 
@@ -187,8 +202,7 @@ def markdown(payload: Mapping[str, Any]) -> str:
         "| mode | success@1 | MRR@10 |",
         "|---|---:|---:|",
     ]
-    for mode in MODES:
-        s = payload["scores"][mode]
+    for mode, s in payload["scores"].items():
         lines.append(f"| {mode} | {s['success@1']:.3f} | {s['mrr@10']:.3f} |")
     lines += ["", "Paired differences of MRR@10 (95% bootstrap interval over queries):", ""]
     for d in payload["differences"]:
@@ -201,6 +215,15 @@ def markdown(payload: Mapping[str, Any]) -> str:
               "the rule can recover, not that it generalises: `docs/relevance.md` shows what it does on judged "
               "queries that describe products in words. `--encoder CHECKPOINT` gives the same table for a trained "
               "ACE-BERT."]
+    bm25 = payload["scores"]["bm25"]["success@1"]
+    for mode, scores in payload["scores"].items():
+        if mode.startswith("hybrid, BM25 "):
+            weight = mode.removeprefix("hybrid, BM25 ")
+            without = payload["scores"][f"{NO_RULE}, BM25 {weight}"]["success@1"]
+            lines += ["", f"At BM25 {weight} (kNN the rest: a weight `hybrid-search train` may choose for a trained "
+                      f"model, in its `blend.json`) the hybrid's success@1 is {scores['success@1']:.3f} against "
+                      f"BM25's {bm25:.3f}, and {without:.3f} without the known-item rule: the lower the BM25 weight, "
+                      "the more the identifier queries rest on the rule."]
     lines += ["", "Examples (top 3 product ids per mode; hybrid with the rule):", "",
               "| query | answer | bm25 | knn | hybrid |",
               "|---|---|---|---|---|"]
@@ -230,11 +253,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--encoder", default="minilm", help="the dense model's encoder spec (default: %(default)s)")
     parser.add_argument("--queries", type=int, default=500, help="at most this many queries (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bm25-weight", type=lambda text: [float(w) for w in text.split(",")], default=[],
+                        help="also report the hybrid at these BM25 weights, comma-separated (e.g. the one "
+                             "`hybrid-search train` chose for the model, in its blend.json)")
     parser.add_argument("--reindex", action="store_true", help="rebuild the index even when it is current")
     parser.add_argument("--run-dir", type=Path, default=cache_root() / "bench-probes",
                         help="engine data and worker logs (kept between runs so the index can be reused)")
     parser.add_argument("--results", type=Path, default=None, help="output directory (default: docs/results, docs/)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not all(0.0 <= weight <= 1.0 for weight in args.bm25_weight):
+        parser.error(f"--bm25-weight: each weight must be between 0 and 1, not {args.bm25_weight}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from bench.probes import (
-    RARE_DF, KnownItem, hybrid_miss, identifier_queries, known_item_scores, markdown, paired_differences, summarise,
+    NO_RULE, RARE_DF, KnownItem, hybrid_miss, identifier_queries, known_item_scores, markdown, modes,
+    paired_differences, summarise,
 )
 from query_rewriter.search import Hit
 
@@ -62,10 +63,18 @@ def test_a_hybrid_miss_records_what_the_known_item_rule_saw_and_the_report_lists
     payload = {"command": "c", "commit": "x", "date": "d", "engine": "opensearch", "model_version": "m",
                "machine": {"nproc": 2, "cpu": "cpu", "memory_gib": 1.0}, "queries": 1, "products": 6,
                "catalog": "cat", "seed": 0, "examples": [], "misses": [miss, lone],
-               "scores": {mode: {"success@1": 0.0, "mrr@10": 0.0} for mode in ("bm25", "knn", "hybrid",
-                                                                            "hybrid without the known-item rule")},
+               "scores": {mode: {"success@1": 0.0, "mrr@10": 0.0} for mode in modes([0.1])},
                "differences": [{"a": "a", "b": "b", "mrr@10": 0.0, "ci": [0.0, 0.0]}] * 4}
     text = markdown(payload)
     assert "the hybrid does not (2)" in text
     assert f"| Asics Gel | 1 | 1 {TITLES['1']} (9.00) | 2 {TITLES['2']} (8.00) | 2, 1, 3 |" in text
     assert f"| Asics Gel | 1 | 1 {TITLES['1']} (9.00) | - | 2, 1 |" in text
+    assert f"| {NO_RULE}, BM25 0.1 | 0.000 | 0.000 |" in text and "At BM25 0.1 (kNN the rest" in text
+
+
+def test_extra_weights_add_a_hybrid_with_and_without_the_rule_at_each():
+    rows = modes([0.1, 0.3])
+    assert list(rows)[:4] == ["bm25", "knn", "hybrid", NO_RULE]  # the default rows keep their names
+    assert rows["hybrid, BM25 0.1"] == {"mode": "hybrid", "weights": {"bm25": 0.1, "knn": 0.9}}
+    assert rows[f"{NO_RULE}, BM25 0.3"] == {"mode": "hybrid", "known_item": False, "weights": {"bm25": 0.3, "knn": 0.7}}
+    assert modes() == modes([]) and len(modes()) == 4
