@@ -55,7 +55,9 @@ class BlendChoice:
 
     @property
     def weights(self) -> dict[str, float]:
-        return {"bm25": self.bm25_weight, "knn": round(1.0 - self.bm25_weight, 6)}
+        from query_rewriter.blend import leg_weights
+
+        return leg_weights(self.bm25_weight)
 
     def as_json(self) -> dict[str, Any]:
         return {"method": self.method, "weights": self.weights, "queries": self.queries,
@@ -78,7 +80,7 @@ def choose_bm25_weight(
     import numpy as np
 
     from acebert.metrics import per_query
-    from query_rewriter.blend import blend
+    from query_rewriter.blend import blend, leg_weights
 
     query_ids = sorted(qrels)
     curve = {}
@@ -86,7 +88,7 @@ def choose_bm25_weight(
         run = {}
         for qid in query_ids:
             fused = blend({"bm25": list(bm25.get(qid, ())), "knn": list(dense.get(qid, ()))},
-                          {"bm25": weight, "knn": 1.0 - weight}, METHOD)[:DEPTH]
+                          leg_weights(weight), METHOD)[:DEPTH]
             run[qid] = {item.doc_id: float(len(fused) - rank) for rank, item in enumerate(fused)}
         curve[weight] = float(np.mean(list(per_query(qrels, run).values())))
     return BlendChoice(best_setting(curve), curve, len(query_ids))

@@ -265,6 +265,7 @@ class SearchLoop:
         self._thread.start()
 
     def _run(self) -> None:
+        from query_rewriter.blend import leg_weights
         from query_rewriter.search import SearchRequest
 
         i = 0
@@ -274,7 +275,7 @@ class SearchLoop:
             sent = time.monotonic()
             try:
                 hits = self.searcher.search(SearchRequest(text, size=K, method=METHOD,
-                                                          weights=_weights())).hits
+                                                          weights=leg_weights(BM25_WEIGHT))).hits
                 outcome, error = ("answered" if hits else "empty"), ""
             except Exception as exc:  # every failure is a finding: counted and reported
                 outcome, error = "failed", repr(exc)[:300]
@@ -294,14 +295,11 @@ class SearchLoop:
             self._thread.join()
 
 
-def _weights() -> dict[str, float]:
-    return {"bm25": BM25_WEIGHT, "knn": round(1 - BM25_WEIGHT, 6)}
-
-
 def _request(text: str, dfs: bool = False):
+    from query_rewriter.blend import leg_weights
     from query_rewriter.search import SearchRequest
 
-    return SearchRequest(text, size=K, method=METHOD, weights=_weights(), dfs=dfs)
+    return SearchRequest(text, size=K, method=METHOD, weights=leg_weights(BM25_WEIGHT), dfs=dfs)
 
 
 def _log(message: str) -> None:

@@ -32,6 +32,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from acebert.config import DEFAULT_DATA_DIR, REPO_ROOT
+from query_rewriter.blend import leg_weights
 
 DEFAULT_CATALOG = (REPO_ROOT / DEFAULT_DATA_DIR).resolve()
 RESULTS_NAME = "probe-identifiers"
@@ -54,7 +55,7 @@ def modes(bm25_weights: Sequence[float] = ()) -> dict[str, dict[str, Any]]:
     trained model), the hybrid with and without the known-item rule at that weight."""
     rows = dict(MODES)
     for weight in bm25_weights:
-        weights = {"bm25": weight, "knn": round(1.0 - weight, 6)}
+        weights = leg_weights(weight)
         rows[f"hybrid, BM25 {weight}"] = {"mode": "hybrid", "weights": weights}
         rows[f"{NO_RULE}, BM25 {weight}"] = {"mode": "hybrid", "known_item": False, "weights": weights}
     return rows

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from acebert.blend_choice import WEIGHT_GRID, best_setting
 from acebert.encoder import Encoder
 from engines import SearchEngine
-from query_rewriter.blend import METHODS, blend
+from query_rewriter.blend import METHODS, blend, leg_weights
 from query_rewriter.known_item import known_item, promote
 from query_rewriter.learn_weights import Example, learn
 from query_rewriter.query_weights import query_features
@@ -65,10 +65,6 @@ class System:
     weight_model: dict[str, Any] | None = None  # a per-query weight model, and how it was chosen
 
 
-def weights(bm25_weight: float) -> dict[str, float]:
-    return {"bm25": bm25_weight, "knn": round(1 - bm25_weight, 6)}
-
-
 def ask(searcher: HybridSearcher, mode: str, text: str) -> Answer:
     """``text`` through the searcher in a single-leg mode, keeping the leg's raw scores and order."""
     response = searcher.search(SearchRequest(query=text, mode=mode, size=DEPTH, depth=DEPTH))  # type: ignore[arg-type]
@@ -87,7 +83,7 @@ def fuse(text: str, bm25: Answer, knn: Answer, method: str, bm25_weight: float, 
          ) -> list[str]:
     """The hybrid ranking the searcher would return for these two legs (top ``DEPTH``), with its
     known-item rule (:mod:`query_rewriter.known_item`) applied to the query ``text``."""
-    fused = blend({"bm25": bm25.leg, "knn": knn.leg}, weights(bm25_weight), method)
+    fused = blend({"bm25": bm25.leg, "knn": knn.leg}, leg_weights(bm25_weight), method)
     if with_known_item:
         fused = promote(fused, known_item(rewrite(text).text, bm25.leg, bm25.titles))
     return [item.doc_id for item in fused[:DEPTH]]
@@ -117,7 +113,7 @@ def spot_check(searcher: HybridSearcher, queries: Mapping[str, str], bm25: Mappi
     checked = list(queries)[:SPOT_CHECK_QUERIES]
     for qid in checked:
         request = SearchRequest(query=queries[qid], mode="hybrid", method=method,
-                                weights=weights(bm25_weight), size=DEPTH, depth=DEPTH)
+                                weights=leg_weights(bm25_weight), size=DEPTH, depth=DEPTH)
         direct = [hit.product_id for hit in searcher.search(request).hits]
         if direct != fuse(queries[qid], bm25[qid], knn[qid], method, bm25_weight):
             raise RuntimeError(f"fused legs differ from HybridSearcher for {qid} ({method}, {bm25_weight}) "
@@ -229,7 +225,7 @@ def server_system(searcher: HybridSearcher, client: System, queries: Queries) ->
     rankings: Rankings = {}
     for qid, text in tqdm(queries.test.items(), desc=f"{client.key} server-side", unit="query"):
         request = SearchRequest(query=text, mode="server_hybrid", method=method,
-                                weights=weights(bm25_weight), size=DEPTH, depth=DEPTH)
+                                weights=leg_weights(bm25_weight), size=DEPTH, depth=DEPTH)
         rankings[qid] = [hit.product_id for hit in searcher.search(request).hits]
     return System(client.key.replace("/hybrid/", "/server_hybrid/"), client.engine, "Server hybrid",
                   client.label.replace("BM25 + ", "neural-search hybrid: BM25 + "), client.index, rankings,

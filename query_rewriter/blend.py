@@ -126,6 +126,12 @@ def rrf(legs: Mapping[str, Leg], weights: Mapping[str, float], k: int = RRF_K) -
     return _ranked(docs, scores)
 
 
+def leg_weights(bm25_weight: float) -> dict[str, float]:
+    """The two legs' weights from the BM25 one: kNN gets the rest, rounded (0.7 gives 0.3, not
+    0.30000000000000004), so weights read the same in requests, reports and ``blend.json``."""
+    return {"bm25": bm25_weight, "knn": round(1.0 - bm25_weight, 6)}
+
+
 def blend(legs: Mapping[str, Leg], weights: Mapping[str, float], method: Method = "min_max") -> list[Blended]:
     """Fuse legs with ``method``: ``min_max``, ``z_score`` (normalise + weighted mean) or ``rrf``."""
     if method == "rrf":

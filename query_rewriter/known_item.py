@@ -17,8 +17,8 @@ Then that product moves to the top of the blend; nothing else changes order. The
 missed known items whose second product shares a common query word ("Puma South Africa" next to
 an Adidas "South Africa" jersey scores within 1.25x), which ``docs/probes.md`` lists. The words are the
 same ``[a-z0-9]+`` runs the identifier probe uses, lower-cased, so "Gel-Pulse" matches
-"gel pulse". This is a function of the query, the BM25 leg and the top product's title only,
-never of a query id or a judgment.
+"gel pulse". This is a function of the query, the BM25 leg and its titles only, never of a
+query id or a judgment.
 """
 from __future__ import annotations
 
@@ -56,10 +56,10 @@ def known_item(
 
     if not holds_every_word(top_id):
         return None
-    only_one = not any(holds_every_word(product_id) for product_id, _ in bm25[1:])
-    if only_one or top_score >= margin * bm25[1][1]:
+    if len(bm25) == 1 or top_score >= margin * bm25[1][1]:
         return top_id
-    return None
+    # within the margin: singled out only if no other product of the leg holds every word
+    return None if any(holds_every_word(product_id) for product_id, _ in bm25[1:]) else top_id
 
 
 def promote(fused: Sequence[Blended], product_id: str | None) -> list[Blended]:

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Mapping
 
-from query_rewriter.blend import Leg
+from query_rewriter.blend import Leg, leg_weights
 
 FEATURES: tuple[str, ...] = ("words", "digit_words", "bm25_top", "bm25_margin", "knn_top", "knn_margin", "overlap")
 OVERLAP_AT = 10
@@ -93,8 +93,7 @@ class BlendWeightModel:
         return round(round(clipped / self.step) * self.step, 6)
 
     def weights(self, features: Mapping[str, float] | None) -> dict[str, float]:
-        w = self.bm25_weight(features)
-        return {"bm25": w, "knn": round(1.0 - w, 6)}
+        return leg_weights(self.bm25_weight(features))
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")

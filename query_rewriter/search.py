@@ -75,6 +75,13 @@ class SearchRequest:
                 "candidates per leg; narrow the query with filters"
             )
 
+    @property
+    def leg_weights(self) -> Mapping[str, float]:
+        """The weights the blend uses: the request's, else :data:`DEFAULT_WEIGHTS` (the searcher fills in
+        the model's stored weights before ranking, so this default only reaches callers that build
+        engine requests themselves, such as the server-side hybrid query of a benchmark)."""
+        return self.weights or DEFAULT_WEIGHTS
+
     def cursor_fields(self) -> dict[str, Any]:
         """What a cursor must remember to extend its list the way this request made it."""
         return {"query": self.query, "filters": vars(self.filters), "mode": self.mode, "method": self.method,
@@ -182,7 +189,7 @@ class HybridSearcher:
         timings["total"] = (time.perf_counter() - started) * 1000
         return SearchResponse(query=ranked.query, hits=hits, total=len(entries), timings_ms=timings,
                               removed=ranked.removed, total_is_lower_bound=ranked.more, facets=facets,
-                              next_cursor=next_cursor, weights=dict(request.weights or {}))
+                              next_cursor=next_cursor, weights=dict(request.leg_weights))
 
     def _continue(self, request: SearchRequest, started: float, timings: dict[str, float]) -> SearchResponse:
         """The page of a stored list at the cursor's offset, deepening the list when it runs out."""
@@ -289,7 +296,7 @@ class HybridSearcher:
                 more = more or len(hits) >= depth
                 legs[name], removed[name] = cut_leg(hits, request.thresholds.for_leg(name))
                 sources.update(leg_sources)
-            weights = {name: (request.weights or DEFAULT_WEIGHTS).get(name, 0.0) for name in legs}
+            weights = {name: request.leg_weights.get(name, 0.0) for name in legs}
             if len(legs) == 1:
                 weights = {name: 1.0 for name in legs}
             tiers = blend_tiers(legs, weights, request.method, depths)
@@ -331,7 +338,7 @@ def server_hybrid_query(
         filters=clauses,
         depth=depth,
         method=request.method,
-        weights=[(request.weights or DEFAULT_WEIGHTS).get(leg, 0.0) for leg in ("bm25", "knn")],
+        weights=[request.leg_weights.get(leg, 0.0) for leg in ("bm25", "knn")],
         source=SOURCE,
         candidates=candidates,
     )

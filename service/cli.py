@@ -121,13 +121,14 @@ def cmd_wait(args: argparse.Namespace) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> None:
+    from query_rewriter.blend import leg_weights
     from query_rewriter.requests import Filters
     from query_rewriter.search import SearchRequest
     from query_rewriter.thresholds import Thresholds
 
     request = SearchRequest(
         query=args.query, mode=args.mode, method=args.method,
-        weights=None if args.bm25_weight is None else {"bm25": args.bm25_weight, "knn": 1.0 - args.bm25_weight},
+        weights=None if args.bm25_weight is None else leg_weights(args.bm25_weight),
         filters=Filters(args.category, args.brand, args.price_min, args.price_max),
         page=args.page, size=args.size, depth=args.depth,
         thresholds=Thresholds(args.min_bm25, args.min_knn, args.min_score), known_item=args.known_item,

@@ -26,7 +26,7 @@ from redis import RedisError
 from engines import EngineError
 from es_mappings import MAX_PRICE
 from indexer.image_files import image_path, read_image
-from query_rewriter.blend import Method
+from query_rewriter.blend import Method, leg_weights
 from query_rewriter.requests import Filters
 from query_rewriter.search import NEW_CURSOR, Mode, SearchRequest
 from query_rewriter.thresholds import Thresholds
@@ -142,7 +142,7 @@ def request_weights(bm25: float | None, knn: float | None) -> dict[str, float] |
     """The request's leg weights: None leaves them to the served model; one given, the other is 1 - it."""
     if bm25 is None:
         return None if knn is None else {"bm25": round(1.0 - knn, 6), "knn": knn}
-    return {"bm25": bm25, "knn": knn if knn is not None else round(1.0 - bm25, 6)}
+    return leg_weights(bm25) if knn is None else {"bm25": bm25, "knn": knn}
 
 
 @router.get("/search", response_model=SearchOut)

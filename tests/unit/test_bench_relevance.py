@@ -19,10 +19,10 @@ from bench.relevance_eval import (
     wins_and_losses,
 )
 from bench.relevance_markdown import END, PLACEHOLDER, START, kept_discussion, render
-from bench.relevance_runs import WEIGHT_GRID, Answer, Queries, fuse, model_systems, weights
+from bench.relevance_runs import WEIGHT_GRID, Answer, Queries, fuse, model_systems
 from bench.relevance_stack import IndexSpec, spec_events
 from engines.base import SearchEngine
-from query_rewriter.blend import METHODS, blend
+from query_rewriter.blend import METHODS, blend, leg_weights
 from tests.unit.test_query_cache import CountingEncoder
 
 # q1: graded, both grade-2 products found; q2: the one relevant product at rank 3; q3: nothing found.
@@ -99,7 +99,7 @@ def test_fuse_is_the_search_modules_blend():
     for method in METHODS:
         expected = blend({"bm25": bm25.leg, "knn": knn.leg}, {"bm25": 0.3, "knn": 0.7}, method)
         assert fuse("shoes", bm25, knn, method, 0.3) == [b.doc_id for b in expected]
-    assert all(sum(weights(w).values()) == pytest.approx(1.0) for w in WEIGHT_GRID)
+    assert all(sum(leg_weights(w).values()) == pytest.approx(1.0) for w in WEIGHT_GRID)
 
 
 class FakeEngine(SearchEngine):

@@ -3,7 +3,9 @@ import math
 
 import pytest
 
-from query_rewriter.blend import METHODS, MIN_MAX_FLOOR, RRF_K, blend, min_max, rrf, weighted_normalized, z_score
+from query_rewriter.blend import (
+    METHODS, MIN_MAX_FLOOR, RRF_K, blend, leg_weights, min_max, rrf, weighted_normalized, z_score,
+)
 
 LEGS = {"bm25": [("a", 10.0), ("b", 6.0), ("c", 2.0)], "knn": [("b", 0.9), ("d", 0.8), ("a", 0.5)]}
 
@@ -97,3 +99,8 @@ def test_inputs_are_not_mutated():
     legs = {"bm25": [("a", 2.0), ("b", 1.0)]}
     blend(legs, {"bm25": 1.0})
     assert legs == {"bm25": [("a", 2.0), ("b", 1.0)]}
+
+
+def test_leg_weights_give_knn_the_rest_rounded():
+    assert leg_weights(0.7) == {"bm25": 0.7, "knn": 0.3}  # 1 - 0.7 is 0.30000000000000004 unrounded
+    assert leg_weights(0.0) == {"bm25": 0.0, "knn": 1.0}
