@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 if TYPE_CHECKING:  # the serving install reads blend files without the evaluation stack
+    import pandas as pd
+
     from acebert.metrics import Qrels
 
 BLEND_FILE = "blend.json"
@@ -92,6 +94,23 @@ def choose_bm25_weight(
             run[qid] = {item.doc_id: float(len(fused) - rank) for rank, item in enumerate(fused)}
         curve[weight] = float(np.mean(list(per_query(qrels, run).values())))
     return BlendChoice(best_setting(curve), curve, len(query_ids))
+
+
+def choose_on_catalog(
+    catalog: "pd.DataFrame", queries: Mapping[str, str], qrels: Qrels, dense: Mapping[str, Leg],
+) -> BlendChoice:
+    """:func:`choose_bm25_weight` with the BM25 leg computed here: Okapi BM25 over each catalogue
+    product's title and category, for the queries ``dense`` (the model's exact top :data:`DEPTH`) answers.
+
+    ``queries`` maps query id to text; ``qrels`` are the judgments of those queries.
+    """
+    from acebert.pairs import bm25_runs
+
+    categories = catalog["category"].fillna("") if "category" in catalog else [""] * len(catalog)
+    documents = {pid: f"{title} {category}" for pid, title, category in
+                 zip(catalog["product_id"], catalog["title"], categories)}
+    bm25 = bm25_runs({qid: queries[qid] for qid in dense}, documents, DEPTH)
+    return choose_bm25_weight(bm25, dense, {qid: qrels[qid] for qid in dense})
 
 
 def read_blend(checkpoint: Path) -> dict[str, float] | None:

@@ -5,7 +5,10 @@ loss plus the domain classifier's BCE through the gradient reversal layer (lambd
 with the DANN schedule over the whole run), AdamW with linear warm-up and decay. After every
 epoch a full checkpoint goes to ``<output_dir>/epoch-NNN`` (with the optimizer, scheduler and
 RNG states needed to ``--resume``), and the latest model is also written to ``<output_dir>``
-itself, which is what ``load_encoder`` / ``acebert.evaluate --checkpoint`` take.
+itself, which is what ``load_encoder`` / ``acebert.evaluate --checkpoint`` take. After the last
+epoch, the BM25 weight of the hybrid this model is served with is chosen on the dev split and
+written next to it (``blend.json``, :mod:`acebert.blend_choice`); ``--resume`` on a finished run
+without one writes it.
 """
 from __future__ import annotations
 
@@ -24,12 +27,13 @@ import torch
 from tqdm import tqdm
 
 from acebert.augment import augment_products
+from acebert.blend_choice import BLEND_FILE, BlendChoice, choose_on_catalog
 from acebert.checkpoint import AceBertEncoder, save_checkpoint
 from acebert.checkpoint_layout import weights_version
 from acebert.config import ConfigError, RunConfig, build_config, load_config
 from acebert.data import catalog_inputs, load_catalog, load_qrels, load_queries
 from acebert.encoder import ProductInput
-from acebert.evaluate import evaluate_encoder
+from acebert.evaluate import encode_catalog, evaluate_split, restrict_qrels, search
 from acebert.features import Featurizer
 from acebert.losses import InBatchContrastive, domain_loss
 from acebert.metrics import Qrels
@@ -168,6 +172,7 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
+        self.blend: BlendChoice | None = None  # chosen after the last epoch (needs dev judgments)
 
     # -- one step -------------------------------------------------------------------------
     def train_step(self, batch: Batch) -> dict[str, float]:
@@ -210,11 +215,44 @@ class Trainer:
                 "pairs_per_second": round(len(pairs) / seconds, 2), "temperature": self.matching.temperature}
 
     def evaluate_dev(self) -> dict[str, Any] | None:
+        """Dev metrics of the model as it is; after the last epoch, also the hybrid blend it is served
+        with, chosen on the same catalogue vectors (:meth:`choose_blend`)."""
         if self.data.dev is None:
             return None
+        queries, qrels = self.data.dev
         encoder = AceBertEncoder(self.model, self.tokenizer.backend_tokenizer, "in-training", self.device)
-        report = evaluate_encoder(encoder, self.data.catalog, {"dev": self.data.dev}, progress=self.progress)
-        return report["dev"]
+        vectors = encode_catalog(encoder, self.data.catalog, progress=self.progress)
+        if self.epoch >= self.run.train.epochs:
+            self.blend = self.choose_blend(encoder, vectors, queries, qrels)
+        return evaluate_split(encoder, self.data.catalog, vectors, queries, qrels)
+
+    def choose_blend(
+        self, encoder: AceBertEncoder, vectors: np.ndarray, queries: pd.DataFrame, qrels: Qrels
+    ) -> BlendChoice | None:
+        """The BM25 weight for this model's hybrid, on the dev queries: its exact top 100 against an
+        in-process BM25 (:func:`acebert.blend_choice.choose_on_catalog`); None when no dev query has
+        a relevant product in the catalogue.
+
+        Why: the best weight depends on the model (0.1 for a trained ACE-BERT on the fashion dev
+        split, where the searcher's fixed 0.5 loses 0.05 nDCG@10), and dev is what training may look at.
+        """
+        product_ids = list(self.data.catalog["product_id"])
+        qrels = restrict_qrels(qrels, set(product_ids))
+        if not qrels:
+            return None
+        queries = queries[queries["query_id"].isin(qrels)]
+        texts = dict(zip(queries["query_id"], queries["query"]))
+        hits = search(encoder.encode_queries(list(texts.values())), vectors, product_ids)
+        dense = {qid: list(ranked.items()) for qid, ranked in zip(texts, hits)}
+        return choose_on_catalog(self.data.catalog, texts, qrels, dense)
+
+    def write_blend(self) -> None:
+        """Write the chosen blend next to the latest weights, or remove one left from other weights."""
+        path = self.run.train.output_path / BLEND_FILE
+        if self.blend is not None:
+            self.blend.write(self.run.train.output_path)
+        elif path.is_file():
+            path.unlink()
 
     # -- checkpoints ------------------------------------------------------------------------
     def _info(self) -> dict[str, Any]:
@@ -249,6 +287,7 @@ class Trainer:
             if older.parent != epoch_dir:
                 older.unlink()  # only the latest epoch is resumed from; optimizer state is large
         save_checkpoint(out, self.model, self.tokenizer, self._info())
+        self.write_blend()
         return epoch_dir
 
     def resume(self) -> bool:
@@ -321,6 +360,13 @@ def _summary(record: dict[str, Any]) -> str:
     return line
 
 
+def _blend_summary(blend: BlendChoice | None) -> str:
+    if blend is None:
+        return "no blend chosen"
+    return (f"hybrid blend chosen on {blend.queries} dev queries ({BLEND_FILE}): BM25 weight {blend.bm25_weight}, "
+            f"dev nDCG@10 {blend.ndcg_by_weight[blend.bm25_weight]:.4f}")
+
+
 def train(
     run: RunConfig, resume: bool = False, progress: bool = True, until_epoch: int | None = None,
     data: TrainingData | None = None,
@@ -337,10 +383,16 @@ def train(
         tqdm.write(f"nothing to resume in {run.train.output_path}; starting from scratch", file=sys.stderr)
     if trainer.epoch >= run.train.epochs:
         tqdm.write(f"all {run.train.epochs} epochs already trained in {run.train.output_path}", file=sys.stderr)
+        if data.dev is not None and not (run.train.output_path / BLEND_FILE).is_file():
+            trainer.evaluate_dev()  # a run trained before blends were chosen: choose one now
+            trainer.write_blend()
+            tqdm.write(_blend_summary(trainer.blend), file=sys.stderr)
         return run.train.output_path
     started = time.perf_counter()
     out = trainer.fit(until_epoch)
     tqdm.write(f"trained in {time.perf_counter() - started:.0f} s -> {out} ({weights_version(out)})", file=sys.stderr)
+    if trainer.blend is not None:
+        tqdm.write(_blend_summary(trainer.blend), file=sys.stderr)
     return out
 
 

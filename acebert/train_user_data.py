@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import pandas as pd
 
-from acebert.blend_choice import BLEND_FILE, DEPTH, BlendChoice, choose_bm25_weight
+from acebert.blend_choice import BLEND_FILE, BlendChoice, choose_on_catalog
 from acebert.config import RunConfig, apply_overrides, build_config, load_config
 from acebert.data import DataError, load_catalog, load_qrels, load_queries, read_rows, require_value
 from acebert.metrics import Qrels
@@ -258,19 +258,6 @@ def prepare_output(output: Path, overwrite: bool) -> None:
         shutil.rmtree(output)
 
 
-def choose_blend(catalog: pd.DataFrame, heldout: Judgments, dense: dict[str, list[tuple[str, float]]]) -> BlendChoice:
-    """The BM25 weight for the new model's hybrid, on the held-out queries ``dense`` (the model's
-    exact top 100) answers, with an in-process BM25 over title and category as the other leg."""
-    from acebert.pairs import bm25_runs
-
-    categories = catalog["category"].fillna("") if "category" in catalog else [""] * len(catalog)
-    documents = {pid: f"{title} {category}" for pid, title, category in
-                 zip(catalog["product_id"], catalog["title"], categories)}
-    texts = dict(zip(heldout.queries["query_id"], heldout.queries["query"]))
-    bm25 = bm25_runs({qid: texts[qid] for qid in dense}, documents, DEPTH)
-    return choose_bm25_weight(bm25, dense, {qid: heldout.qrels[qid] for qid in dense})
-
-
 def train_on_user_data(
     run: RunConfig, catalog_dir: str | Path, judgments: Judgments, baseline_spec: str,
     holdout_fraction: float = HOLDOUT_FRACTION, progress: bool = True, overwrite: bool = False,
@@ -298,7 +285,8 @@ def train_on_user_data(
     comparison = shadow_evaluate(load_encoder(baseline_spec, threads=run.train.threads),
                                  load_encoder(f"onnx-int8:{checkpoint}", threads=run.train.threads),
                                  data.catalog, heldout.queries, heldout.qrels, progress=progress)
-    blend = choose_blend(data.catalog, heldout, comparison.candidate_legs)
+    texts = dict(zip(heldout.queries["query_id"], heldout.queries["query"]))
+    blend = choose_on_catalog(data.catalog, texts, heldout.qrels, comparison.candidate_legs)
     blend.write(checkpoint)
     report = TrainingReport(
         checkpoint=checkpoint, onnx_dir=onnx_dir, catalog=catalog_dir, heldout_queries=heldout_queries,

@@ -22,6 +22,7 @@ from acebert.evaluate import search
 from acebert.metrics import evaluate_run
 from acebert.minilm import base_model_path
 from acebert.model import AceBert
+from acebert.blend_choice import BLEND_FILE, WEIGHT_GRID
 from acebert.train import load_training_data, train
 
 DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared/data/fashion"
@@ -76,6 +77,28 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(tmp_path: Path) ->
 
     assert weights_version(resumed) == weights_version(straight)
     assert weights_version(resumed / "epoch-001") != weights_version(resumed)
+
+
+def test_the_last_epoch_chooses_the_hybrid_blend_on_dev(tmp_path: Path) -> None:
+    """The blend belongs to the final weights: none after a partial run, chosen after the last
+    epoch, and written again by ``--resume`` on a finished run that lacks one (the train split
+    stands in for dev here: only the mechanics are under test)."""
+    small = {"epochs": 2, "batch_size": 8, "max_products": 16, "max_train_pairs": 16, "eval_each_epoch": True,
+             "dev_queries": "queries_train.tsv", "dev_qrels": "qrels_train.tsv"}
+    run = _run(tmp_path, "blend", **small)
+    out = run.train.output_path
+    train(run, progress=False, until_epoch=1)
+    assert not (out / BLEND_FILE).exists()
+
+    train(run, resume=True, progress=False)
+    chosen = json.loads((out / BLEND_FILE).read_text())
+    curve = {float(w): v for w, v in chosen["ndcg@10_by_bm25_weight"].items()}
+    assert sorted(curve) == list(WEIGHT_GRID) and chosen["queries"] > 0
+    assert chosen["weights"]["bm25"] in curve and curve[chosen["weights"]["bm25"]] == max(curve.values())
+
+    (out / BLEND_FILE).unlink()
+    train(run, resume=True, progress=False)
+    assert json.loads((out / BLEND_FILE).read_text()) == chosen
 
 
 def test_resume_refuses_a_changed_config(tmp_path: Path) -> None:

@@ -6,9 +6,17 @@ import json
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from acebert.blend_choice import BLEND_FILE, BlendChoice, best_setting, choose_bm25_weight, read_blend
+from acebert.blend_choice import (
+    BLEND_FILE,
+    BlendChoice,
+    best_setting,
+    choose_bm25_weight,
+    choose_on_catalog,
+    read_blend,
+)
 from acebert.loading import blend_weights
 from es_mappings import IndexNames
 from indexer.models import IndexModels
@@ -53,6 +61,17 @@ def test_the_weight_with_the_best_held_out_ndcg_is_chosen_first_on_ties():
     assert choice.ndcg_by_weight[0.6] == pytest.approx(1 / math.log2(3))  # b 0.7 > a 0.6: rank 2
     assert choice.ndcg_by_weight[0.1] == pytest.approx(1 / math.log2(4))  # b, c (0.675) > a (0.1): rank 3
     assert choice.weights == {"bm25": 0.7, "knn": 0.3} and choice.queries == 1
+
+
+def test_the_catalogue_choice_computes_bm25_over_title_and_category():
+    """Only "a" holds the query word, in its category, so BM25 ranks it alone: a = w against
+    b = 1 - w and c = 0.75 (1 - w): "a" is first from w = 1/2 (a tie keeps the BM25 leg's product
+    first, as the blend orders ties) and third below 3/7."""
+    catalog = pd.DataFrame({"product_id": ["a", "b", "c"], "title": ["plain tee", "red tee", "blue tee"],
+                            "category": ["Apparel Sandal", None, "Apparel"]})
+    choice = choose_on_catalog(catalog, {"q": "sandal", "unjudged": "tee"}, QRELS | {"other": {"b": 2}}, DENSE)
+    assert choice.bm25_weight == 0.5 and choice.queries == 1
+    assert choice.ndcg_by_weight[0.4] == pytest.approx(1 / math.log2(4))  # b 0.6, c 0.45 > a 0.4
 
 
 def test_a_query_bm25_did_not_match_blends_the_dense_leg_alone():
