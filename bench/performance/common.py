@@ -55,6 +55,9 @@ def add_common_args(parser: argparse.ArgumentParser, repeats: int) -> None:
     parser.add_argument("--tiny", action="store_true", help="seconds-long smoke run; report goes to a temp dir")
     parser.add_argument("--results", type=Path, default=None, help=f"JSON directory (default: {RESULTS})")
     parser.add_argument("--doc", type=Path, default=None, help=f"Markdown report (default: {DOC})")
+    parser.add_argument("--variant", default=None, metavar="NAME",
+                        help="a second configuration measured next to the default one (e.g. title-only): writes "
+                             "performance-<target>-NAME.json and its own section instead of replacing the target's")
 
 
 def finish_args(args: argparse.Namespace) -> argparse.Namespace:
@@ -205,7 +208,14 @@ def section_header(title: str, info: RunInfo) -> str:
 
 
 def write_outputs(args: argparse.Namespace, name: str, payload: dict[str, Any], markdown: str) -> Path:
-    """Write ``performance-<name>.json`` and section ``name`` of the Markdown report; returns the JSON."""
+    """Write ``performance-<name>.json`` and section ``name`` of the Markdown report; returns the JSON.
+
+    With ``--variant``, both are named ``<name>-<variant>`` and the section's heading says which.
+    """
+    if args.variant:
+        name = f"{name}-{args.variant}"
+        heading, _, body = markdown.partition("\n")
+        markdown = f"{heading} ({args.variant})\n{body}"
     args.results.mkdir(parents=True, exist_ok=True)
     path = args.results / f"performance-{name}.json"
     path.write_text(json.dumps({"machine": machine(), "commit": commit(), **payload}, indent=2, default=str) + "\n")

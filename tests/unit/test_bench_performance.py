@@ -5,6 +5,7 @@ verdicts, the report sections and the measurement loops compute what they claim.
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
@@ -253,3 +254,18 @@ def test_quantised_vectors_are_measured_only_up_to_their_limit() -> None:
     assert scale.storages(args, 100_000) == ["float", "int8"]
     assert scale.storages(args, 100_001) == ["float"]
     assert scale.storages(argparse.Namespace(vectors=["int8"], quantized_up_to=None), 10**6) == ["int8"]
+
+
+def test_a_variant_gets_its_own_json_and_section_next_to_the_target(tmp_path: Path) -> None:
+    doc = tmp_path / "performance.md"
+    write_section("encoding", "## Target 2: encoding throughput\n\ndefault rows", doc)
+    parser = argparse.ArgumentParser()
+    common.add_common_args(parser, repeats=1)
+    args = common.finish_args(parser.parse_args(["--results", str(tmp_path), "--doc", str(doc),
+                                                 "--variant", "title-only"]))
+    path = common.write_outputs(args, "encoding", {"rate": 1}, "## Target 2: encoding throughput\n\ntitle-only rows")
+    assert path == tmp_path / "performance-encoding-title-only.json"
+    text = doc.read_text()
+    start, end = markers("encoding-title-only")
+    assert "default rows" in text and "<!-- bench:encoding:end -->" in text
+    assert f"{start}\n## Target 2: encoding throughput (title-only)\n\ntitle-only rows\n{end}" in text
