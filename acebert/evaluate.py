@@ -61,6 +61,16 @@ def restrict_qrels(qrels: Qrels, product_ids: set[str]) -> Qrels:
     return {qid: judged for qid, judged in restricted.items() if any(g == 2 for g in judged.values())}
 
 
+def judged_queries(queries: pd.DataFrame, qrels: Qrels, product_ids: Sequence[str]) -> tuple[pd.DataFrame, Qrels]:
+    """The judgments restricted to ``product_ids`` (:func:`restrict_qrels`) and the queries they still judge.
+
+    Why: a query whose relevant products are all outside the catalogue scores 0 whatever the model
+    does, so every evaluation over a (sub)catalogue drops it the same way.
+    """
+    qrels = restrict_qrels(qrels, set(product_ids))
+    return queries[queries["query_id"].isin(qrels)].reset_index(drop=True), qrels
+
+
 def evaluate_split(
     encoder: Encoder,
     catalog: pd.DataFrame,
@@ -76,8 +86,7 @@ def evaluate_split(
     colour-slice metrics; pass None to skip them.
     """
     product_ids = list(catalog["product_id"])
-    qrels = restrict_qrels(qrels, set(product_ids))
-    queries = queries[queries["query_id"].isin(qrels)].reset_index(drop=True)
+    queries, qrels = judged_queries(queries, qrels, product_ids)
     started = time.perf_counter()
     query_vectors = encoder.encode_queries(list(queries["query"]), batch_size)
     query_seconds = time.perf_counter() - started

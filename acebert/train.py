@@ -33,7 +33,7 @@ from acebert.checkpoint_layout import weights_version
 from acebert.config import ConfigError, RunConfig, build_config, load_config
 from acebert.data import catalog_inputs, load_catalog, load_qrels, load_queries
 from acebert.encoder import ProductInput
-from acebert.evaluate import encode_catalog, evaluate_split, restrict_qrels, search
+from acebert.evaluate import encode_catalog, evaluate_split, judged_queries, search
 from acebert.features import Featurizer
 from acebert.losses import InBatchContrastive, domain_loss
 from acebert.metrics import Qrels
@@ -237,10 +237,9 @@ class Trainer:
         split, where the searcher's fixed 0.5 loses 0.05 nDCG@10), and dev is what training may look at.
         """
         product_ids = list(self.data.catalog["product_id"])
-        qrels = restrict_qrels(qrels, set(product_ids))
+        queries, qrels = judged_queries(queries, qrels, product_ids)
         if not qrels:
             return None
-        queries = queries[queries["query_id"].isin(qrels)]
         texts = dict(zip(queries["query_id"], queries["query"]))
         hits = search(encoder.encode_queries(list(texts.values())), vectors, product_ids)
         dense = {qid: list(ranked.items()) for qid, ranked in zip(texts, hits)}

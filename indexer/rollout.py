@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from acebert.encoder import Encoder
-from acebert.evaluate import encode_catalog, restrict_qrels, search
+from acebert.evaluate import encode_catalog, judged_queries, search
 from acebert.metrics import Qrels, bootstrap_ci, per_query
 
 
@@ -53,8 +53,7 @@ def shadow_evaluate(
 ) -> ShadowReport:
     """Compare two encoders on ``queries``/``qrels`` over ``catalog`` (see the module docstring)."""
     product_ids = list(catalog["product_id"])
-    qrels = restrict_qrels(qrels, set(product_ids))
-    queries = queries[queries["query_id"].isin(qrels)].reset_index(drop=True)
+    queries, qrels = judged_queries(queries, qrels, product_ids)
     if queries.empty:
         raise ValueError("no judged query has a grade-2 product in this catalogue: do the judgments' product "
                          "ids match products.csv?")

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import torch
 
+from acebert.blend_choice import BLEND_FILE, WEIGHT_GRID
 from acebert.checkpoint import AceBertEncoder, load_checkpoint_encoder
 from acebert.checkpoint_layout import load_tokenizer, weights_version
 from acebert.config import ConfigError, RunConfig, build_config
@@ -22,7 +23,6 @@ from acebert.evaluate import search
 from acebert.metrics import evaluate_run
 from acebert.minilm import base_model_path
 from acebert.model import AceBert
-from acebert.blend_choice import BLEND_FILE, WEIGHT_GRID
 from acebert.train import load_training_data, train
 
 DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared/data/fashion"
