@@ -41,6 +41,10 @@ class ModelConfig(BaseModel):
     image_size: tuple[int, int] = (80, 60)  # (height, width): the catalogue's photos are 60x80 WxH
     patch_size: int = Field(20, gt=0)
     pixel_grid: tuple[int, int] = (8, 6)  # (rows, cols) of the low-res view; one token per row
+    # One more image token: the share of the photo's non-background pixels in each of n x n x n RGB
+    # cells (acebert.model.colour_histogram). Pixel rows average the product with its white background,
+    # so colour must be decoded; a histogram puts it one linear map from the tower (issue #11).
+    colour_bins: int = Field(0, ge=0, le=8, description="0: no colour token; n: a histogram over n^3 RGB cells")
     domain_hidden: int = Field(256, gt=0)
 
     @model_validator(mode="after")
@@ -61,7 +65,7 @@ class ModelConfig(BaseModel):
     @property
     def n_image_tokens(self) -> int:
         """Image tokens appended after the title when a product has an image."""
-        return self.n_patch_tokens + self.pixel_grid[0]
+        return self.n_patch_tokens + self.pixel_grid[0] + (1 if self.colour_bins else 0)
 
 
 class TrainConfig(BaseModel):

@@ -9,9 +9,11 @@ Design (after arXiv 2112.07209, sized for a CPU):
   pretrained CNN, so no ImageNet bias): *patch tokens* (the image cut into ``patch_size``
   squares, each flattened and linearly projected, ViT style) and *pixel tokens* (a low-res
   ``pixel_grid`` view of the image; each of its rows of RGB pixels is one token, which keeps
-  colour layout at the cost of only ``rows`` tokens). Each image token gets a learned position
-  embedding and a learned modality embedding (text / patch / pixel); BERT then adds its own
-  position (continuing after the title) and segment embeddings (segment 1 for image tokens).
+  colour layout at the cost of only ``rows`` tokens), and with ``colour_bins`` one *colour token*
+  (a fixed histogram of the photo's non-background colours, linearly projected). Each image
+  token gets a learned position embedding and a learned modality embedding (text / patch /
+  pixel); BERT then adds its own position (continuing after the title) and segment embeddings
+  (segment 1 for image tokens).
   A product without an image gets a single learned "no image" token instead.
   The pooled vector is the mean over *all* unmasked tokens, title and image alike.
 * Domain classifier: an MLP on the normalised vectors that predicts query (0) vs product (1);
@@ -33,6 +35,7 @@ from torch import nn
 from acebert.config import ModelConfig
 
 TEXT, PATCH, PIXEL = 0, 1, 2
+BACKGROUND_DISTANCE = 0.12  # a channel this far (of 1) from the border's mean colour is the product's
 
 
 class GradientReversal(torch.autograd.Function):
@@ -68,6 +71,29 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
 
 
+def colour_histogram(images: torch.Tensor, bins: int) -> torch.Tensor:
+    """Per image, the square root of the share of its foreground pixels in each of ``bins``^3 RGB cells.
+
+    ``images``: ``(B, 3, H, W)`` in [-1, 1]; returns ``(B, bins**3)``, cell ``(r * bins + g) * bins + b``.
+    Foreground is every pixel that differs from the photo's background, taken as the mean colour
+    of its outermost pixels (studio shots are white or grey), by more than :data:`BACKGROUND_DISTANCE`
+    in some channel; so a small red bag on a grey sheet reads as red, not as mostly grey. The
+    square root lets a second colour of a few percent still register. A photo that is all
+    background gives zeros, which the projection maps to one learned vector of its own. No
+    gradient flows to the pixels: the histogram is a fixed feature, only its projection learns.
+    Built from comparisons and sums only, so the ONNX export traces it with a dynamic batch.
+    """
+    pixels = (images.detach() + 1) / 2
+    border = torch.cat([pixels[:, :, 0], pixels[:, :, -1], pixels[:, :, :, 0], pixels[:, :, :, -1]], dim=2)
+    background = border.mean(2)[:, :, None, None]  # B, 3, 1, 1
+    foreground = ((pixels - background).abs().amax(1) > BACKGROUND_DISTANCE).flatten(1).to(images.dtype)
+    cells = (pixels * bins).long().clamp(0, bins - 1)  # B, 3, H, W
+    index = ((cells[:, 0] * bins + cells[:, 1]) * bins + cells[:, 2]).flatten(1)  # B, HW
+    one_hot = (index[..., None] == torch.arange(bins**3, device=images.device)).to(images.dtype)
+    counts = (one_hot * foreground[..., None]).sum(1)  # B, bins^3
+    return (counts / counts.sum(1, keepdim=True).clamp(min=1.0)).sqrt()
+
+
 class ImageTokens(nn.Module):
     """Turns a batch of images into patch and pixel-row token embeddings (plus the no-image token)."""
 
@@ -77,6 +103,8 @@ class ImageTokens(nn.Module):
         self.pixel_grid = config.pixel_grid
         self.patch_proj = nn.Linear(3 * config.patch_size**2, hidden)
         self.pixel_proj = nn.Linear(3 * config.pixel_grid[1], hidden)
+        self.colour_bins = config.colour_bins
+        self.colour_proj = nn.Linear(config.colour_bins**3, hidden) if config.colour_bins else None
         self.positions = nn.Parameter(torch.randn(config.n_image_tokens, hidden) * 0.02)
         self.modality = nn.Embedding(3, hidden)
         self.no_image = nn.Parameter(torch.randn(hidden) * 0.02)
@@ -95,14 +123,14 @@ class ImageTokens(nn.Module):
         patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(batch, -1, 3 * size * size)
         rows = F.adaptive_avg_pool2d(images, self.pixel_grid)  # B, 3, gh, gw
         rows = rows.permute(0, 2, 3, 1).reshape(batch, self.pixel_grid[0], -1)
-        tokens = torch.cat(
-            [
-                self.patch_proj(patches) + self.modality.weight[PATCH],
-                self.pixel_proj(rows) + self.modality.weight[PIXEL],
-            ],
-            dim=1,
-        )
-        return tokens + self.positions
+        parts = [
+            self.patch_proj(patches) + self.modality.weight[PATCH],
+            self.pixel_proj(rows) + self.modality.weight[PIXEL],
+        ]
+        if self.colour_proj is not None:  # a pixel-derived token: it shares the pixel rows' modality
+            colours = self.colour_proj(colour_histogram(images, self.colour_bins))
+            parts.append((colours + self.modality.weight[PIXEL])[:, None])
+        return torch.cat(parts, dim=1) + self.positions
 
 
 class AceBert(nn.Module):

@@ -30,7 +30,7 @@ from acebert.images import ImageError, load_image
 from acebert.losses import InBatchContrastive
 from acebert.metrics import evaluate_run, modality_gap
 from acebert.minilm import base_model_path
-from acebert.model import AceBert, dann_lambda, reverse_gradient
+from acebert.model import BACKGROUND_DISTANCE, AceBert, colour_histogram, dann_lambda, reverse_gradient
 from acebert.pairs import TrainingExamples, bm25_negative_pools, make_batches
 from acebert.slices import colour_slice, title_has_colour
 
@@ -183,6 +183,61 @@ def test_dann_lambda_schedule() -> None:
     assert dann_lambda(1.0, 0.5) == pytest.approx(0.5 * (2 / (1 + math.exp(-10)) - 1))
     values = [dann_lambda(p / 10, 1.0) for p in range(11)]
     assert values == sorted(values) and values[-1] < 1.0
+
+
+# -- colour token --------------------------------------------------------------------------
+def _photo(background: tuple[float, float, float], patches: dict[tuple[float, float, float], int]) -> torch.Tensor:
+    """A 10x10 photo in [-1, 1]: ``background`` everywhere, then each colour (RGB in [0, 1]) on the
+    given number of interior pixels, filled row by row from (1, 1)."""
+    image = torch.tensor(background)[:, None, None].expand(3, 10, 10).clone()
+    interior = [(row, col) for row in range(1, 9) for col in range(1, 9)]
+    for colour, count in patches.items():
+        for row, col in interior[:count]:
+            image[:, row, col] = torch.tensor(colour)
+        interior = interior[count:]
+    return image[None] * 2 - 1
+
+
+def test_colour_histogram_counts_the_foreground_against_the_border_colour() -> None:
+    """16 red and 48 navy pixels on a grey sheet, 4 bins: red (0.9, 0.1, 0.1) is cell (3, 0, 0) =
+    3 * 16 = 48 and navy (0.1, 0.1, 0.4) is cell (0, 0, 1) = 1; the shares 16/64 and 48/64, square-rooted."""
+    image = _photo((0.7, 0.7, 0.7), {(0.9, 0.1, 0.1): 16, (0.1, 0.1, 0.4): 48})
+    histogram = colour_histogram(image, 4)[0]
+    expected = torch.zeros(64)
+    expected[48], expected[1] = math.sqrt(16 / 64), math.sqrt(48 / 64)
+    assert torch.allclose(histogram, expected)
+
+
+def test_colour_histogram_ignores_pixels_near_the_background_and_zeroes_an_empty_photo() -> None:
+    near = 0.7 + BACKGROUND_DISTANCE / 2  # a shadow on the sheet, not the product
+    shadowed = _photo((0.7, 0.7, 0.7), {(near, near, near): 30, (0.1, 0.8, 0.1): 10})
+    green = (0 * 4 + 3) * 4 + 0  # (0.1, 0.8, 0.1) -> cell (0, 3, 0)
+    assert colour_histogram(shadowed, 4)[0].nonzero().flatten().tolist() == [green]
+    assert torch.equal(colour_histogram(_photo((1.0, 1.0, 1.0), {}), 4), torch.zeros(1, 64))
+
+
+def _product_shot(colour: tuple[int, int, int]) -> bytes:
+    """A 60x80 JPEG: a ``colour`` garment on a white studio background."""
+    image = Image.new("RGB", (60, 80), (255, 255, 255))
+    image.paste(colour, (15, 20, 45, 60))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def test_colour_token_is_one_more_image_token_and_tells_colours_apart(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    config = ModelConfig(colour_bins=4)
+    assert config.n_image_tokens == ModelConfig().n_image_tokens + 1
+    torch.manual_seed(0)
+    model = AceBert.from_backbone_path(config, base_model_path())
+    batch = Featurizer(tokenizer.backend_tokenizer, config).products(
+        [ProductInput("Round Neck T-shirt", _product_shot(colour)) for colour in ((200, 20, 20), (20, 20, 200))])
+    images = torch.from_numpy(batch.images)
+    tokens = model.image_tokens(images)
+    assert tokens.shape[1] == config.n_image_tokens
+    histogram = colour_histogram(images, 4)
+    assert histogram.argmax(1).tolist() == [48, 3]  # red (3, 0, 0), blue (0, 0, 3)
+    assert not torch.allclose(tokens[0, -1], tokens[1, -1])
 
 
 # -- towers and encoder --------------------------------------------------------------------
