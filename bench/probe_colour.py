@@ -7,12 +7,13 @@ and the image tokens have nothing to add. This probe indexes the same catalogue 
 word removed from the titles only (images and categories stay), and asks it the split's colour
 queries (those that name a colour from :data:`COLOURS`). A title-only model can now place a
 product's colour only by luck; a title + image model can see it. Each model gets its dense and
-hybrid rows next to BM25, with nDCG@10 and a paired 95% bootstrap interval against BM25, and each
-checkpoint run both ways (``acebert-title:CKPT`` and ``acebert:CKPT``) gets an image-gain row: dense
-title + image against dense title only, paired per query (the issue #11 target is +20%). A
-checkpoint other than the default one is named by its directory, so several can be compared in
-one run (``acebert:CKPT_A,acebert:CKPT_B``). ``--candidates N`` widens the kNN leg's HNSW search
-(``ef_search``) so that, on a catalogue of this size, it is close to exact: approximate search
+hybrid rows next to BM25 (the hybrid blends with the weights stored with the model, as a
+deployment of it does, or 0.5/0.5 for a model without them), with nDCG@10 and a paired 95%
+bootstrap interval against BM25, and each checkpoint run both ways (``acebert-title:CKPT`` and
+``acebert:CKPT``) gets an image-gain row: dense title + image against dense title only, paired
+per query (the issue #11 target is +20%). A checkpoint other than the default one is named by
+its directory, so several can be compared in one run (``acebert:CKPT_A,acebert:CKPT_B``).
+``--candidates N`` widens the kNN leg's HNSW search (``ef_search``) so that, on a catalogue of this size, it is close to exact: approximate search
 differs between builds of the same vectors by about 0.01 nDCG@10 here, which is the size of the
 image gain being measured.
 
@@ -135,12 +136,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from tqdm import tqdm
 
     from acebert.data import load_catalog
+    from acebert.loading import blend_weights
     from bench.relevance import DEFAULT_CHECKPOINT, encoder_for, load_split, parse_model
     from bench.relevance_stack import ingest
     from devstack import local_stack
     from engines import connect
     from indexer.catalog import catalog_events
-    from query_rewriter.search import HybridSearcher, SearchRequest
+    from query_rewriter.search import DEFAULT_WEIGHTS, HybridSearcher, SearchRequest
 
     catalog = load_catalog(args.catalog)
     split = load_split(args.queries, args.qrels, set(catalog["product_id"]), None)
@@ -151,6 +153,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     _log(f"{len(queries)} colour queries; {changed} of {len(events)} titles lost a colour word")
     specs = [parse_model(item.strip()) for item in args.models.split(",") if item.strip()]
     rankings: dict[str, dict[str, list[str]]] = {}
+    blends: dict[str, float] = {}  # hybrid row -> its BM25 weight
     with local_stack(args.run_dir, engines=(args.engine,), heap="2g") as stack:
         engine = connect(args.engine, stack.engines[args.engine].url)
         try:
@@ -160,7 +163,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 encoder = encoder_for(spec.encoder)
                 ingest(stack, engine, spec, events, encoder.dimension, encoder.model_version, args.catalog,
                        args.reindex)
-                searcher = HybridSearcher.over(engine, encoder, spec.names.read_alias, args.candidates)
+                weights = blend_weights(spec.encoder)
+                searcher = HybridSearcher.over(engine, encoder, spec.names.read_alias, args.candidates, weights)
+                blends[f"hybrid {name}"] = (weights or DEFAULT_WEIGHTS)["bm25"]
                 modes = ("knn", "hybrid") if rankings else ("bm25", "knn", "hybrid")
                 for mode in modes:
                     label = "bm25" if mode == "bm25" else f"{mode} {name}"
@@ -172,7 +177,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             engine.close()
     return {"catalog": str(args.catalog), "queries_file": str(args.queries), "engine": args.engine,
             "products": len(events), "blinded_titles": changed, "candidates": args.candidates,
-            "colour_queries": len(queries),
+            "colour_queries": len(queries), "blends": blends,
             "models": [spec.encoder for spec in specs], "rows": ndcg_rows(qrels, rankings, "bm25"),
             "image_gain": image_gain_rows(qrels, rankings)}
 
@@ -189,14 +194,18 @@ def markdown(payload: Mapping[str, Any]) -> str:
         "",
         f"{payload['blinded_titles']:,} of {payload['products']:,} titles lost their colour words (a fixed list of "
         f"{len(COLOURS)} generic English colour names in `bench/probe_colour.py`; images and categories unchanged). "
-        f"{payload['colour_queries']} queries of `{payload['queries_file']}` name a colour. Hybrid is min-max, "
-        f"0.5/0.5. kNN breadth: {breadth_note(payload.get('candidates'))}.",
+        f"{payload['colour_queries']} queries of `{payload['queries_file']}` name a colour. Hybrid is min-max with the "
+        "BM25 weight stored with each model (`blend.json`, chosen on dev by `acebert.train` or `hybrid-search train`; "
+        f"0.5 without one), as a deployment of it serves. kNN breadth: {breadth_note(payload.get('candidates'))}.",
         "",
         "| system | nDCG@10 | vs BM25 (95% CI) |",
         "|---|---:|---:|",
     ]
+    blends = payload.get("blends", {})
     for row in payload["rows"]:
-        lines.append(f"| {row['system']} | {row['ndcg@10']:.3f} | {row['vs_baseline']:+.3f} "
+        weight = blends.get(row["system"])
+        system = row["system"] if weight is None else f"{row['system']} (BM25 {weight:g})"
+        lines.append(f"| {system} | {row['ndcg@10']:.3f} | {row['vs_baseline']:+.3f} "
                      f"({row['ci'][0]:+.3f} to {row['ci'][1]:+.3f}) |")
     if payload.get("image_gain"):
         lines += ["", "What the image tokens add: dense title + image against dense title only, same checkpoint, "

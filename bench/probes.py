@@ -11,8 +11,9 @@ alone, with no hand-picked query and no judgment file: the brand (the title's fi
 the title's distinctive words (words that at most ``RARE_DF`` titles of the catalogue use), in
 title order. A query is kept only when exactly one title holds all of its words, so the product
 it came from is the one right answer. The queries then run through the real engine as BM25,
-dense (kNN) and hybrid (the product default: min-max, 0.5/0.5) and each gets success@1 and
-MRR@10, with paired 95% bootstrap intervals of the differences.
+dense (kNN) and hybrid (min-max with the blend stored with the model, as a deployment of it
+serves, or 0.5/0.5 for a model without one) and each gets success@1 and MRR@10, with paired 95%
+bootstrap intervals of the differences.
 
 Writes ``docs/results/probe-identifiers.json`` and ``docs/probes.md``. The generator and the
 metrics are unit-tested in ``tests/unit/test_bench_probes.py``.
@@ -46,18 +47,23 @@ MODES: dict[str, dict[str, Any]] = {
     "hybrid": {"mode": "hybrid"},
     NO_RULE: {"mode": "hybrid", "known_item": False},
 }
-"""Each row's search request fields; "hybrid" is the searcher's default blend for a model without stored
-weights (min-max, 0.5/0.5, known-item rule)."""
+"""Each row's search request fields; "hybrid" is the searcher's blend: the model's stored weights
+(``blend.json``), else min-max 0.5/0.5, with the known-item rule."""
+
+
+def at_weight(mode: str, bm25_weight: float) -> str:
+    """The row name of ``mode`` ("hybrid" or :data:`NO_RULE`) blended at a given BM25 weight."""
+    return f"{mode}, BM25 {bm25_weight}"
 
 
 def modes(bm25_weights: Sequence[float] = ()) -> dict[str, dict[str, Any]]:
-    """:data:`MODES` plus, per extra BM25 weight (e.g. the one ``hybrid-search train`` chose for a
-    trained model), the hybrid with and without the known-item rule at that weight."""
+    """:data:`MODES` plus, per extra BM25 weight, the hybrid with and without the known-item rule at
+    that weight (to compare the stored blend with others)."""
     rows = dict(MODES)
     for weight in bm25_weights:
         weights = leg_weights(weight)
-        rows[f"hybrid, BM25 {weight}"] = {"mode": "hybrid", "weights": weights}
-        rows[f"{NO_RULE}, BM25 {weight}"] = {"mode": "hybrid", "known_item": False, "weights": weights}
+        rows[at_weight("hybrid", weight)] = {"mode": "hybrid", "weights": weights}
+        rows[at_weight(NO_RULE, weight)] = {"mode": "hybrid", "known_item": False, "weights": weights}
     return rows
 K = 10
 _WORD = re.compile(r"[A-Za-z0-9]+")
@@ -138,12 +144,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from tqdm import tqdm
 
     from acebert.data import load_catalog
-    from acebert.loading import load_encoder
+    from acebert.loading import blend_weights, load_encoder
     from bench.relevance_stack import IndexSpec, ingest
     from devstack import local_stack
     from engines import connect
     from indexer.catalog import catalog_events
-    from query_rewriter.search import HybridSearcher, SearchRequest
+    from query_rewriter.search import DEFAULT_WEIGHTS, HybridSearcher, SearchRequest
 
     catalog = load_catalog(args.catalog)
     items = identifier_queries(dict(zip(catalog["product_id"], catalog["title"])), args.queries, args.seed)
@@ -155,7 +161,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             ingestion = ingest(stack, engine, spec, catalog_events(args.catalog), encoder.dimension,
                                encoder.model_version, args.catalog, args.reindex)
-            searcher = HybridSearcher.over(engine, encoder, spec.names.read_alias)
+            weights = blend_weights(args.encoder)
+            searcher = HybridSearcher.over(engine, encoder, spec.names.read_alias, weights=weights)
             rows = modes(args.bm25_weight)
             per_query: dict[str, list[tuple[float, float]]] = {mode: [] for mode in rows}
             examples, misses = [], []
@@ -174,13 +181,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             engine.close()
     return {"catalog": str(args.catalog), "products": len(catalog), "queries": len(items), "engine": args.engine,
             "encoder": args.encoder, "model_version": encoder.model_version, "seed": args.seed,
+            "blend": (weights or DEFAULT_WEIGHTS)["bm25"], "bm25_weights": args.bm25_weight,
             "ingestion_reused": ingestion.reused, "scores": summarise(per_query),
             "differences": [paired_differences(per_query, "bm25", "knn"),
                             paired_differences(per_query, "hybrid", "knn"),
                             paired_differences(per_query, "hybrid", "bm25"),
                             paired_differences(per_query, "hybrid", NO_RULE),
-                            *(paired_differences(per_query, f"hybrid, BM25 {w}", other)
-                              for w in args.bm25_weight for other in ("bm25", f"{NO_RULE}, BM25 {w}"))],
+                            *(paired_differences(per_query, at_weight("hybrid", w), other)
+                              for w in args.bm25_weight for other in ("bm25", at_weight(NO_RULE, w)))],
             "examples": examples, "misses": misses}
 
 
@@ -209,22 +217,22 @@ def markdown(payload: Mapping[str, Any]) -> str:
     for d in payload["differences"]:
         lines.append(f"- {d['a']} − {d['b']}: {d['mrr@10']:+.3f} ({d['ci'][0]:+.3f} to {d['ci'][1]:+.3f})")
     added, lost, rule = payload["differences"][1], payload["differences"][2], payload["differences"][3]
+    blend = payload.get("blend", 0.5)
     lines += ["", f"Reading: on identifier queries the BM25 leg adds {added['mrr@10']:+.3f} MRR@10 to the dense leg "
-              f"alone; the default hybrid (min-max, 0.5/0.5) is {lost['mrr@10']:+.3f} against BM25 alone, and its "
+              f"alone; the hybrid as served (min-max, BM25 {blend:g} / kNN {1 - blend:g}, the model's stored blend or "
+              f"0.5/0.5 without one) is {lost['mrr@10']:+.3f} against BM25 alone, and its "
               f"known-item rule (`query_rewriter.known_item`) adds {rule['mrr@10']:+.3f} to the same blend without it. "
               "The rule and this generator share an idea (every query word in one title), so this probe shows what "
               "the rule can recover, not that it generalises: `docs/relevance.md` shows what it does on judged "
               "queries that describe products in words. `--encoder CHECKPOINT` gives the same table for a trained "
               "ACE-BERT."]
     bm25 = payload["scores"]["bm25"]["success@1"]
-    for mode, scores in payload["scores"].items():
-        if mode.startswith("hybrid, BM25 "):
-            weight = mode.removeprefix("hybrid, BM25 ")
-            without = payload["scores"][f"{NO_RULE}, BM25 {weight}"]["success@1"]
-            lines += ["", f"At BM25 {weight} (kNN the rest: a weight `hybrid-search train` may choose for a trained "
-                      f"model, in its `blend.json`) the hybrid's success@1 is {scores['success@1']:.3f} against "
-                      f"BM25's {bm25:.3f}, and {without:.3f} without the known-item rule: the lower the BM25 weight, "
-                      "the more the identifier queries rest on the rule."]
+    for weight in payload.get("bm25_weights", []):
+        scores = payload["scores"][at_weight("hybrid", weight)]
+        without = payload["scores"][at_weight(NO_RULE, weight)]["success@1"]
+        lines += ["", f"At BM25 {weight} (kNN the rest) the hybrid's success@1 is {scores['success@1']:.3f} against "
+                  f"BM25's {bm25:.3f}, and {without:.3f} without the known-item rule: the lower the BM25 weight, "
+                  "the more the identifier queries rest on the rule."]
     lines += ["", "Examples (top 3 product ids per mode; hybrid with the rule):", "",
               "| query | answer | bm25 | knn | hybrid |",
               "|---|---|---|---|---|"]
@@ -255,8 +263,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--queries", type=int, default=500, help="at most this many queries (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bm25-weight", type=lambda text: [float(w) for w in text.split(",")], default=[],
-                        help="also report the hybrid at these BM25 weights, comma-separated (e.g. the one "
-                             "`hybrid-search train` chose for the model, in its blend.json)")
+                        help="also report the hybrid at these BM25 weights, comma-separated (the 'hybrid' row "
+                             "uses the model's stored blend.json, or 0.5/0.5)")
     parser.add_argument("--reindex", action="store_true", help="rebuild the index even when it is current")
     parser.add_argument("--run-dir", type=Path, default=cache_root() / "bench-probes",
                         help="engine data and worker logs (kept between runs so the index can be reused)")

@@ -159,9 +159,12 @@ class HybridSearcher:
         self.weights = weights  # index -> the blend weights stored with its model (None: DEFAULT_WEIGHTS)
 
     @classmethod
-    def over(cls, engine: SearchEngine, encoder: Encoder, index: str, candidates: int | None = None) -> HybridSearcher:
-        """A searcher of one index (or alias) with one encoder for queries and a fixed kNN breadth."""
-        return cls(engine, lambda: (index, encoder), breadth=lambda _: candidates)
+    def over(cls, engine: SearchEngine, encoder: Encoder, index: str, candidates: int | None = None,
+             weights: Mapping[str, float] | None = None) -> HybridSearcher:
+        """A searcher of one index (or alias) with one encoder for queries, a fixed kNN breadth and fixed
+        blend weights: pass the model's stored ones (:func:`acebert.loading.blend_weights`) for the hybrid
+        a deployment of that model serves; None blends with ``DEFAULT_WEIGHTS``."""
+        return cls(engine, lambda: (index, encoder), breadth=lambda _: candidates, weights=lambda _: weights)
 
     def search(self, request: SearchRequest) -> SearchResponse:
         started = time.perf_counter()

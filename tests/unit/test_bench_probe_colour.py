@@ -69,3 +69,17 @@ def test_the_knn_breadth_is_the_engines_default_unless_asked_and_the_report_says
 
     assert parse_args([]).candidates is None and parse_args(["--candidates", "2000"]).candidates == 2000
     assert "approximate" in breadth_note(None) and breadth_note(2000).startswith("2000 HNSW candidates")
+
+
+def test_each_hybrid_row_names_the_bm25_weight_it_was_served_with():
+    from bench.probe_colour import markdown
+
+    rows = [{"system": name, "ndcg@10": 0.5, "vs_baseline": 0.0, "ci": [0.0, 0.0]}
+            for name in ("bm25", "knn acebert", "hybrid acebert", "hybrid minilm")]
+    payload = {"machine": {"nproc": 2, "cpu": "cpu", "memory_gib": 1}, "command": "c", "commit": "x", "date": "d",
+               "engine": "opensearch", "blinded_titles": 1, "products": 2, "colour_queries": 1, "queries_file": "q",
+               "candidates": None, "models": ["minilm", "ckpt"], "rows": rows,
+               "blends": {"hybrid acebert": 0.1, "hybrid minilm": 0.5}}
+    table = markdown(payload)
+    assert "| hybrid acebert (BM25 0.1) | 0.500 |" in table and "| hybrid minilm (BM25 0.5) |" in table
+    assert "| knn acebert | 0.500 |" in table and "| bm25 | 0.500 |" in table

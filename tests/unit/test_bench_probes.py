@@ -62,14 +62,15 @@ def test_a_hybrid_miss_records_what_the_known_item_rule_saw_and_the_report_lists
     lone = hybrid_miss(item, [_hit("1", 9.0)], ["2", "1"])
     payload = {"command": "c", "commit": "x", "date": "d", "engine": "opensearch", "model_version": "m",
                "machine": {"nproc": 2, "cpu": "cpu", "memory_gib": 1.0}, "queries": 1, "products": 6,
-               "catalog": "cat", "seed": 0, "examples": [], "misses": [miss, lone],
-               "scores": {mode: {"success@1": 0.0, "mrr@10": 0.0} for mode in modes([0.1])},
+               "catalog": "cat", "seed": 0, "examples": [], "misses": [miss, lone], "blend": 0.1, "bm25_weights": [0.3],
+               "scores": {mode: {"success@1": 0.0, "mrr@10": 0.0} for mode in modes([0.3])},
                "differences": [{"a": "a", "b": "b", "mrr@10": 0.0, "ci": [0.0, 0.0]}] * 4}
     text = markdown(payload)
     assert "the hybrid does not (2)" in text
     assert f"| Asics Gel | 1 | 1 {TITLES['1']} (9.00) | 2 {TITLES['2']} (8.00) | 2, 1, 3 |" in text
     assert f"| Asics Gel | 1 | 1 {TITLES['1']} (9.00) | - | 2, 1 |" in text
-    assert f"| {NO_RULE}, BM25 0.1 | 0.000 | 0.000 |" in text and "At BM25 0.1 (kNN the rest" in text
+    assert f"| {NO_RULE}, BM25 0.3 | 0.000 | 0.000 |" in text and "At BM25 0.3 (kNN the rest" in text
+    assert "the hybrid as served (min-max, BM25 0.1 / kNN 0.9" in text
 
 
 def test_extra_weights_add_a_hybrid_with_and_without_the_rule_at_each():

@@ -116,6 +116,10 @@ def test_the_searcher_blends_with_the_models_weights_unless_the_request_names_it
     assert asked.weights == {"bm25": 0.1, "knn": 0.9} and asked.hits[0].product_id == "a"
     other = HybridSearcher(FakeEngine("http://fake"), lambda: ("other", CountingEncoder()), weights=stored.get)
     assert other.search(SearchRequest("shoes")).weights == DEFAULT_WEIGHTS  # a model without stored weights
+    fixed = HybridSearcher.over(FakeEngine("http://fake"), CountingEncoder(), "idx", weights=stored["idx"])
+    assert fixed.search(SearchRequest("shoes", known_item=False)).hits[0].product_id == "b"  # what a bench serves
+    assert HybridSearcher.over(FakeEngine("http://fake"), CountingEncoder(), "idx").search(
+        SearchRequest("shoes")).weights == DEFAULT_WEIGHTS
 
 
 def test_the_registry_reads_each_models_weights_once():
