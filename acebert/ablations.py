@@ -41,9 +41,11 @@ VARIANTS: dict[str, list[str]] = {
     # grade 1 a plain negative: the default before the graded loss won (2026-12-01, issue #11)
     "ungraded": ["train.grade1_weight=0.0", "train.hard_negatives=0"],
     "title_dropout": ["train.title_word_dropout=0.3", "train.title_dropout=0.2"],
-    "no_category": ["model.use_category=false"],
+    "no_category": ["model.use_category=false"],  # the default before 2026-12-01
     # one more image token, a histogram of the photo's foreground colours (4 x 4 x 4 RGB cells)
-    "colour_token": ["model.colour_bins=4"],  # the default before 2026-12-01
+    "colour_token": ["model.colour_bins=4"],
+    # the same with title words dropped in training, so that the colour token must stand in for a lost colour word
+    "colour_token_word_dropout": ["model.colour_bins=4", "train.title_word_dropout=0.3"],
     "lambda_0.3": ["train.adversarial=true", "train.lambda_max=0.3"],
     "lambda_0.1": ["train.adversarial=true", "train.lambda_max=0.1"],
 }

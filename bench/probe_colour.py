@@ -1,6 +1,6 @@
 """The blind-title colour probe: colour words removed from the titles, so only a photo can carry the colour.
 
-``python -m bench.probe_colour [--catalog DIR] [--queries TSV --qrels TSV] [--models minilm,acebert-title:CKPT,acebert:CKPT]``
+``python -m bench.probe_colour [--catalog DIR] [--queries TSV --qrels TSV] [--models minilm,acebert:CKPT,..] [--exact]``
 
 The judged colour queries are few when the titles name the colour: the title then answers them
 and the image tokens have nothing to add. This probe indexes the same catalogue with every colour
@@ -15,7 +15,8 @@ per query (the issue #11 target is +20%). A checkpoint other than the default on
 its directory, so several can be compared in one run (``acebert:CKPT_A,acebert:CKPT_B``).
 ``--candidates N`` widens the kNN leg's HNSW search (``ef_search``) so that, on a catalogue of this size, it is close to exact: approximate search
 differs between builds of the same vectors by about 0.01 nDCG@10 here, which is the size of the
-image gain being measured.
+image gain being measured. ``--exact`` leaves the engine out (:func:`exact_rankings`) to compare
+checkpoints in minutes.
 
 :data:`COLOURS` is a fixed, generic list of English colour names. It is not read from
 ``attributes.csv``, and training must not use it: an augmentation tuned to this probe would only
@@ -37,6 +38,8 @@ from acebert.config import REPO_ROOT
 
 RESULTS_NAME = "probe-colour"
 MARKDOWN = REPO_ROOT / "docs" / "probe-colour.md"
+EXACT_RESULTS_NAME = "probe-colour-exact"
+EXACT_MARKDOWN = REPO_ROOT / "docs" / "probe-colour-exact.md"
 COLOURS = (
     "black", "white", "grey", "gray", "red", "blue", "navy", "green", "olive", "yellow", "orange", "pink",
     "purple", "violet", "lavender", "brown", "tan", "beige", "cream", "khaki", "maroon", "burgundy", "gold",
@@ -47,6 +50,7 @@ COLOURS = (
 _COLOUR = re.compile(r"(?<![\w-])(" + "|".join(re.escape(c) for c in sorted(COLOURS, key=len, reverse=True))
                      + r")(?![\w-])", re.IGNORECASE)
 K = 10
+ENCODE_CHUNK = 1024  # products per progress-bar step of the exact path
 
 
 def blind(title: str) -> str:
@@ -130,42 +134,51 @@ def _log(message: str) -> None:
     print(f"[probe-colour {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+Rankings = dict[str, dict[str, list[str]]]  # row -> query id -> product ids, best first
+
+
+def model_rows(specs: Sequence[Any]) -> list[tuple[Any, str]]:
+    """Each model spec with its row name (:func:`probe_name`)."""
+    from bench.relevance import DEFAULT_CHECKPOINT
+
+    return [(spec, probe_name(spec.name, None if spec.encoder == "minilm" else spec.encoder, DEFAULT_CHECKPOINT))
+            for spec in specs]
+
+
+def served_bm25_weight(encoder_spec: str) -> float:
+    """The BM25 weight a deployment of the model blends with: its stored one, else the searcher's default."""
+    from acebert.loading import blend_weights
+    from query_rewriter.search import DEFAULT_WEIGHTS
+
+    return (blend_weights(encoder_spec) or DEFAULT_WEIGHTS)["bm25"]
+
+
+def engine_rankings(args: argparse.Namespace, specs: Sequence[Any], events: Sequence[Mapping[str, Any]],
+                    queries: Mapping[str, str]) -> Rankings:
+    """Every row through the real engine: the blinded catalogue ingested per model, then BM25, kNN and the
+    hybrid the searcher serves for that model."""
     from dataclasses import replace
 
     from tqdm import tqdm
 
-    from acebert.data import load_catalog
-    from acebert.loading import blend_weights
-    from bench.relevance import DEFAULT_CHECKPOINT, encoder_for, load_split, parse_model
+    from bench.relevance import encoder_for
     from bench.relevance_stack import ingest
     from devstack import local_stack
     from engines import connect
-    from indexer.catalog import catalog_events
-    from query_rewriter.search import DEFAULT_WEIGHTS, HybridSearcher, SearchRequest
+    from query_rewriter.blend import leg_weights
+    from query_rewriter.search import HybridSearcher, SearchRequest
 
-    catalog = load_catalog(args.catalog)
-    split = load_split(args.queries, args.qrels, set(catalog["product_id"]), None)
-    queries = {qid: text for qid, text in split.queries.items() if names_a_colour(text)}
-    qrels = {qid: split.qrels[qid] for qid in queries}
-    events = blind_events(catalog_events(args.catalog))
-    changed = sum(e["title"] != t for e, t in zip(events, catalog["title"]))
-    _log(f"{len(queries)} colour queries; {changed} of {len(events)} titles lost a colour word")
-    specs = [parse_model(item.strip()) for item in args.models.split(",") if item.strip()]
-    rankings: dict[str, dict[str, list[str]]] = {}
-    blends: dict[str, float] = {}  # hybrid row -> its BM25 weight
+    rankings: Rankings = {}
     with local_stack(args.run_dir, engines=(args.engine,), heap="2g") as stack:
         engine = connect(args.engine, stack.engines[args.engine].url)
         try:
-            for spec in specs:
-                name = probe_name(spec.name, None if spec.encoder == "minilm" else spec.encoder, DEFAULT_CHECKPOINT)
+            for spec, name in model_rows(specs):
                 spec = replace(spec, name="blind-" + re.sub(r"[^a-z0-9_-]", "-", name.lower()))
                 encoder = encoder_for(spec.encoder)
                 ingest(stack, engine, spec, events, encoder.dimension, encoder.model_version, args.catalog,
                        args.reindex)
-                weights = blend_weights(spec.encoder)
+                weights = leg_weights(served_bm25_weight(spec.encoder))
                 searcher = HybridSearcher.over(engine, encoder, spec.names.read_alias, args.candidates, weights)
-                blends[f"hybrid {name}"] = (weights or DEFAULT_WEIGHTS)["bm25"]
                 modes = ("knn", "hybrid") if rankings else ("bm25", "knn", "hybrid")
                 for mode in modes:
                     label = "bm25" if mode == "bm25" else f"{mode} {name}"
@@ -175,9 +188,66 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         for qid, text in tqdm(queries.items(), desc=label, unit="query")}
         finally:
             engine.close()
-    return {"catalog": str(args.catalog), "queries_file": str(args.queries), "engine": args.engine,
+    return rankings
+
+
+def exact_rankings(specs: Sequence[Any], events: Sequence[Mapping[str, Any]], queries: Mapping[str, str]) -> Rankings:
+    """The same rows without an engine: Okapi BM25 over title and category in process, each model's exact
+    cosine top 100, and their min-max blend at the model's served weight (no known-item rule).
+
+    Why: comparing checkpoints is about the vectors, and an HNSW build moves these rows by about
+    0.01, the size of the effect measured; exact search has no build noise and needs no ingestion,
+    so a pair of checkpoints is compared in minutes. The engine path is the one that shows what a
+    deployment serves.
+    """
+    from tqdm import tqdm
+
+    from acebert.blend_choice import DEPTH
+    from acebert.encoder import ProductInput
+    from acebert.evaluate import search
+    from acebert.pairs import bm25_runs
+    from bench.relevance import encoder_for
+    from query_rewriter.blend import blend, leg_weights
+
+    ids = [str(event["product_id"]) for event in events]
+    documents = {pid: f"{event['title']} {event.get('category', '')}" for pid, event in zip(ids, events)}
+    bm25 = bm25_runs(queries, documents, DEPTH)
+    rankings: Rankings = {"bm25": {qid: [pid for pid, _ in bm25[qid][:K]] for qid in queries}}
+    for spec, name in model_rows(specs):
+        encoder = encoder_for(spec.encoder)
+        products = [ProductInput(event["title"], event.get("image") if spec.with_images else None,
+                                 event.get("category")) for event in events]
+        chunks = range(0, len(products), ENCODE_CHUNK)
+        vectors = np.concatenate([encoder.encode_products(products[start:start + ENCODE_CHUNK])
+                                  for start in tqdm(chunks, desc=f"encode {name}", unit="chunk")])
+        dense = dict(zip(queries, search(encoder.encode_queries(list(queries.values())), vectors, ids, DEPTH)))
+        weights = leg_weights(served_bm25_weight(spec.encoder))
+        rankings[f"knn {name}"] = {qid: list(dense[qid])[:K] for qid in queries}
+        rankings[f"hybrid {name}"] = {
+            qid: [item.doc_id for item in blend({"bm25": bm25[qid], "knn": list(dense[qid].items())}, weights)[:K]]
+            for qid in queries}
+    return rankings
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from acebert.data import load_catalog
+    from bench.relevance import load_split, parse_model
+    from indexer.catalog import catalog_events
+
+    catalog = load_catalog(args.catalog)
+    split = load_split(args.queries, args.qrels, set(catalog["product_id"]), None)
+    queries = {qid: text for qid, text in split.queries.items() if names_a_colour(text)}
+    qrels = {qid: split.qrels[qid] for qid in queries}
+    events = blind_events(catalog_events(args.catalog))
+    changed = sum(e["title"] != t for e, t in zip(events, catalog["title"]))
+    _log(f"{len(queries)} colour queries; {changed} of {len(events)} titles lost a colour word")
+    specs = [parse_model(item.strip()) for item in args.models.split(",") if item.strip()]
+    rankings = exact_rankings(specs, events, queries) if args.exact else engine_rankings(args, specs, events, queries)
+    return {"catalog": str(args.catalog), "queries_file": str(args.queries),
+            "engine": "none (exact search in process)" if args.exact else args.engine, "exact": args.exact,
             "products": len(events), "blinded_titles": changed, "candidates": args.candidates,
-            "colour_queries": len(queries), "blends": blends,
+            "colour_queries": len(queries),
+            "blends": {f"hybrid {name}": served_bm25_weight(spec.encoder) for spec, name in model_rows(specs)},
             "models": [spec.encoder for spec in specs], "rows": ndcg_rows(qrels, rankings, "bm25"),
             "image_gain": image_gain_rows(qrels, rankings)}
 
@@ -196,7 +266,10 @@ def markdown(payload: Mapping[str, Any]) -> str:
         f"{len(COLOURS)} generic English colour names in `bench/probe_colour.py`; images and categories unchanged). "
         f"{payload['colour_queries']} queries of `{payload['queries_file']}` name a colour. Hybrid is min-max with the "
         "BM25 weight stored with each model (`blend.json`, chosen on dev by `acebert.train` or `hybrid-search train`; "
-        f"0.5 without one), as a deployment of it serves. kNN breadth: {breadth_note(payload.get('candidates'))}.",
+        "0.5 without one), as a deployment of it serves. " + (
+            "Exact search in process (`--exact`): BM25 is Okapi over title and category, kNN the exact cosine top "
+            "100, the hybrid their min-max blend without the known-item rule; no index-build noise."
+            if payload.get("exact") else f"kNN breadth: {breadth_note(payload.get('candidates'))}."),
         "",
         "| system | nDCG@10 | vs BM25 (95% CI) |",
         "|---|---:|---:|",
@@ -234,6 +307,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--engine", default="opensearch", choices=("opensearch", "elasticsearch"))
     parser.add_argument("--reindex", action="store_true", help="rebuild the indices even when they are current")
     add_candidates_argument(parser)
+    parser.add_argument("--exact", action="store_true",
+                        help="no engine: exact search and BM25 in process, to compare checkpoints without index-build "
+                             "noise (writes probe-colour-exact.json and docs/probe-colour-exact.md)")
     parser.add_argument("--run-dir", type=Path, default=cache_root() / "bench-probes",
                         help="engine data and worker logs (kept between runs so indices can be reused)")
     parser.add_argument("--results", type=Path, default=None, help="output directory (default: docs/results, docs/)")
@@ -248,7 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parse_args(argv)
     payload = {**stamp(command_line("bench.probe_colour", argv)), **run(args)}
-    paths = write_report(RESULTS_NAME, payload, markdown, MARKDOWN, args.results)
+    name, doc = (EXACT_RESULTS_NAME, EXACT_MARKDOWN) if args.exact else (RESULTS_NAME, MARKDOWN)
+    paths = write_report(name, payload, markdown, doc, args.results)
     _log(f"wrote {paths[0]} and {paths[1]}")
     return 0
 

@@ -1,10 +1,11 @@
-"""The colour probe's pure parts: blinding titles, picking colour queries, and its table."""
+"""The colour probe's parts: blinding titles, picking colour queries, its table, and its exact path (with MiniLM)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
+from acebert.encoder import ProductInput
 from bench.probe_colour import blind, blind_events, image_gain_rows, names_a_colour, ndcg_rows, probe_name
 
 
@@ -83,3 +84,29 @@ def test_each_hybrid_row_names_the_bm25_weight_it_was_served_with():
     table = markdown(payload)
     assert "| hybrid acebert (BM25 0.1) | 0.500 |" in table and "| hybrid minilm (BM25 0.5) |" in table
     assert "| knn acebert | 0.500 |" in table and "| bm25 | 0.500 |" in table
+
+
+def test_the_exact_path_ranks_bm25_knn_and_the_served_blend_in_process():
+    import numpy as np
+
+    from bench.probe_colour import exact_rankings
+    from bench.relevance import encoder_for, parse_model
+    from query_rewriter.blend import blend, leg_weights
+
+    events = [{"product_id": "1", "title": "Leather Wallet", "category": "Accessories > Wallets"},
+              {"product_id": "2", "title": "Running Shoes", "category": "Footwear > Shoes"},
+              {"product_id": "3", "title": "Cotton Socks"},
+              {"product_id": "4", "title": "Silk Saree", "category": "Apparel > Saree"}]
+    queries = {"q1": "wallet", "q2": "sneakers for jogging"}
+    rankings = exact_rankings([parse_model("minilm")], events, queries)
+    assert set(rankings) == {"bm25", "knn minilm", "hybrid minilm"}
+    assert rankings["bm25"] == {"q1": ["1"], "q2": []}  # only "wallet" matches a title or category word
+    encoder = encoder_for("minilm")
+    vectors = encoder.encode_products([ProductInput(e["title"], None, e.get("category")) for e in events])
+    cosines = encoder.encode_queries(list(queries.values())) @ vectors.T
+    expected = {qid: [events[i]["product_id"] for i in np.argsort(-row)] for qid, row in zip(queries, cosines)}
+    assert rankings["knn minilm"] == expected and expected["q2"][0] == "2"
+    knn_q1 = [(events[i]["product_id"], float(cosines[0, i])) for i in np.argsort(-cosines[0])]
+    assert rankings["hybrid minilm"]["q1"] == [b.doc_id for b in blend({"bm25": [("1", 1.0)], "knn": knn_q1},
+                                                                       leg_weights(0.5))]
+    assert rankings["hybrid minilm"]["q2"] == expected["q2"]  # no BM25 match: the kNN leg alone
