@@ -46,6 +46,8 @@ VARIANTS: dict[str, list[str]] = {
     "colour_token": ["model.colour_bins=4"],
     # the same with title words dropped in training, so that the colour token must stand in for a lost colour word
     "colour_token_word_dropout": ["model.colour_bins=4", "train.title_word_dropout=0.3"],
+    # the same token learning 10x faster: at head_lr 5e-4 the image projections move ~3% of their size in an epoch
+    "colour_token_fast": ["model.colour_bins=4", "train.head_lr=5e-3"],
     "lambda_0.3": ["train.adversarial=true", "train.lambda_max=0.3"],
     "lambda_0.1": ["train.adversarial=true", "train.lambda_max=0.1"],
 }
