@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from acebert.config import DEFAULT_DATA_DIR, REPO_ROOT
 from acebert.data import catalog_inputs, load_catalog, load_qrels, load_queries
-from acebert.encoder import Encoder
+from acebert.encoder import Encoder, ProductInput
 from acebert.loading import load_encoder
 from acebert.metrics import Qrels, Run, evaluate_run, modality_gap, per_query
 from acebert.slices import colour_slice, load_colours
@@ -31,11 +31,16 @@ ENCODE_CHUNK = 2048  # products per progress-bar step; the encoder batches insid
 
 def encode_catalog(encoder: Encoder, catalog: pd.DataFrame, batch_size: int = 64, progress: bool = True) -> np.ndarray:
     """Product vectors for every catalogue row, in row order."""
-    products = catalog_inputs(catalog)
+    return encode_inputs(encoder, catalog_inputs(catalog), batch_size, progress)
+
+
+def encode_inputs(encoder: Encoder, products: Sequence[ProductInput], batch_size: int = 64, progress: bool = True,
+                  desc: str = "encode catalogue") -> np.ndarray:
+    """Product vectors for ``products``, in order, with a progress bar over chunks of them."""
     chunks = range(0, len(products), ENCODE_CHUNK)
     parts = [
         encoder.encode_products(products[start : start + ENCODE_CHUNK], batch_size)
-        for start in tqdm(chunks, desc="encode catalogue", unit="chunk", disable=not progress)
+        for start in tqdm(chunks, desc=desc, unit="chunk", disable=not progress)
     ]
     return np.concatenate(parts) if parts else np.zeros((0, encoder.dimension), dtype=np.float32)
 

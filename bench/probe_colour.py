@@ -13,10 +13,10 @@ bootstrap interval against BM25, and each checkpoint run both ways (``acebert-ti
 ``acebert:CKPT``) gets an image-gain row: dense title + image against dense title only, paired
 per query (the issue #11 target is +20%). A checkpoint other than the default one is named by
 its directory, so several can be compared in one run (``acebert:CKPT_A,acebert:CKPT_B``).
-``--candidates N`` widens the kNN leg's HNSW search (``ef_search``) so that, on a catalogue of this size, it is close to exact: approximate search
-differs between builds of the same vectors by about 0.01 nDCG@10 here, which is the size of the
-image gain being measured. ``--exact`` leaves the engine out (:func:`exact_rankings`) to compare
-checkpoints in minutes.
+``--candidates N`` widens the kNN leg's HNSW search (``ef_search``) so that, on a catalogue of this
+size, it is close to exact: approximate search differs between builds of the same vectors by
+about 0.01 nDCG@10 here, which is the size of the image gain being measured. ``--exact`` leaves
+the engine out (:func:`exact_rankings`) to compare checkpoints in minutes.
 
 :data:`COLOURS` is a fixed, generic list of English colour names. It is not read from
 ``attributes.csv``, and training must not use it: an augmentation tuned to this probe would only
@@ -50,7 +50,6 @@ COLOURS = (
 _COLOUR = re.compile(r"(?<![\w-])(" + "|".join(re.escape(c) for c in sorted(COLOURS, key=len, reverse=True))
                      + r")(?![\w-])", re.IGNORECASE)
 K = 10
-ENCODE_CHUNK = 1024  # products per progress-bar step of the exact path
 
 
 def blind(title: str) -> str:
@@ -145,18 +144,10 @@ def model_rows(specs: Sequence[Any]) -> list[tuple[Any, str]]:
             for spec in specs]
 
 
-def served_bm25_weight(encoder_spec: str) -> float:
-    """The BM25 weight a deployment of the model blends with: its stored one, else the searcher's default."""
-    from acebert.loading import blend_weights
-    from query_rewriter.search import DEFAULT_WEIGHTS
-
-    return (blend_weights(encoder_spec) or DEFAULT_WEIGHTS)["bm25"]
-
-
 def engine_rankings(args: argparse.Namespace, specs: Sequence[Any], events: Sequence[Mapping[str, Any]],
-                    queries: Mapping[str, str]) -> Rankings:
+                    queries: Mapping[str, str], blends: Mapping[str, float]) -> Rankings:
     """Every row through the real engine: the blinded catalogue ingested per model, then BM25, kNN and the
-    hybrid the searcher serves for that model."""
+    hybrid at the model's BM25 weight in ``blends`` (by hybrid row name)."""
     from dataclasses import replace
 
     from tqdm import tqdm
@@ -177,7 +168,7 @@ def engine_rankings(args: argparse.Namespace, specs: Sequence[Any], events: Sequ
                 encoder = encoder_for(spec.encoder)
                 ingest(stack, engine, spec, events, encoder.dimension, encoder.model_version, args.catalog,
                        args.reindex)
-                weights = leg_weights(served_bm25_weight(spec.encoder))
+                weights = leg_weights(blends[f"hybrid {name}"])
                 searcher = HybridSearcher.over(engine, encoder, spec.names.read_alias, args.candidates, weights)
                 modes = ("knn", "hybrid") if rankings else ("bm25", "knn", "hybrid")
                 for mode in modes:
@@ -191,20 +182,19 @@ def engine_rankings(args: argparse.Namespace, specs: Sequence[Any], events: Sequ
     return rankings
 
 
-def exact_rankings(specs: Sequence[Any], events: Sequence[Mapping[str, Any]], queries: Mapping[str, str]) -> Rankings:
+def exact_rankings(specs: Sequence[Any], events: Sequence[Mapping[str, Any]], queries: Mapping[str, str],
+                   blends: Mapping[str, float]) -> Rankings:
     """The same rows without an engine: Okapi BM25 over title and category in process, each model's exact
-    cosine top 100, and their min-max blend at the model's served weight (no known-item rule).
+    cosine top 100, and their min-max blend at the model's weight in ``blends`` (no known-item rule).
 
     Why: comparing checkpoints is about the vectors, and an HNSW build moves these rows by about
     0.01, the size of the effect measured; exact search has no build noise and needs no ingestion,
     so a pair of checkpoints is compared in minutes. The engine path is the one that shows what a
     deployment serves.
     """
-    from tqdm import tqdm
-
     from acebert.blend_choice import DEPTH
     from acebert.encoder import ProductInput
-    from acebert.evaluate import search
+    from acebert.evaluate import encode_inputs, search
     from acebert.pairs import bm25_runs
     from bench.relevance import encoder_for
     from query_rewriter.blend import blend, leg_weights
@@ -217,11 +207,9 @@ def exact_rankings(specs: Sequence[Any], events: Sequence[Mapping[str, Any]], qu
         encoder = encoder_for(spec.encoder)
         products = [ProductInput(event["title"], event.get("image") if spec.with_images else None,
                                  event.get("category")) for event in events]
-        chunks = range(0, len(products), ENCODE_CHUNK)
-        vectors = np.concatenate([encoder.encode_products(products[start:start + ENCODE_CHUNK])
-                                  for start in tqdm(chunks, desc=f"encode {name}", unit="chunk")])
+        vectors = encode_inputs(encoder, products, desc=f"encode {name}")
         dense = dict(zip(queries, search(encoder.encode_queries(list(queries.values())), vectors, ids, DEPTH)))
-        weights = leg_weights(served_bm25_weight(spec.encoder))
+        weights = leg_weights(blends[f"hybrid {name}"])
         rankings[f"knn {name}"] = {qid: list(dense[qid])[:K] for qid in queries}
         rankings[f"hybrid {name}"] = {
             qid: [item.doc_id for item in blend({"bm25": bm25[qid], "knn": list(dense[qid].items())}, weights)[:K]]
@@ -231,7 +219,7 @@ def exact_rankings(specs: Sequence[Any], events: Sequence[Mapping[str, Any]], qu
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from acebert.data import load_catalog
-    from bench.relevance import load_split, parse_model
+    from bench.relevance import load_split, parse_model, served_bm25_weight
     from indexer.catalog import catalog_events
 
     catalog = load_catalog(args.catalog)
@@ -242,12 +230,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     changed = sum(e["title"] != t for e, t in zip(events, catalog["title"]))
     _log(f"{len(queries)} colour queries; {changed} of {len(events)} titles lost a colour word")
     specs = [parse_model(item.strip()) for item in args.models.split(",") if item.strip()]
-    rankings = exact_rankings(specs, events, queries) if args.exact else engine_rankings(args, specs, events, queries)
+    blends = {f"hybrid {name}": served_bm25_weight(spec.encoder) for spec, name in model_rows(specs)}
+    rankings = (exact_rankings(specs, events, queries, blends) if args.exact
+                else engine_rankings(args, specs, events, queries, blends))
     return {"catalog": str(args.catalog), "queries_file": str(args.queries),
             "engine": "none (exact search in process)" if args.exact else args.engine, "exact": args.exact,
             "products": len(events), "blinded_titles": changed, "candidates": args.candidates,
             "colour_queries": len(queries),
-            "blends": {f"hybrid {name}": served_bm25_weight(spec.encoder) for spec, name in model_rows(specs)},
+            "blends": blends,
             "models": [spec.encoder for spec in specs], "rows": ndcg_rows(qrels, rankings, "bm25"),
             "image_gain": image_gain_rows(qrels, rankings)}
 

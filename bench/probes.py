@@ -144,12 +144,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from tqdm import tqdm
 
     from acebert.data import load_catalog
-    from acebert.loading import blend_weights, load_encoder
+    from acebert.loading import load_encoder
+    from bench.relevance import served_bm25_weight
     from bench.relevance_stack import IndexSpec, ingest
     from devstack import local_stack
     from engines import connect
     from indexer.catalog import catalog_events
-    from query_rewriter.search import DEFAULT_WEIGHTS, HybridSearcher, SearchRequest
+    from query_rewriter.search import HybridSearcher, SearchRequest
 
     catalog = load_catalog(args.catalog)
     items = identifier_queries(dict(zip(catalog["product_id"], catalog["title"])), args.queries, args.seed)
@@ -161,8 +162,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             ingestion = ingest(stack, engine, spec, catalog_events(args.catalog), encoder.dimension,
                                encoder.model_version, args.catalog, args.reindex)
-            weights = blend_weights(args.encoder)
-            searcher = HybridSearcher.over(engine, encoder, spec.names.read_alias, weights=weights)
+            blend = served_bm25_weight(args.encoder)
+            searcher = HybridSearcher.over(engine, encoder, spec.names.read_alias, weights=leg_weights(blend))
             rows = modes(args.bm25_weight)
             per_query: dict[str, list[tuple[float, float]]] = {mode: [] for mode in rows}
             examples, misses = [], []
@@ -181,7 +182,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             engine.close()
     return {"catalog": str(args.catalog), "products": len(catalog), "queries": len(items), "engine": args.engine,
             "encoder": args.encoder, "model_version": encoder.model_version, "seed": args.seed,
-            "blend": (weights or DEFAULT_WEIGHTS)["bm25"], "bm25_weights": args.bm25_weight,
+            "blend": blend, "bm25_weights": args.bm25_weight,
             "ingestion_reused": ingestion.reused, "scores": summarise(per_query),
             "differences": [paired_differences(per_query, "bm25", "knn"),
                             paired_differences(per_query, "hybrid", "knn"),

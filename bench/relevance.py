@@ -160,6 +160,15 @@ def colour_slice_ids(catalog_dir: Path, queries_path: Path, split: Split, attrib
     return colour_slice(frame[frame["query_id"].isin(split.qrels)], split.qrels, titles, load_colours(attributes))
 
 
+def served_bm25_weight(spec: str) -> float:
+    """The BM25 weight a deployment of model ``spec`` blends with: its stored one (``blend.json``), else the
+    searcher's default. The probes report this hybrid, the one a shop serving that model gets."""
+    from acebert.loading import blend_weights
+    from query_rewriter.search import DEFAULT_WEIGHTS
+
+    return (blend_weights(spec) or DEFAULT_WEIGHTS)["bm25"]
+
+
 @lru_cache(maxsize=None)
 def encoder_for(spec: str) -> Encoder:
     """One encoder per model, shared by every index and query pass that uses it."""

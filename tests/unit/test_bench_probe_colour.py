@@ -98,7 +98,7 @@ def test_the_exact_path_ranks_bm25_knn_and_the_served_blend_in_process():
               {"product_id": "3", "title": "Cotton Socks"},
               {"product_id": "4", "title": "Silk Saree", "category": "Apparel > Saree"}]
     queries = {"q1": "wallet", "q2": "sneakers for jogging"}
-    rankings = exact_rankings([parse_model("minilm")], events, queries)
+    rankings = exact_rankings([parse_model("minilm")], events, queries, {"hybrid minilm": 0.5})
     assert set(rankings) == {"bm25", "knn minilm", "hybrid minilm"}
     assert rankings["bm25"] == {"q1": ["1"], "q2": []}  # only "wallet" matches a title or category word
     encoder = encoder_for("minilm")
