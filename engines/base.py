@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
+import orjson
+
 T = TypeVar("T")
 
 
@@ -241,8 +243,14 @@ class SearchEngine(ABC):
         """Whether :meth:`server_hybrid_search` works on this cluster."""
         return False
 
-    def server_hybrid_search(self, index: str, query: HybridQuery) -> dict[str, Any]:
-        """The engine's own fusion of both legs of ``query``; only engines with one override this."""
+    def server_hybrid_search(self, index: str, query: HybridQuery, pipeline: str | None = None) -> dict[str, Any]:
+        """The engine's own fusion of both legs of ``query``; only engines with one override this.
+
+        ``pipeline`` names a blend stored with :meth:`put_hybrid_pipeline` instead of sending one."""
+        raise NotImplementedError(f"{self.kind} has no server-side hybrid query")
+
+    def put_hybrid_pipeline(self, name: str, method: str, weights: Sequence[float]) -> None:
+        """Store the blend of ``method`` and ``weights`` on the cluster as ``name``."""
         raise NotImplementedError(f"{self.kind} has no server-side hybrid query")
 
     # --- shared behaviour ------------------------------------------------------------------
@@ -425,7 +433,8 @@ class SearchEngine(ABC):
         lines: list[Mapping[str, Any]] = []
         for body in bodies:
             lines += [header, body]
-        ndjson = "".join(json.dumps(line) + "\n" for line in lines)
+        # orjson: the kNN leg's vector is 384 floats, which json.dumps writes in about 0.4 ms.
+        ndjson = b"".join(orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for line in lines).decode()
 
         def send() -> list[dict[str, Any]]:
             responses = self._request("POST", "/_msearch", body=ndjson)["responses"]

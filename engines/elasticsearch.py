@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import elastic_transport
 from elasticsearch import ApiError, Elasticsearch, helpers
+from elasticsearch.serializer import OrjsonSerializer
 
 from engines.base import EngineError, EngineUnavailable, SearchEngine, error_for_status, failover_retries
 
@@ -26,8 +27,9 @@ class ElasticsearchEngine(SearchEngine):
     def __init__(self, url: str, timeout_s: float = 30.0) -> None:
         super().__init__(url)
         # No retries in the client: the drain task declares them (see engines.base).
+        # orjson parses the legs' hits several times faster than json (engines.opensearch.OrjsonSerializer).
         self.client = Elasticsearch(self.urls, request_timeout=timeout_s, max_retries=failover_retries(self.urls),
-                                    retry_on_status=(), retry_on_timeout=False)
+                                    retry_on_status=(), retry_on_timeout=False, serializer=OrjsonSerializer())
 
     def _request(
         self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None

@@ -70,21 +70,27 @@ def _check(legs: Mapping[str, Leg], weights: Mapping[str, float]) -> None:
             raise ValueError(f"leg {name!r} lists a document twice")
 
 
-def _collect(legs: Mapping[str, Leg]) -> dict[str, Blended]:
-    docs: dict[str, Blended] = {}
+def _per_document(legs: Mapping[str, Leg]) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, int]]]:
+    """Each document's raw score and 1-based rank in every leg that returned it."""
+    raw: dict[str, dict[str, float]] = {}
+    ranks: dict[str, dict[str, int]] = {}
     for name, leg in legs.items():
         for rank, (doc_id, score) in enumerate(leg, start=1):
-            doc = docs.setdefault(doc_id, Blended(doc_id, 0.0))
-            doc.raw[name] = score
-            doc.ranks[name] = rank
-    return docs
+            if doc_id not in raw:
+                raw[doc_id], ranks[doc_id] = {}, {}
+            raw[doc_id][name] = score
+            ranks[doc_id][name] = rank
+    return raw, ranks
 
 
-def _ranked(docs: dict[str, Blended], scores: Mapping[str, float]) -> list[Blended]:
-    out = [
-        Blended(doc_id, scores[doc_id], d.raw, d.normalized, d.ranks) for doc_id, d in docs.items()
-    ]
-    return sorted(out, key=lambda b: (-b.score, b.doc_id))
+def _ranked(
+    scores: Mapping[str, float], raw: Mapping[str, dict[str, float]], normalized: Mapping[str, dict[str, float]],
+    ranks: Mapping[str, dict[str, int]],
+) -> list[Blended]:
+    """Documents by descending score, ties by doc id; each :class:`Blended` is built once, here, because
+    a search blends two windows of a hundred hits per request and object creation is most of its cost."""
+    order = sorted(scores, key=lambda doc_id: (-scores[doc_id], doc_id))
+    return [Blended(doc_id, scores[doc_id], raw[doc_id], normalized[doc_id], ranks[doc_id]) for doc_id in order]
 
 
 def weighted_normalized(
@@ -96,19 +102,23 @@ def weighted_normalized(
     except KeyError:
         raise ValueError(f"unknown normalizer {normalizer!r}; expected one of {sorted(NORMALIZERS)}") from None
     _check(legs, weights)
-    docs = _collect(legs)
-    missing_value: dict[str, float] = {}
+    raw, ranks = _per_document(legs)
+    normalized: dict[str, dict[str, float]] = {doc_id: {} for doc_id in raw}
+    missing: dict[str, float] = {}
     for name, leg in legs.items():
-        normalized = normalize([score for _, score in leg])
-        for (doc_id, _), value in zip(leg, normalized):
-            docs[doc_id].normalized[name] = value
-        missing_value[name] = 0.0 if normalizer == "min_max" else min(normalized, default=0.0)
+        values = normalize([score for _, score in leg])
+        for (doc_id, _), value in zip(leg, values):
+            normalized[doc_id][name] = value
+        missing[name] = 0.0 if normalizer == "min_max" else min(values, default=0.0)
     total = sum(weights.values())
-    scores = {
-        doc_id: sum(w * doc.normalized.get(name, missing_value[name]) for name, w in weights.items()) / total
-        for doc_id, doc in docs.items()
-    }
-    return _ranked(docs, scores)
+    terms = [(name, weight, missing[name]) for name, weight in weights.items()]
+    scores: dict[str, float] = {}
+    for doc_id, doc in normalized.items():
+        score = 0.0
+        for name, weight, absent in terms:
+            score += weight * doc.get(name, absent)
+        scores[doc_id] = score / total
+    return _ranked(scores, raw, normalized, ranks)
 
 
 def rrf(legs: Mapping[str, Leg], weights: Mapping[str, float], k: int = RRF_K) -> list[Blended]:
@@ -116,14 +126,12 @@ def rrf(legs: Mapping[str, Leg], weights: Mapping[str, float], k: int = RRF_K) -
     if k <= 0:
         raise ValueError(f"RRF k must be positive, got {k}")
     _check(legs, weights)
-    docs = _collect(legs)
-    for doc in docs.values():
-        doc.normalized.update({name: 1.0 / (k + rank) for name, rank in doc.ranks.items()})
-    scores = {
-        doc_id: sum(weights[name] * value for name, value in doc.normalized.items())
-        for doc_id, doc in docs.items()
-    }
-    return _ranked(docs, scores)
+    raw, ranks = _per_document(legs)
+    normalized = {doc_id: {name: 1.0 / (k + rank) for name, rank in doc_ranks.items()}
+                  for doc_id, doc_ranks in ranks.items()}
+    scores = {doc_id: sum(weights[name] * value for name, value in values.items())
+              for doc_id, values in normalized.items()}
+    return _ranked(scores, raw, normalized, ranks)
 
 
 def leg_weights(bm25_weight: float) -> dict[str, float]:

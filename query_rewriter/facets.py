@@ -9,8 +9,10 @@ counts are computed once per query and do not change while a caller pages throug
 """
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
 # Price-range edges: a 1-2-5 series, so the buckets suit any currency's magnitude.
@@ -35,20 +37,22 @@ class FacetValue:
 Facets = dict[str, list[FacetValue]]
 
 
-def category_paths(category: str) -> list[str]:
-    """``"Apparel > Topwear"`` and each ancestor (``"Apparel"``): a category filter matches any."""
+@lru_cache(maxsize=4096)
+def category_paths(category: str) -> tuple[str, ...]:
+    """``"Apparel > Topwear"`` and each ancestor (``"Apparel"``): a category filter matches any.
+
+    Cached: a catalogue has a few hundred category paths and every search counts them over its
+    whole candidate window, so splitting and joining each time was most of the facets' cost.
+    """
     parts = [part.strip() for part in category.split(">") if part.strip()]
-    return [" > ".join(parts[: i + 1]) for i in range(len(parts))]
+    return tuple(" > ".join(parts[: i + 1]) for i in range(len(parts)))
 
 
 def price_range(price: float) -> tuple[float, float | None]:
     """The 1-2-5 bucket ``[low, high)`` that holds ``price`` (``high`` None past the last edge)."""
-    low = 0.0
-    for edge in PRICE_EDGES:
-        if price < edge:
-            return low, float(edge)
-        low = float(edge)
-    return low, None
+    position = bisect.bisect_right(PRICE_EDGES, price)
+    low = float(PRICE_EDGES[position - 1]) if position else 0.0
+    return low, float(PRICE_EDGES[position]) if position < len(PRICE_EDGES) else None
 
 
 def _label(low: float, high: float | None) -> str:

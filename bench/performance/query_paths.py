@@ -13,9 +13,12 @@ The peer comparison (issue #14, part 3) runs in the same rounds: our client-side
 OpenSearch's own server-side ``hybrid`` query (neural-search, the same min-max normalisation and
 weights over the same two 100-candidate legs), both given the same query vector from a
 :class:`~acebert.encoder.CachedQueryEncoder` filled before timing, so neither pays for the query
-tower. The server-side query is timed twice: returning the whole blended window with its sources,
-as the searcher's ``server_hybrid`` mode asks for it (facets and cursors need them), and
-returning only the page of 10, which is all a bare results page needs.
+tower. The server-side query blends with a stored search pipeline, as a neural-search deployment
+with one fixed blend runs it, and is timed twice: returning the whole blended window with its
+sources, as the searcher's ``server_hybrid`` mode asks for it (facets and cursors need them), and
+returning only the page of 10, which is all a bare results page needs. The searcher's own
+``server_hybrid`` mode, which sends its pipeline with each request (any blend, no cluster state),
+gets a row of its own.
 """
 from __future__ import annotations
 
@@ -48,7 +51,7 @@ from engines import SearchEngine
 from es_mappings import VECTOR_FIELD
 from query_rewriter.blend import blend
 from query_rewriter.requests import bm25_body, knn_body
-from query_rewriter.search import HybridSearcher, SearchRequest, server_hybrid_query
+from query_rewriter.search import DEFAULT_WEIGHTS, HybridSearcher, SearchRequest, server_hybrid_query
 
 INDEX_PREFIX = "perf-query-paths"
 DEPTH, PAGE = 100, 10
@@ -57,6 +60,9 @@ BM25_MODE = "BM25 mode of the searcher (the target's baseline)"
 OURS = "peer: our client-side hybrid, query vector supplied"
 SERVER = "peer: OpenSearch server-side hybrid, query vector supplied, window of 100 with sources"
 SERVER_PAGE = "peer: OpenSearch server-side hybrid, query vector supplied, page of 10 with sources"
+SERVER_INLINE = "searcher's server_hybrid mode: the same, pipeline sent with each request"
+PIPELINE = "perf-query-paths-blend"
+"""The stored pipeline both peer rows name: min-max, the searcher's default weights."""
 PEER_TARGETS = {"p50 vs server-side": 0.8, "p50 vs BM25": 1.3, "p99 vs BM25": 1.5}
 Ask = Callable[[str], Any]
 
@@ -120,10 +126,14 @@ def build_paths(
         bm25, knn = engine.msearch(index, [bm25_body(query, [], DEPTH), knn_body(engine, vector(query), [], 50)])
         return _blend(bm25, knn)
 
-    def server_page(query: str) -> Any:
-        window = server_hybrid_query(SearchRequest(query=query, mode="server_hybrid", rewrite=False), query, [],
-                                     supplied.encode_queries([query])[0].tolist(), DEPTH, peer.breadth(index))
-        return engine.server_hybrid_search(index, replace(window, size=PAGE))
+    engine.put_hybrid_pipeline(PIPELINE, "min_max", [DEFAULT_WEIGHTS["bm25"], DEFAULT_WEIGHTS["knn"]])
+
+    def server(size: int) -> Ask:
+        def ask(query: str) -> Any:
+            window = server_hybrid_query(SearchRequest(query=query, mode="server_hybrid", rewrite=False), query, [],
+                                         supplied.encode_queries([query])[0].tolist(), DEPTH, peer.breadth(index))
+            return engine.server_hybrid_search(index, replace(window, size=size), pipeline=PIPELINE)
+        return ask
 
     answers: dict[str, Ask] = {
         BM25_MODE: lambda q: searcher.search(
@@ -135,8 +145,9 @@ def build_paths(
         "legs without sources, then an ids query for the page": page_sources_after(ids_query),
         "kNN leg of 50 instead of 100 (changes the window)": knn_leg_50,
         OURS: lambda q: peer.search(SearchRequest(query=q, mode="hybrid", rewrite=False)),
-        SERVER: lambda q: peer.search(SearchRequest(query=q, mode="server_hybrid", rewrite=False)),
-        SERVER_PAGE: server_page,
+        SERVER: server(DEPTH),
+        SERVER_PAGE: server(PAGE),
+        SERVER_INLINE: lambda q: peer.search(SearchRequest(query=q, mode="server_hybrid", rewrite=False)),
     }
     return [QueryPath(label, answer) for label, answer in answers.items()]
 
@@ -160,7 +171,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def peer_ratios(rounds: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Our hybrid (vector supplied) against each server-side variant and the BM25 mode, paired within rounds."""
     return {label: paired_ratios(rounds[OURS], rounds[label], ["p50", "p99"])
-            for label in (SERVER, SERVER_PAGE, BM25_MODE)}
+            for label in (SERVER, SERVER_PAGE, SERVER_INLINE, BM25_MODE)}
 
 
 def peer_verdict(peer: dict[str, dict[str, float]]) -> str:

@@ -176,7 +176,8 @@ def test_the_peer_verdict_pairs_our_hybrid_with_the_server_side_one_and_bm25_wit
         return [{"p50": p50, "p99": 2 * p50} for p50 in p50s]
 
     measured = {query_paths.OURS: rounds(4.0, 8.0), query_paths.SERVER: rounds(5.0, 8.0),
-                query_paths.SERVER_PAGE: rounds(4.0, 4.0), query_paths.BM25_MODE: rounds(2.0, 8.0)}
+                query_paths.SERVER_PAGE: rounds(4.0, 4.0), query_paths.SERVER_INLINE: rounds(6.0, 8.0),
+                query_paths.BM25_MODE: rounds(2.0, 8.0)}
     peer = query_paths.peer_ratios(measured)
     assert peer[query_paths.SERVER]["p50"] == pytest.approx((4 / 5 + 8 / 8) / 2)  # median of two per-round ratios
     assert peer[query_paths.BM25_MODE]["p99"] == pytest.approx((8 / 4 + 16 / 16) / 2)

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import replace
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator, Mapping
 
 import elastic_transport
 import elasticsearch
+import numpy as np
 import pytest
 from opensearchpy import exceptions as os_exc
 
@@ -27,7 +29,7 @@ from engines import (
     is_retryable_status,
 )
 from engines.elasticsearch import ElasticsearchEngine
-from engines.opensearch import RRF_RANK_CONSTANT, OpenSearchEngine
+from engines.opensearch import RRF_RANK_CONSTANT, OpenSearchEngine, OrjsonSerializer
 from query_rewriter.blend import RRF_K
 
 UNREACHABLE = "http://127.0.0.1:1"
@@ -101,10 +103,11 @@ class FakeNode(BaseHTTPRequestHandler):
 
     answer: tuple[int, Any] = (200, {})
     requests: list[str] = []
+    bodies: list[bytes] = []
 
     def _reply(self) -> None:
         self.requests.append(f"{self.command} {self.path}")
-        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.bodies.append(self.rfile.read(int(self.headers.get("content-length") or 0)))
         status, body = self.answer
         payload = json.dumps(body).encode()
         self.send_response(status)
@@ -122,7 +125,7 @@ class FakeNode(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def node() -> Iterator[type[FakeNode]]:
-    handler = type("Node", (FakeNode,), {"requests": []})
+    handler = type("Node", (FakeNode,), {"requests": [], "bodies": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -149,6 +152,35 @@ def test_a_429_bulk_item_comes_back_retryable_without_a_resend(kind: str, node: 
     outcomes = connect(kind, node.url).bulk(actions)  # type: ignore[attr-defined]
     assert [(o.doc_id, o.ok, o.retryable) for o in outcomes] == [("1", True, False), ("2", False, True)]
     assert len(node.requests) == 1
+
+
+@pytest.mark.parametrize("kind", ENGINE_KINDS)
+def test_msearch_writes_numpy_vectors_and_reads_the_answer_through_the_client(kind: str, node: type[FakeNode]):
+    hit = {"_id": "7", "_score": 0.25, "_source": {"title": "Café Crème Kurta", "price": 1e-7}}
+    node.answer = (200, {"responses": [{"hits": {"hits": [hit]}}]})
+    vector = np.array([0.5, -0.25, 1 / 3], dtype=np.float32)
+    bodies = [{"size": 1, "query": {"knn": {"vector": {"vector": vector, "k": np.int64(1)}}}}]
+    answer = connect(kind, node.url).msearch("products", bodies)  # type: ignore[attr-defined]
+    assert answer == [{"hits": {"hits": [hit]}}]
+    header, body = [json.loads(line) for line in node.bodies[-1].decode().splitlines()]
+    assert header == {"index": "products"}
+    knn = body["query"]["knn"]["vector"]
+    assert knn["k"] == 1
+    # float32 written at float32 precision: the same numbers once the engine reads them as float32.
+    assert np.array_equal(np.array(knn["vector"], dtype=np.float32), vector)
+
+
+def test_opensearch_serializer_writes_what_json_cannot_and_refuses_the_rest():
+    serializer = OrjsonSerializer()
+    when = datetime(2026, 12, 2, 6, 30, tzinfo=timezone.utc)
+    written = serializer.dumps({"at": when, "x": np.float32(0.5), "ids": np.arange(2), "text": "ü"})
+    assert json.loads(written) == {"at": "2026-12-02T06:30:00+00:00", "x": 0.5, "ids": [0, 1], "text": "ü"}
+    assert serializer.dumps("already json") == "already json"
+    assert serializer.loads(b'{"a": [1, 2.5]}') == {"a": [1, 2.5]}
+    with pytest.raises(os_exc.SerializationError):
+        serializer.dumps({"x": object()})
+    with pytest.raises(os_exc.SerializationError):
+        serializer.loads(b"{not json")
 
 
 def _captured(engine: OpenSearchEngine) -> list[tuple[str, str, Any]]:
@@ -194,6 +226,20 @@ def test_server_hybrid_page_fetches_only_its_hits_but_blends_the_whole_window():
     body = sent[0][2]
     assert (body["size"], body["query"]["hybrid"]["pagination_depth"]) == (5, 20)
     assert body["query"]["hybrid"]["queries"][1]["knn"]["vector"]["k"] == 20
+
+
+def test_a_stored_pipeline_is_named_by_the_search_instead_of_sent():
+    engine = OpenSearchEngine(UNREACHABLE)
+    sent: list[tuple[str, str, Any, Any]] = []
+    engine._request = lambda method, path, body=None, params=None: (  # type: ignore[method-assign]
+        sent.append((method, path, body, params)) or {"hits": {"hits": []}})
+    engine.put_hybrid_pipeline("blend-a", "min_max", [1.0, 3.0])
+    engine.server_hybrid_search("products", hybrid("min_max", [1.0, 3.0]), pipeline="blend-a")
+    engine.server_hybrid_search("products", hybrid("min_max", [1.0, 3.0]))
+    (put, put_path, pipeline, _), (_, _, stored, params), (_, _, inline, _) = sent
+    assert (put, put_path, params) == ("PUT", "/_search/pipeline/blend-a", {"search_pipeline": "blend-a"})
+    assert pipeline == inline.pop("search_pipeline")
+    assert stored == inline
 
 
 def test_server_hybrid_rrf_uses_the_score_ranker_with_the_client_blends_k():

@@ -56,8 +56,9 @@ def test_tier_depths_double_until_the_page_fits_and_stop_at_the_limit():
 
 
 def test_category_paths_count_every_ancestor():
-    assert category_paths("Apparel > Topwear > Shirts") == ["Apparel", "Apparel > Topwear", "Apparel > Topwear > Shirts"]
-    assert category_paths("  ") == []
+    assert category_paths("Apparel > Topwear > Shirts") == (
+        "Apparel", "Apparel > Topwear", "Apparel > Topwear > Shirts")
+    assert category_paths("  ") == ()
 
 
 @pytest.mark.parametrize("price, bucket", [(0, (0, 1)), (7.5, (5, 10)), (10, (10, 20)), (1999, (1000, 2000)),
