@@ -152,7 +152,7 @@ def engine_rankings(args: argparse.Namespace, specs: Sequence[Any], events: Sequ
 
     from tqdm import tqdm
 
-    from bench.relevance import encoder_for
+    from bench.relevance import breadth, encoder_for
     from bench.relevance_stack import ingest
     from devstack import local_stack
     from engines import connect
@@ -160,6 +160,7 @@ def engine_rankings(args: argparse.Namespace, specs: Sequence[Any], events: Sequ
     from query_rewriter.search import HybridSearcher, SearchRequest
 
     rankings: Rankings = {}
+    candidates = breadth(args.candidates, len(events))["candidates"]
     with local_stack(args.run_dir, engines=(args.engine,), heap="2g") as stack:
         engine = connect(args.engine, stack.engines[args.engine].url)
         try:
@@ -169,7 +170,7 @@ def engine_rankings(args: argparse.Namespace, specs: Sequence[Any], events: Sequ
                 ingest(stack, engine, spec, events, encoder.dimension, encoder.model_version, args.catalog,
                        args.reindex)
                 weights = leg_weights(blends[f"hybrid {name}"])
-                searcher = HybridSearcher.over(engine, encoder, spec.names.read_alias, args.candidates, weights)
+                searcher = HybridSearcher.over(engine, encoder, spec.names.read_alias, candidates, weights)
                 modes = ("knn", "hybrid") if rankings else ("bm25", "knn", "hybrid")
                 for mode in modes:
                     label = "bm25" if mode == "bm25" else f"{mode} {name}"
@@ -219,7 +220,7 @@ def exact_rankings(specs: Sequence[Any], events: Sequence[Mapping[str, Any]], qu
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from acebert.data import load_catalog
-    from bench.relevance import load_split, parse_model, served_bm25_weight
+    from bench.relevance import breadth, load_split, parse_model, served_bm25_weight
     from indexer.catalog import catalog_events
 
     catalog = load_catalog(args.catalog)
@@ -235,7 +236,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 else engine_rankings(args, specs, events, queries, blends))
     return {"catalog": str(args.catalog), "queries_file": str(args.queries),
             "engine": "none (exact search in process)" if args.exact else args.engine, "exact": args.exact,
-            "products": len(events), "blinded_titles": changed, "candidates": args.candidates,
+            "products": len(events), "blinded_titles": changed, **breadth(args.candidates, len(events)),
             "colour_queries": len(queries),
             "blends": blends,
             "models": [spec.encoder for spec in specs], "rows": ndcg_rows(qrels, rankings, "bm25"),
@@ -259,7 +260,7 @@ def markdown(payload: Mapping[str, Any]) -> str:
         "0.5 without one), as a deployment of it serves. " + (
             "Exact search in process (`--exact`): BM25 is Okapi over title and category, kNN the exact cosine top "
             "100, the hybrid their min-max blend without the known-item rule; no index-build noise."
-            if payload.get("exact") else f"kNN breadth: {breadth_note(payload.get('candidates'))}."),
+            if payload.get("exact") else f"kNN breadth: {breadth_note(payload['candidates'], payload['served'])}."),
         "",
         "| system | nDCG@10 | vs BM25 (95% CI) |",
         "|---|---:|---:|",

@@ -45,7 +45,9 @@ from bench.relevance_runs import (
     Queries,
     System,
     ask_all,
+    BreadthRun,
     bm25_system,
+    breadth_sweep,
     model_systems,
 )
 from bench.relevance_stack import IndexSpec, Ingestion, ingest
@@ -54,6 +56,7 @@ from devstack import local_stack
 from devstack.install import cache_root
 from engines import ENGINE_KINDS, SearchEngine, connect
 from indexer.catalog import catalog_events
+from query_rewriter.knn_breadth import candidates_for
 from query_rewriter.search import HybridSearcher
 
 DATA = (ROOT / "../shared/data/fashion").resolve()
@@ -92,7 +95,13 @@ def add_candidates_argument(parser: argparse.ArgumentParser) -> None:
     """``--candidates``, shared with the colour probe: model comparisons want the build noise out."""
     parser.add_argument("--candidates", type=int, default=None,
                         help="kNN leg's HNSW candidates (ef_search), e.g. 2000 for near-exact search on ~13k products "
-                             "when comparing models; default: what the searcher uses in production")
+                             "when comparing models; default: what the searcher uses for a catalogue of this size "
+                             "(query_rewriter.knn_breadth)")
+
+
+def breadth(fixed: int | None, products: int) -> dict[str, Any]:
+    """The kNN breadth a run asks with, and whether it is the searcher's own for ``products``, for its report."""
+    return {"candidates": fixed, "served": False} if fixed else {"candidates": candidates_for(products), "served": True}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -176,8 +185,9 @@ def encoder_for(spec: str) -> Encoder:
 
 
 def engine_systems(engine: SearchEngine, models: Sequence[IndexSpec], queries: Queries,
-                   dev_qrels: Qrels, candidates: int | None) -> tuple[list[System], int]:
-    """Every row for one engine (indices already filled), and how many hybrids were spot-checked."""
+                   dev_qrels: Qrels, candidates: int) -> tuple[list[System], list[BreadthRun], int]:
+    """Every row for one engine (indices already filled), the dense legs by breadth, and how many
+    hybrids were spot-checked."""
     def dev_ndcg(rankings: dict[str, list[str]]) -> dict[str, float]:
         return per_query(dev_qrels, to_run(rankings))
 
@@ -185,15 +195,24 @@ def engine_systems(engine: SearchEngine, models: Sequence[IndexSpec], queries: Q
     answers = ask_all(standard, "bm25", queries.all, f"{engine.kind}/{STANDARD.name}")
     systems = [bm25_system(engine, STANDARD.names.read_alias, "BM25, engine default analyzer", answers,
                            queries, "bm25/standard")]
+    sweeps: list[BreadthRun] = []
     checked = 0
     for position, spec in enumerate(models):
+        encoder, index, label = encoder_for(spec.encoder), spec.names.read_alias, MODEL_LABELS[spec.name]
         rows, spot_checked = model_systems(
-            engine, encoder_for(spec.encoder), spec.names.read_alias, spec.name, MODEL_LABELS[spec.name],
-            queries, dev_ndcg, baseline_key=BASELINE if position == 0 else None, candidates=candidates,
+            engine, encoder, index, spec.name, label, queries, dev_ndcg,
+            baseline_key=BASELINE if position == 0 else None, candidates=candidates,
         )
         systems += rows
+        sweeps += breadth_sweep(engine, encoder, index, spec.name, label, queries)
         checked += spot_checked
-    return systems, checked
+    return systems, sweeps, checked
+
+
+def breadth_record(run: BreadthRun, test_qrels: Qrels, dev_qrels: Qrels) -> dict[str, Any]:
+    test = evaluate_run(test_qrels, to_run(run.test))
+    return {"engine": run.engine, "model": run.model, "candidates": run.candidates, "test_ndcg@10": test["ndcg@10"],
+            "test_recall@100": test["recall@100"], "dev_ndcg@10": evaluate_run(dev_qrels, to_run(run.dev))["ndcg@10"]}
 
 
 def system_record(system: System, scores: Scores, dev_qrels: Qrels) -> dict[str, Any]:
@@ -260,11 +279,13 @@ def write_results(out: Path, payload: dict[str, Any]) -> Path:
 
 
 def run_engines(args: argparse.Namespace, events: list[dict[str, Any]], queries: Queries,
-                dev_qrels: Qrels) -> tuple[list[Ingestion], list[System], int]:
+                dev_qrels: Qrels) -> tuple[list[Ingestion], list[System], list[BreadthRun], int]:
     """Start the services, fill every index on every engine, and collect every row's rankings."""
     ingestions: list[Ingestion] = []
     systems: list[System] = []
+    sweeps: list[BreadthRun] = []
     spot_checked = 0
+    candidates = breadth(args.candidates, len(events))["candidates"]
     with local_stack(args.run_dir, engines=args.engines, heap="2g") as stack:
         for kind in args.engines:
             engine = connect(kind, stack.engines[kind].url)
@@ -273,13 +294,14 @@ def run_engines(args: argparse.Namespace, events: list[dict[str, Any]], queries:
                     encoder = encoder_for(spec.encoder)
                     ingestions.append(ingest(stack, engine, spec, events, encoder.dimension,
                                              encoder.model_version, args.catalog, args.reindex))
-                rows, checked = engine_systems(engine, args.models, queries, dev_qrels, args.candidates)
+                rows, engine_sweeps, checked = engine_systems(engine, args.models, queries, dev_qrels, candidates)
                 systems += rows
+                sweeps += engine_sweeps
                 spot_checked += checked
             finally:
                 engine.close()
     systems.sort(key=lambda s: (args.engines.index(s.engine), FAMILY_ORDER.index(s.family)))
-    return ingestions, systems, spot_checked
+    return ingestions, systems, sweeps, spot_checked
 
 
 def setup_record(args: argparse.Namespace, events: list[dict[str, Any]], test: Split, dev: Split,
@@ -291,7 +313,7 @@ def setup_record(args: argparse.Namespace, events: list[dict[str, Any]], test: S
         "test": {"queries": str(args.queries), "qrels": str(args.qrels), "count": len(test.queries)},
         "dev": {"queries": str(args.dev_queries), "qrels": str(args.dev_qrels), "count": len(dev.queries)},
         "colour_slice": {"attributes": str(attributes) if slice_ids else None, "queries": len(slice_ids)},
-        "depth": DEPTH, "candidates": args.candidates, "weight_grid": list(WEIGHT_GRID),
+        "depth": DEPTH, **breadth(args.candidates, len(events)), "weight_grid": list(WEIGHT_GRID),
         "rrf_bm25_weight": RRF_BM25_WEIGHT,
         "engines": args.engines, "spot_checked_hybrid_answers": spot_checked,
         "models": {spec.name: {"label": MODEL_LABELS[spec.name], "encoder": spec.encoder,
@@ -312,7 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{len(events)} products, {len(test.queries)} test and {len(dev.queries)} dev queries, "
           f"{len(slice_ids)} in the colour slice", flush=True)
 
-    ingestions, systems, spot_checked = run_engines(args, events, Queries(test.queries, dev.queries), dev.qrels)
+    ingestions, systems, sweeps, spot_checked = run_engines(args, events, Queries(test.queries, dev.queries),
+                                                            dev.qrels)
     runs = {system.key: to_run(system.test) for system in systems}
     records = [system_record(s, score(test.qrels, runs[s.key], slice_ids), dev.qrels) for s in systems]
     payload: dict[str, Any] = {
@@ -321,6 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ingestion": [vars(i) for i in ingestions],
         "systems": records,
         "comparisons": [comparison(kind, records, runs, test) for kind in args.engines],
+        "knn_breadth": [breadth_record(run, test.qrels, dev.qrels) for run in sweeps],
         "wall_s": round(time.perf_counter() - started, 1),
     }
     json_path = write_results(args.out, payload)

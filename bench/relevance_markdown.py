@@ -17,11 +17,12 @@ START, END = "<!-- discussion:start -->", "<!-- discussion:end -->"
 PLACEHOLDER = "_Not written yet: read the tables above, then write what they mean here; reruns keep this text._"
 
 
-def breadth_note(candidates: int | None) -> str:
-    """How wide the kNN leg searched, for a report: the default breadth carries index-build noise."""
-    if candidates is None:
-        return "the engine's default HNSW candidates (approximate: about 0.01 nDCG@10 of index-build noise)"
-    return f"{candidates} HNSW candidates per query (close to exact search on a catalogue of this size)"
+def breadth_note(candidates: int, served: bool) -> str:
+    """How wide the kNN leg searched, for a report: a breadth of the searcher's own, or one fixed for the run."""
+    if served:
+        return (f"{candidates} HNSW candidates per query, the searcher's breadth for an index of this size "
+                "(`query_rewriter.knn_breadth`)")
+    return f"{candidates} HNSW candidates per query (fixed for this run with `--candidates`)"
 
 
 def kept_discussion(path: Path) -> str:
@@ -96,7 +97,7 @@ def setup(payload: Mapping[str, Any]) -> str:
         "- Ingestion: catalogue rows -> product events -> Redis queue -> Celery worker (concurrency 2) -> "
         "bulk writes, one index per model and engine, force-merged to one segment so kNN answers are stable.\n"
         f"- Queries: `HybridSearcher` (query rewrite, msearch), each leg's top {s['depth']}; kNN breadth: "
-        f"{breadth_note(s.get('candidates'))}. Hybrid rows fuse the two "
+        f"{breadth_note(s['candidates'], s['served'])}. Hybrid rows fuse the two "
         f"legs with `query_rewriter.blend`; {s['spot_checked_hybrid_answers']} fused answers were checked equal to "
         "`HybridSearcher(mode=\"hybrid\")`. BM25 weight w (kNN 1-w) chosen from "
         f"{', '.join(f'{w:g}' for w in s['weight_grid'])} by dev nDCG@10; RRF (k=60) untuned, equal weights. "
@@ -191,6 +192,26 @@ def weight_curves(payload: Mapping[str, Any]) -> str:
             + markdown_table(["Engine", "System", *(f"w={w}" for w in weights)], rows))
 
 
+def knn_breadth(payload: Mapping[str, Any]) -> str:
+    """Dense nDCG@10 of each index at each kNN breadth, the searcher's in bold."""
+    sweeps = payload.get("knn_breadth") or []
+    if not sweeps:
+        return ""
+    served = payload["setup"]["candidates"] if payload["setup"]["served"] else None
+    grid = sorted({r["candidates"] for r in sweeps})
+    cells: dict[tuple[str, str], dict[int, str]] = {}
+    for r in sweeps:
+        text = f"{r['test_ndcg@10']:.3f} / {r['dev_ndcg@10']:.3f}"
+        cells.setdefault((r["engine"], r["model"]), {})[r["candidates"]] = (
+            f"**{text}**" if r["candidates"] == served else text)
+    rows = [(engine, model, *(by.get(c, "–") for c in grid)) for (engine, model), by in cells.items()]
+    return ("## kNN breadth: dense nDCG@10 by HNSW candidates (test / dev)\n\n"
+            "The dense leg of each index asked again at each breadth (OpenSearch's `ef_search`, Elasticsearch's "
+            "`num_candidates`; the engines' defaults for a leg of 100 are 100 and 200), the searcher's own in "
+            "bold. How far the default falls below exact search depends on how the graph happened to be built.\n\n"
+            + markdown_table(["Engine", "Dense model", *(f"{c} candidates" for c in grid)], rows))
+
+
 def ingestion(payload: Mapping[str, Any]) -> str:
     rows = [
         (i["engine"], i["index"], i["model_version"], i["documents"], "reused" if i["reused"] else _num(i["seconds"], 0),
@@ -209,7 +230,8 @@ def ingestion(payload: Mapping[str, Any]) -> str:
 def render(payload: Mapping[str, Any], discussion: str) -> str:
     sections = [
         header(TITLE, payload["command"]), setup(payload), analyzers(payload), results(payload),
-        comparisons(payload), learned_weights(payload), wins_losses(payload), weight_curves(payload), ingestion(payload),
+        comparisons(payload), learned_weights(payload), wins_losses(payload), weight_curves(payload),
+        knn_breadth(payload), ingestion(payload),
         f"## What the numbers mean, and what to try next\n\n{START}\n{discussion}\n{END}\n",
         f"## Reproduce\n\n```\n{payload['command']}\n```\n\nJSON with every number (per-query nDCG@10 "
         "included) is written next to this report under `docs/results/`.\n",

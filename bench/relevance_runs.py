@@ -30,6 +30,9 @@ RRF_BM25_WEIGHT = 0.5
 """RRF is not tuned: equal leg weights, as OpenSearch's score-ranker processor applies it."""
 METHOD_LABELS = {"min_max": "min-max + weighted sum", "z_score": "z-score + weighted sum", "rrf": "RRF (k=60)"}
 SPOT_CHECK_QUERIES = 3
+BREADTH_GRID = (100, 200, 400, 800)
+"""kNN breadths (HNSW candidates) the dense leg is also asked at: 100 is OpenSearch's default for a
+leg of 100 (Elasticsearch's is 200), 800 the searcher's breadth above 100,000 products."""
 
 Rankings = dict[str, list[str]]
 Leg = list[tuple[str, float]]
@@ -131,6 +134,34 @@ class Queries:
     @property
     def all(self) -> dict[str, str]:
         return {**self.dev, **self.test}
+
+
+@dataclass(frozen=True)
+class BreadthRun:
+    """The dense leg of one index asked at one kNN breadth."""
+
+    engine: str
+    model: str  # its label
+    candidates: int
+    test: Rankings
+    dev: Rankings
+
+
+def breadth_sweep(engine: SearchEngine, encoder: Encoder, index: str, model: str, model_label: str,
+                  queries: Queries) -> list[BreadthRun]:
+    """The dense leg at every breadth of :data:`BREADTH_GRID`.
+
+    Why: how many candidates an HNSW search keeps decides how close it comes to exact search, and
+    how far below it falls depends on how the graph happened to be built, so the searcher's breadth
+    (:mod:`query_rewriter.knn_breadth`) is checked against relevance on every run, dev included.
+    """
+    runs = []
+    for candidates in BREADTH_GRID:
+        searcher = HybridSearcher.over(engine, encoder, index, candidates)
+        answers = ask_all(searcher, "knn", queries.all, f"{engine.kind}/{model} knn, {candidates} candidates")
+        runs.append(BreadthRun(engine.kind, model_label, candidates, _rankings(answers, list(queries.test)),
+                               _rankings(answers, list(queries.dev))))
+    return runs
 
 
 def bm25_system(engine: SearchEngine, index: str, label: str, answers: Mapping[str, Answer],

@@ -1,11 +1,14 @@
-"""How wide the kNN leg's HNSW search is: the engine's default on a small index, wider on a large one.
+"""How wide the kNN leg's HNSW search is: wider than the engines' defaults at every size, widest on a large index.
 
 An HNSW search keeps ``candidates`` vectors while it walks the graph (OpenSearch's
-``ef_search``, Elasticsearch's ``num_candidates``). The engines' default of about 100 finds
-nearly all of the true nearest neighbours up to a hundred thousand products and loses many at a
-million (``python -m bench.performance.scale``, docs/performance.md: recall@10 0.983 at 100k,
-0.830 at 1M; 0.969 at 1M with 800 candidates, for 8% more hybrid p50). A wider search
-costs latency, so it is paid only where the index is large enough to need it.
+``ef_search``, Elasticsearch's ``num_candidates``). The engines' defaults (100 on OpenSearch,
+``max(2k, 100)`` = 200 for the leg of 100 on Elasticsearch) lose relevance even on a small index,
+by how well the graph happened to be built: on the 12.9k-product catalogue, an index filled by the
+workers gave the trained model's dense leg test nDCG@10 0.887 on OpenSearch at the default against
+0.907 at 400 candidates and by exact search, and 0.902 against 0.906 on Elasticsearch
+(``python -m bench.relevance``, docs/relevance.md, "kNN breadth"); 400 and 800 score the same on
+dev there. At a million vectors recall@10 falls to 0.83 at the default and 0.969 at 800
+(``python -m bench.performance.scale``, docs/performance.md), for 8% more hybrid p50.
 ``KNN_CANDIDATES`` (settings) fixes one value for every index instead.
 """
 from __future__ import annotations
@@ -15,10 +18,14 @@ from typing import Callable
 
 from engines import SearchEngine
 
+SMALL_INDEX_CANDIDATES = 400
+"""Up to :data:`LARGE_INDEX_DOCUMENTS`: the breadth at which dev nDCG@10 stopped rising on both engines
+(100/200/400/800 candidates, docs/relevance.md); about 2% more hybrid p50 than 100 at 12.9k products
+(docs/performance.md, scale)."""
 LARGE_INDEX_DOCUMENTS = 100_000
 """Above this many documents an index is searched with :data:`LARGE_INDEX_CANDIDATES`.
 
-At the default breadth recall@10 fell from 0.97-0.98 at 100k to 0.82-0.83 at 1M (two runs), about
+At 100 candidates recall@10 fell from 0.97-0.98 at 100k to 0.82-0.83 at 1M (two runs), about
 0.15 per tenfold, so it crosses 0.95 not far above 100k; 800 candidates cost about 10% of hybrid p50
 at 100k."""
 LARGE_INDEX_CANDIDATES = 800
@@ -28,9 +35,9 @@ COUNT_TTL_S = 300.0
 """How long an index's document count is trusted: an index grows slowly next to this."""
 
 
-def candidates_for(documents: int) -> int | None:
-    """The breadth for an index of ``documents``: None (the engine's default) up to the threshold."""
-    return LARGE_INDEX_CANDIDATES if documents > LARGE_INDEX_DOCUMENTS else None
+def candidates_for(documents: int) -> int:
+    """The breadth for an index of ``documents``."""
+    return LARGE_INDEX_CANDIDATES if documents > LARGE_INDEX_DOCUMENTS else SMALL_INDEX_CANDIDATES
 
 
 class KnnBreadth:

@@ -64,12 +64,18 @@ def test_image_gain_pairs_title_only_with_title_and_image_of_the_same_checkpoint
     assert row["relative"] == pytest.approx(1 / ((second + 1) / 2) - 1)
 
 
-def test_the_knn_breadth_is_the_engines_default_unless_asked_and_the_report_says_which():
+def test_the_knn_breadth_is_the_searchers_unless_asked_and_the_report_says_which():
     from bench.probe_colour import parse_args
+    from bench.relevance import breadth
     from bench.relevance_markdown import breadth_note
+    from query_rewriter.knn_breadth import LARGE_INDEX_CANDIDATES, LARGE_INDEX_DOCUMENTS, SMALL_INDEX_CANDIDATES
 
     assert parse_args([]).candidates is None and parse_args(["--candidates", "2000"]).candidates == 2000
-    assert "approximate" in breadth_note(None) and breadth_note(2000).startswith("2000 HNSW candidates")
+    assert breadth(None, 13_000) == {"candidates": SMALL_INDEX_CANDIDATES, "served": True}
+    assert breadth(None, LARGE_INDEX_DOCUMENTS + 1) == {"candidates": LARGE_INDEX_CANDIDATES, "served": True}
+    assert breadth(2000, 13_000) == {"candidates": 2000, "served": False}
+    assert "the searcher's breadth" in breadth_note(400, served=True)
+    assert breadth_note(2000, served=False).startswith("2000 HNSW candidates per query (fixed")
 
 
 def test_each_hybrid_row_names_the_bm25_weight_it_was_served_with():
@@ -79,7 +85,7 @@ def test_each_hybrid_row_names_the_bm25_weight_it_was_served_with():
             for name in ("bm25", "knn acebert", "hybrid acebert", "hybrid minilm")]
     payload = {"machine": {"nproc": 2, "cpu": "cpu", "memory_gib": 1}, "command": "c", "commit": "x", "date": "d",
                "engine": "opensearch", "blinded_titles": 1, "products": 2, "colour_queries": 1, "queries_file": "q",
-               "candidates": None, "models": ["minilm", "ckpt"], "rows": rows,
+               "candidates": 400, "served": True, "models": ["minilm", "ckpt"], "rows": rows,
                "blends": {"hybrid acebert": 0.1, "hybrid minilm": 0.5}}
     table = markdown(payload)
     assert "| hybrid acebert (BM25 0.1) | 0.500 |" in table and "| hybrid minilm (BM25 0.5) |" in table

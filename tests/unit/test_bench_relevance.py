@@ -19,7 +19,7 @@ from bench.relevance_eval import (
     wins_and_losses,
 )
 from bench.relevance_markdown import END, PLACEHOLDER, START, kept_discussion, render
-from bench.relevance_runs import WEIGHT_GRID, Answer, Queries, fuse, model_systems
+from bench.relevance_runs import BREADTH_GRID, WEIGHT_GRID, Answer, Queries, breadth_sweep, fuse, model_systems
 from bench.relevance_stack import IndexSpec, spec_events
 from engines.base import SearchEngine
 from query_rewriter.blend import METHODS, blend, leg_weights
@@ -189,6 +189,22 @@ def test_load_split_keeps_catalogued_products_and_limits_queries(tmp_path):
     assert list(load_split(tmp_path / "q.tsv", tmp_path / "r.tsv", {"1", "2"}, limit=1).queries) == ["q1"]
 
 
+def test_the_breadth_sweep_asks_the_dense_leg_once_per_breadth_and_query():
+    asked: list[int | None] = []
+
+    class SweptEngine(FakeEngine):
+        def knn_query(self, field: str, vector: Sequence[float], k: int, filters: Any,
+                      candidates: int | None = None) -> dict[str, Any]:
+            asked.append(candidates)
+            return super().knn_query(field, vector, k, filters, candidates)
+
+    queries = Queries(test={"t1": "shoes"}, dev={"d1": "tops"})
+    runs = breadth_sweep(SweptEngine("http://fake"), CountingEncoder(), "idx", "fake", "Fake model", queries)
+    assert [(r.model, r.candidates) for r in runs] == [("Fake model", c) for c in BREADTH_GRID]
+    assert asked == [c for c in BREADTH_GRID for _ in range(2)]  # dev and test query at each breadth
+    assert runs[0].test == {"t1": ["a", "d", "b"]} and runs[0].dev == {"d1": ["a", "d", "b"]}
+
+
 def test_report_keeps_the_hand_written_discussion(tmp_path):
     report = tmp_path / "relevance.md"
     assert kept_discussion(report) == PLACEHOLDER
@@ -197,13 +213,23 @@ def test_report_keeps_the_hand_written_discussion(tmp_path):
     text = render(_payload(), kept_discussion(report))
     assert f"{START}\nThe hybrid wins on colour queries.\n{END}" in text
     assert "| fake | BM25 | BM25, project analyzer | – | 0.500 [0.400, 0.600] |" in text
-    assert "kNN breadth: the engine's default HNSW candidates (approximate" in text  # a payload from before the option
+    assert "kNN breadth: 400 HNSW candidates per query, the searcher's breadth" in text
 
 
 def test_report_states_a_fixed_knn_breadth() -> None:
     payload = _payload()
-    payload["setup"]["candidates"] = 2000
-    assert "kNN breadth: 2000 HNSW candidates per query" in render(payload, PLACEHOLDER)
+    payload["setup"].update(candidates=2000, served=False)
+    assert "kNN breadth: 2000 HNSW candidates per query (fixed" in render(payload, PLACEHOLDER)
+
+
+def test_the_breadth_table_shows_test_and_dev_per_breadth_with_the_searchers_in_bold() -> None:
+    payload = _payload()
+    payload["knn_breadth"] = [
+        {"engine": "fake", "model": "ACE-BERT", "candidates": c, "test_ndcg@10": t, "dev_ndcg@10": d,
+         "test_recall@100": 0.9} for c, t, d in ((100, 0.887, 0.899), (400, 0.907, 0.906))]
+    text = render(payload, PLACEHOLDER)
+    assert "| Engine | Dense model | 100 candidates | 400 candidates |" in text
+    assert "| fake | ACE-BERT | 0.887 / 0.899 | **0.907 / 0.906** |" in text
 
 
 def _payload() -> dict[str, Any]:
@@ -216,6 +242,7 @@ def _payload() -> dict[str, Any]:
         "setup": {"products": 3, "products_with_image": 2, "catalog": "cat",
                   "test": {"queries": "qt", "qrels": "rt", "count": 1}, "dev": {"queries": "qd", "qrels": "rd", "count": 1},
                   "engines": ["fake"], "models": {}, "depth": 100, "spot_checked_hybrid_answers": 0,
+                  "candidates": 400, "served": True,
                   "weight_grid": [0.5], "colour_slice": {"attributes": None, "queries": 0}},
         "ingestion": [], "systems": [system], "comparisons": [],
     }

@@ -10,6 +10,7 @@ from query_rewriter.knn_breadth import (
     COUNT_TTL_S,
     LARGE_INDEX_CANDIDATES,
     LARGE_INDEX_DOCUMENTS,
+    SMALL_INDEX_CANDIDATES,
     KnnBreadth,
     candidates_for,
 )
@@ -36,21 +37,23 @@ class SizedEngine(FakeEngine):
         return super().knn_query(field, vector, k, filters, candidates)
 
 
-def test_the_default_up_to_the_threshold_and_the_wide_breadth_above_it():
-    assert candidates_for(0) is None
-    assert candidates_for(LARGE_INDEX_DOCUMENTS) is None
+def test_the_small_breadth_up_to_the_threshold_and_the_wide_breadth_above_it():
+    assert candidates_for(0) == SMALL_INDEX_CANDIDATES
+    assert candidates_for(LARGE_INDEX_DOCUMENTS) == SMALL_INDEX_CANDIDATES
     assert candidates_for(LARGE_INDEX_DOCUMENTS + 1) == LARGE_INDEX_CANDIDATES
+    assert 100 < SMALL_INDEX_CANDIDATES < LARGE_INDEX_CANDIDATES  # wider than both engines' defaults
 
 
 def test_each_index_is_counted_once_per_ttl():
     now = [0.0]
     engine = SizedEngine({"small": 10, "large": LARGE_INDEX_DOCUMENTS + 1})
     breadth = KnnBreadth(engine, clock=lambda: now[0])
-    assert [breadth("small"), breadth("large"), breadth("small")] == [None, LARGE_INDEX_CANDIDATES, None]
+    assert [breadth("small"), breadth("large"), breadth("small")] == [
+        SMALL_INDEX_CANDIDATES, LARGE_INDEX_CANDIDATES, SMALL_INDEX_CANDIDATES]
     assert engine.counted == ["small", "large"]
     engine.sizes["small"] = LARGE_INDEX_DOCUMENTS * 2  # grows past the threshold
     now[0] = COUNT_TTL_S - 1
-    assert breadth("small") is None  # still the old count
+    assert breadth("small") == SMALL_INDEX_CANDIDATES  # still the old count
     now[0] = COUNT_TTL_S
     assert breadth("small") == LARGE_INDEX_CANDIDATES
     assert engine.counted == ["small", "large", "small"]
