@@ -52,6 +52,7 @@ from bench.performance.engine_index import bulk_load, engine_stack, index_stats
 from bench.performance.stats import latency_summary, median_summary, paired_ratios, verdict
 from bench.report import markdown_table
 from engines import SearchEngine
+from query_rewriter.knn_breadth import candidates_for
 from query_rewriter.search import HybridSearcher, SearchRequest
 
 TARGETS = {"p50": 1.3, "p99": 1.5}
@@ -92,16 +93,18 @@ def build_modes(
     """BM25 only, hybrid with each query encoder, and, for encoder ``split``, kNN only and hybrid
     with a cache already holding the vector of every query in ``queries``.
 
-    The last two split the hybrid time into its parts: the second leg, and the query encoding.
+    The last two split the hybrid time into its parts: the second leg, and the query encoding. The kNN
+    leg searches as wide as the searcher does for an index of this size.
     """
-    searchers = {label: HybridSearcher.over(engine, encoder, index) for label, encoder in encoders.items()}
+    candidates = candidates_for(engine.count(index))
+    searchers = {label: HybridSearcher.over(engine, encoder, index, candidates) for label, encoder in encoders.items()}
     first = next(iter(searchers.values()))
     modes = [Mode(BM25, first, "bm25")] + [Mode(hybrid_label(label), s, "hybrid") for label, s in searchers.items()]
     if split is not None:
         cache = CachedQueryEncoder(encoders[split], max_entries=None)
         cache.encode_queries(list(queries))
         modes += [Mode(f"kNN only, {split} query tower", searchers[split], "knn"),
-                  Mode(cached_label(split), HybridSearcher.over(engine, cache, index), "hybrid")]
+                  Mode(cached_label(split), HybridSearcher.over(engine, cache, index, candidates), "hybrid")]
     return modes
 
 

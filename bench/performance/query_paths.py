@@ -50,6 +50,7 @@ from bench.report import markdown_table
 from engines import SearchEngine
 from es_mappings import VECTOR_FIELD
 from query_rewriter.blend import blend
+from query_rewriter.knn_breadth import candidates_for
 from query_rewriter.requests import bm25_body, knn_body
 from query_rewriter.search import DEFAULT_WEIGHTS, HybridSearcher, SearchRequest, server_hybrid_query
 
@@ -92,10 +93,11 @@ def build_paths(
     """Every path, the shipped one and its baselines included, each answering one query its way."""
     if not engine.supports_server_hybrid:
         raise SystemExit(f"{engine.kind} here has no server-side hybrid query (the neural-search plugin)")
-    searcher = HybridSearcher.over(engine, encoder, index)
+    candidates = candidates_for(engine.count(index))  # the searcher's breadth, on every path
+    searcher = HybridSearcher.over(engine, encoder, index, candidates)
     supplied = CachedQueryEncoder(encoder, max_entries=None)
     supplied.encode_queries(list(queries))
-    peer = HybridSearcher.over(engine, supplied, index)
+    peer = HybridSearcher.over(engine, supplied, index, candidates)
     no_source = {"_source": False}
 
     def vector(query: str) -> list[float]:
@@ -103,13 +105,13 @@ def build_paths(
 
     def overlapped(query: str) -> list[str]:
         bm25 = pool.submit(engine.search, index, bm25_body(query, [], DEPTH))
-        knn = engine.search(index, knn_body(engine, vector(query), [], DEPTH))
+        knn = engine.search(index, knn_body(engine, vector(query), [], DEPTH, candidates))
         return _blend(bm25.result(), knn)
 
     def page_sources_after(fetch: Callable[[list[str]], Any]) -> Ask:
         def ask(query: str) -> list[str]:
             bm25, knn = engine.msearch(index, [{**bm25_body(query, [], DEPTH), **no_source},
-                                               {**knn_body(engine, vector(query), [], DEPTH), **no_source}])
+                                               {**knn_body(engine, vector(query), [], DEPTH, candidates), **no_source}])
             page = _blend(bm25, knn)
             fetch(page)
             return page
@@ -123,7 +125,8 @@ def build_paths(
                                      "_source": {"excludes": [VECTOR_FIELD]}})
 
     def knn_leg_50(query: str) -> list[str]:
-        bm25, knn = engine.msearch(index, [bm25_body(query, [], DEPTH), knn_body(engine, vector(query), [], 50)])
+        bm25, knn = engine.msearch(index, [bm25_body(query, [], DEPTH),
+                                           knn_body(engine, vector(query), [], 50, candidates)])
         return _blend(bm25, knn)
 
     engine.put_hybrid_pipeline(PIPELINE, "min_max", [DEFAULT_WEIGHTS["bm25"], DEFAULT_WEIGHTS["knn"]])
