@@ -218,7 +218,7 @@ class SearchEngine(ABC):
     @abstractmethod
     def knn_query(
         self, field: str, vector: Sequence[float], k: int, filters: Sequence[Mapping[str, Any]],
-        candidates: int | None = None,
+        candidates: int | None = None, oversample: float | None = None,
     ) -> dict[str, Any]:
         """A search body whose hits are the ``k`` nearest products that pass ``filters``.
 
@@ -226,6 +226,9 @@ class SearchEngine(ABC):
         graph (OpenSearch's ``ef_search``, Elasticsearch's ``num_candidates``; never below ``k``).
         More finds more of the true nearest neighbours in a large index and costs latency
         (``query_rewriter.knn_breadth`` picks it by index size). None: the engine's default.
+        ``oversample``: on a quantised field (``vector_mapping(quantized=True)``), take ``k`` times
+        this many hits by the quantised scores and re-rank them by the float vectors the index
+        keeps (OpenSearch's ``rescore``, Elasticsearch's ``rescore_vector``); None: no rescoring.
         """
 
     def text_analyzer(self) -> dict[str, Any]:

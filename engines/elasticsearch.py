@@ -63,7 +63,7 @@ class ElasticsearchEngine(SearchEngine):
 
     def knn_query(
         self, field: str, vector: Sequence[float], k: int, filters: Sequence[Mapping[str, Any]],
-        candidates: int | None = None,
+        candidates: int | None = None, oversample: float | None = None,
     ) -> dict[str, Any]:
         knn: dict[str, Any] = {
             "field": field,
@@ -73,6 +73,8 @@ class ElasticsearchEngine(SearchEngine):
         }
         if filters:
             knn["filter"] = list(filters)
+        if oversample is not None:
+            knn["rescore_vector"] = {"oversample": oversample}
         return {"size": k, "knn": knn}
 
     def open_point_in_time(self, index: str, keep_alive: str) -> str:

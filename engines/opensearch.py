@@ -107,9 +107,12 @@ class OpenSearchEngine(SearchEngine):
 
     def knn_query(
         self, field: str, vector: Sequence[float], k: int, filters: Sequence[Mapping[str, Any]],
-        candidates: int | None = None,
+        candidates: int | None = None, oversample: float | None = None,
     ) -> dict[str, Any]:
-        return {"size": k, "query": _knn_clause(field, vector, k, filters, candidates)}
+        query = _knn_clause(field, vector, k, filters, candidates)
+        if oversample is not None:
+            query["knn"][field]["rescore"] = {"oversample_factor": oversample}
+        return {"size": k, "query": query}
 
     def open_point_in_time(self, index: str, keep_alive: str) -> str:
         answer = self._request("POST", f"/{index}/_search/point_in_time", params={"keep_alive": keep_alive})

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench.performance import common, encoding, ingestion, query, query_paths, scale
+from bench.performance import common, encoding, ingestion, quantization, query, query_paths, scale
 from bench.performance.doc import markers, replace_section, write_section
 from bench.performance.stats import (
     latency_summary,
@@ -270,3 +270,20 @@ def test_a_variant_gets_its_own_json_and_section_next_to_the_target(tmp_path: Pa
     start, end = markers("encoding-title-only")
     assert "default rows" in text and "<!-- bench:encoding:end -->" in text
     assert f"{start}\n## Target 2: encoding throughput (title-only)\n\ntitle-only rows\n{end}" in text
+
+
+# -- target 4: quantised vectors -------------------------------------------------------------
+def test_quantization_asks_the_default_the_searchers_breadth_and_that_breadth_rescored() -> None:
+    assert quantization.settings(400) == [(None, None), (400, None), (400, 2.0), (400, 3.0)]
+    assert quantization.recall_at_10(list("abcdefghij") + ["z"], list("abcdefghxy")) == 0.8
+
+
+def test_the_quantization_report_has_a_row_per_vector_kind_and_setting() -> None:
+    rows = [{"vectors": kind, "candidates": c, "oversample": o, "recall@10": 0.9, "ndcg@10": 0.9, "knn_ms_p50": 5.0}
+            for kind in quantization.VECTOR_KINDS for c, o in quantization.settings(400)]
+    payload = {"engine": "opensearch", "documents": 3, "model_version": "m", "queries": 2, "exact_ndcg@10": 0.91,
+               "searcher_candidates": 400, "rows": rows}
+    info = common.RunInfo.now("bench.performance.quantization", [])
+    text = quantization.render(payload, info)
+    assert "| int8 | 400 | 2x | 0.900 | 0.9000 | 5.00 |" in text
+    assert "| float | engine default | – |" in text and "nDCG@10 of exact search: 0.9100" in text

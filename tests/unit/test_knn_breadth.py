@@ -99,3 +99,13 @@ def test_quantized_vectors_are_lucene_int8_scalar_quantisation_on_both_engines()
     elasticsearch = ElasticsearchEngine("http://127.0.0.1:1")
     assert elasticsearch.vector_mapping(384)["index_options"]["type"] == "hnsw"
     assert elasticsearch.vector_mapping(384, quantized=True)["index_options"]["type"] == "int8_hnsw"
+
+
+def test_oversampling_asks_each_engine_to_rescore_the_quantised_hits_by_float_vectors():
+    opensearch, elasticsearch = OpenSearchEngine("http://127.0.0.1:1"), ElasticsearchEngine("http://127.0.0.1:1")
+    rescored = opensearch.knn_query("vector", [1.0], 100, [], 400, oversample=2.0)["query"]["knn"]["vector"]
+    assert rescored["rescore"] == {"oversample_factor": 2.0}
+    assert "rescore" not in opensearch.knn_query("vector", [1.0], 100, [])["query"]["knn"]["vector"]
+    assert elasticsearch.knn_query("vector", [1.0], 100, [], 400, oversample=2.0)["knn"]["rescore_vector"] == {
+        "oversample": 2.0}
+    assert "rescore_vector" not in elasticsearch.knn_query("vector", [1.0], 100, [])["knn"]
