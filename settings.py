@@ -40,7 +40,7 @@ class Settings:
     # tower: shop queries repeat, and encoding is the largest part of a hybrid query on a CPU.
     query_cache_size: int = 10000
     # The kNN leg's HNSW search breadth (ef_search / num_candidates) for every index; None picks
-    # it by index size: the engine's default, wider above query_rewriter.knn_breadth's threshold.
+    # it by index size: 400, and 800 above query_rewriter.knn_breadth's threshold (100,000).
     knn_candidates: int | None = None
     # The key the HTTP API's write and operator endpoints (POST /events, dead letters) require in
     # the X-API-Key header. Unset: those endpoints refuse every call. A secret: from the

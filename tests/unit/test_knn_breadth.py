@@ -1,5 +1,6 @@
-"""The kNN leg's search breadth: a fixed setting, or the engine's default below the size
-threshold and the wide breadth above it, with each index counted at most once per TTL."""
+"""The kNN leg's search breadth: a fixed setting, or the small breadth below the size threshold
+and the wide one above it, with each index counted at most once per TTL; and how each engine's
+request carries the breadth and float rescoring."""
 from typing import Any, Mapping, Sequence
 
 import pytest
