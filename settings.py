@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from es_mappings import VECTOR_KINDS
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -42,6 +44,10 @@ class Settings:
     # The kNN leg's HNSW search breadth (ef_search / num_candidates) for every index; None picks
     # it by index size: 400, and 800 above query_rewriter.knn_breadth's threshold (100,000).
     knn_candidates: int | None = None
+    # How new index versions store their vectors: "float", or "int8" (Lucene scalar quantisation:
+    # 3.7-3.9x less memory searched; the searcher rescores each index that holds int8 vectors by
+    # the float ones it keeps, see docs/performance.md). An existing index keeps what it recorded.
+    index_vectors: str = "float"
     # The key the HTTP API's write and operator endpoints (POST /events, dead letters) require in
     # the X-API-Key header. Unset: those endpoints refuse every call. A secret: from the
     # environment (or a .env file git ignores), never printed.
@@ -68,8 +74,8 @@ class Settings:
             if raw:
                 try:
                     values[attribute] = parse(raw)
-                except ValueError:
-                    raise ValueError(f"{name}={raw!r} is not a valid {attribute} setting") from None
+                except ValueError as error:
+                    raise ValueError(f"{name}={raw!r} is not a valid {attribute} setting ({error})") from None
         return cls(**values)
 
     def to_env(self) -> dict[str, str]:
@@ -84,6 +90,12 @@ class Settings:
 
 def _optional_int(text: str) -> int | None:
     return int(text) if text else None
+
+
+def _vector_kind(text: str) -> str:
+    if text not in VECTOR_KINDS:
+        raise ValueError(f"choose one of {', '.join(VECTOR_KINDS)}")
+    return text
 
 
 # Environment name -> (Settings attribute, parser). One table, so the names, compose and the
@@ -102,6 +114,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "INDEX_REFRESH_INTERVAL": ("index_refresh_interval", str),
     "QUERY_CACHE_SIZE": ("query_cache_size", int),
     "KNN_CANDIDATES": ("knn_candidates", _optional_int),
+    "INDEX_VECTORS": ("index_vectors", _vector_kind),
     "API_KEY": ("api_key", str),
     "ACEBERT_ENCODER_THREADS": ("encoder_threads", _optional_int),
     "INGEST_MAX_RETRIES": ("ingest_max_retries", int),

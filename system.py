@@ -23,7 +23,7 @@ from es_mappings import IndexLayout, IndexNames
 from indexer.indices import ensure_index
 from indexer.models import IndexModels, model_meta
 from query_rewriter.cursor import RedisCursorStore
-from query_rewriter.knn_breadth import KnnBreadth
+from query_rewriter.knn_breadth import KnnBreadth, oversample_for
 from query_rewriter.search import HybridSearcher
 from settings import Settings
 from workers.app import make_celery
@@ -46,9 +46,9 @@ class System:
 
     @cached_property
     def layout(self) -> IndexLayout:
-        """Shards, replicas and refresh interval of every index version this system creates."""
+        """Shards, replicas, refresh interval and vector storage of every index version this system creates."""
         s = self.settings
-        return IndexLayout(s.index_shards, s.index_replicas, s.index_refresh_interval)
+        return IndexLayout(s.index_shards, s.index_replicas, s.index_refresh_interval, s.index_vectors)
 
     @cached_property
     def engine(self) -> SearchEngine:
@@ -91,7 +91,8 @@ class System:
             return bound.index, bound.encoder
 
         return HybridSearcher(self.engine, target, RedisCursorStore(self.queue.redis, self.settings.queue_prefix),
-                              KnnBreadth(self.engine, self.settings.knn_candidates), self.models.weights_of)
+                              KnnBreadth(self.engine, self.settings.knn_candidates), self.models.weights_of,
+                              lambda index: oversample_for(self.models.vectors_of(index)))
 
     @cached_property
     def queue(self) -> EventQueue:

@@ -148,6 +148,7 @@ class HybridQuery:
     weights: Sequence[float]  # the BM25 and the kNN leg's, in that order
     source: Any  # the ``_source`` of each hit
     candidates: int | None = None  # the kNN leg's search breadth (see SearchEngine.knn_query)
+    oversample: float | None = None  # the kNN leg's float rescoring of quantised vectors (idem)
     size: int | None = None  # hits returned (and sources fetched); None: the whole blended window
 
     @property

@@ -109,10 +109,7 @@ class OpenSearchEngine(SearchEngine):
         self, field: str, vector: Sequence[float], k: int, filters: Sequence[Mapping[str, Any]],
         candidates: int | None = None, oversample: float | None = None,
     ) -> dict[str, Any]:
-        query = _knn_clause(field, vector, k, filters, candidates)
-        if oversample is not None:
-            query["knn"][field]["rescore"] = {"oversample_factor": oversample}
-        return {"size": k, "query": query}
+        return {"size": k, "query": _knn_clause(field, vector, k, filters, candidates, oversample)}
 
     def open_point_in_time(self, index: str, keep_alive: str) -> str:
         answer = self._request("POST", f"/{index}/_search/point_in_time", params={"keep_alive": keep_alive})
@@ -143,7 +140,8 @@ class OpenSearchEngine(SearchEngine):
         A stored one is what a deployment of neural-search with one fixed blend runs: the node parses
         no pipeline per request (``bench.performance.query_paths`` times both).
         """
-        knn = _knn_clause(query.vector_field, query.vector, query.depth, query.filters, query.candidates)
+        knn = _knn_clause(query.vector_field, query.vector, query.depth, query.filters, query.candidates,
+                          query.oversample)
         body: dict[str, Any] = {
             "size": query.hits,
             "_source": query.source,
@@ -162,7 +160,8 @@ class OpenSearchEngine(SearchEngine):
 
 
 def _knn_clause(
-    field: str, vector: Sequence[float], k: int, filters: Sequence[Mapping[str, Any]], candidates: int | None = None
+    field: str, vector: Sequence[float], k: int, filters: Sequence[Mapping[str, Any]], candidates: int | None = None,
+    oversample: float | None = None,
 ) -> dict[str, Any]:
     """The k-NN plugin's ``knn`` query clause, filtered inside the HNSW search (Lucene engine).
 
@@ -175,6 +174,8 @@ def _knn_clause(
         clause["filter"] = {"bool": {"filter": list(filters)}}
     if candidates is not None:
         clause["method_parameters"] = {"ef_search": candidates}
+    if oversample is not None:
+        clause["rescore"] = {"oversample_factor": oversample}
     return {"knn": {field: clause}}
 
 

@@ -4,6 +4,17 @@ Nothing here talks to an engine: these are pure functions from settings to reque
 reader can print the exact JSON that creates an index.
 """
 from es_mappings.naming import IndexNames
-from es_mappings.schema import LIVE_PRODUCTS, MAX_PRICE, PRODUCT_FIELDS, VECTOR_FIELD, Field, IndexLayout, index_body
+from es_mappings.schema import (
+    LIVE_PRODUCTS,
+    MAX_PRICE,
+    PRODUCT_FIELDS,
+    VECTOR_FIELD,
+    VECTOR_KINDS,
+    VECTORS_META,
+    Field,
+    IndexLayout,
+    index_body,
+)
 
-__all__ = ["Field", "IndexLayout", "IndexNames", "LIVE_PRODUCTS", "MAX_PRICE", "PRODUCT_FIELDS", "VECTOR_FIELD", "index_body"]
+__all__ = ["Field", "IndexLayout", "IndexNames", "LIVE_PRODUCTS", "MAX_PRICE", "PRODUCT_FIELDS", "VECTOR_FIELD",
+           "VECTOR_KINDS", "VECTORS_META", "index_body"]

@@ -63,6 +63,11 @@ BM25_FIELDS: tuple[str, ...] = tuple(
 )
 
 
+VECTOR_KINDS = ("float", "int8")
+"""How an index stores its vectors (``INDEX_VECTORS``); each index records its own in ``_meta``."""
+VECTORS_META = "vectors"
+
+
 @dataclass(frozen=True)
 class IndexLayout:
     """How an index version is spread over a cluster, and how soon writes become searchable.
@@ -74,10 +79,17 @@ class IndexLayout:
     shards: int = 1
     replicas: int = 0
     refresh_interval: str = "1s"
+    vectors: str = "float"  # or "int8": Lucene scalar quantisation, searched with float rescoring
 
     def __post_init__(self) -> None:
         if self.shards < 1 or self.replicas < 0:
             raise ValueError(f"an index needs at least 1 shard and 0 or more replicas, not {self}")
+        if self.vectors not in VECTOR_KINDS:
+            raise ValueError(f"index vectors are one of {', '.join(VECTOR_KINDS)}, not {self.vectors!r}")
+
+    @property
+    def quantized(self) -> bool:
+        return self.vectors == "int8"
 
 
 def index_body(

@@ -9,7 +9,7 @@ import logging
 from typing import Any, Mapping
 
 from engines import SearchEngine
-from es_mappings import IndexLayout, IndexNames, index_body
+from es_mappings import VECTORS_META, IndexLayout, IndexNames, index_body
 
 log = logging.getLogger(__name__)
 
@@ -19,16 +19,17 @@ def create_version(
     meta: Mapping[str, Any] | None = None, exist_ok: bool = False,
 ) -> str:
     """Create ``<prefix>-v<version>`` with this engine's vector mapping and analyzer, laid out by
-    ``layout``, recording ``meta`` (its model, :func:`indexer.models.model_meta`).
+    ``layout``, recording ``meta`` (its model, :func:`indexer.models.model_meta`) and how it
+    stores its vectors, which the searcher reads to rescore quantised ones.
 
     An existing version is an error (two re-embeds at once) unless ``exist_ok``."""
     index = names.index(version)
     body = index_body(
-        vector_mapping=engine.vector_mapping(dimension),
+        vector_mapping=engine.vector_mapping(dimension, quantized=layout.quantized),
         text_analyzer=engine.text_analyzer(),
         extra_settings=engine.index_settings(),
         layout=layout,
-        meta=meta,
+        meta={**(meta or {}), VECTORS_META: layout.vectors},
     )
     if engine.create_index(index, body):
         log.info("created index %s (dimension %d, %s)", index, dimension, layout)

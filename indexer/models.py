@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping
 
 from acebert.encoder import Encoder
 from engines import SearchEngine
-from es_mappings import IndexNames
+from es_mappings import VECTORS_META, IndexNames
 
 MODEL_META = "model"
 # How long a process keeps its answer to "which index is behind this alias": the delay before it
@@ -73,7 +73,7 @@ class IndexModels:
         self._blend = blend
         self._blends: dict[str, Mapping[str, float] | None] = {}  # spec -> its weights; a model's never change
         self._encoders: OrderedDict[str, Encoder] = OrderedDict()
-        self._specs: dict[str, str] = {}  # index -> spec; an index's _meta never changes
+        self._metas: dict[str, Mapping[str, Any]] = {}  # index -> its mapping's _meta, which never changes
         self._aliases: dict[str, tuple[float, str]] = {}  # alias -> (resolved at, index)
         self._lock = threading.RLock()
 
@@ -90,11 +90,17 @@ class IndexModels:
 
     def spec_of(self, index: str) -> str:
         """The encoder spec recorded by ``index``; the default for an index that recorded none."""
+        return str(self._meta_of(index).get(MODEL_META, {}).get("encoder") or self.default_spec)
+
+    def vectors_of(self, index: str) -> str:
+        """How ``index`` stores its vectors (``float`` or ``int8``); ``float`` for an index that recorded none."""
+        return str(self._meta_of(index).get(VECTORS_META) or "float")
+
+    def _meta_of(self, index: str) -> Mapping[str, Any]:
         with self._lock:
-            if index not in self._specs:
-                meta = self.engine.mapping_meta(index) if self.engine.index_exists(index) else {}
-                self._specs[index] = str(meta.get(MODEL_META, {}).get("encoder") or self.default_spec)
-            return self._specs[index]
+            if index not in self._metas:
+                self._metas[index] = self.engine.mapping_meta(index) if self.engine.index_exists(index) else {}
+            return self._metas[index]
 
     def model_version_of(self, index: str) -> str:
         """The ``model_version`` of the vectors ``index`` holds (its encoder's)."""

@@ -31,6 +31,10 @@ at 100k."""
 LARGE_INDEX_CANDIDATES = 800
 """At a million vectors: recall@10 0.969 (0.830 at the default), hybrid p50 +8%; 1,600 gave
 0.981 for another 7% (docs/performance.md, scale)."""
+RESCORE_OVERSAMPLE = 2.0
+"""An index of int8 vectors is searched for this many times the leg's hits by the quantised scores,
+re-ranked by its float vectors: recall@10 0.989-0.993 against 0.82-0.98 without, at 12.9k products on
+both engines, and 3x added nothing (``python -m bench.performance.quantization``, docs/performance.md)."""
 COUNT_TTL_S = 300.0
 """How long an index's document count is trusted: an index grows slowly next to this."""
 
@@ -38,6 +42,11 @@ COUNT_TTL_S = 300.0
 def candidates_for(documents: int) -> int:
     """The breadth for an index of ``documents``."""
     return LARGE_INDEX_CANDIDATES if documents > LARGE_INDEX_DOCUMENTS else SMALL_INDEX_CANDIDATES
+
+
+def oversample_for(vectors: str) -> float | None:
+    """The rescoring an index's kNN leg asks for, by how the index stores its vectors (its ``_meta``)."""
+    return RESCORE_OVERSAMPLE if vectors == "int8" else None
 
 
 class KnnBreadth:

@@ -55,6 +55,6 @@ def bm25_body(text: str, filters: Sequence[dict[str, Any]], size: int) -> dict[s
 
 def knn_body(
     engine: SearchEngine, vector: Sequence[float], filters: Sequence[dict[str, Any]], size: int,
-    candidates: int | None = None,
+    candidates: int | None = None, oversample: float | None = None,
 ) -> dict[str, Any]:
-    return {**engine.knn_query(VECTOR_FIELD, vector, size, filters, candidates), "_source": SOURCE}
+    return {**engine.knn_query(VECTOR_FIELD, vector, size, filters, candidates, oversample), "_source": SOURCE}

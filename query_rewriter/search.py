@@ -151,12 +151,14 @@ class HybridSearcher:
         self, engine: SearchEngine, target: Callable[[], tuple[str, Encoder]], cursors: CursorStore | None = None,
         breadth: Callable[[str], int | None] = lambda index: None,
         weights: Callable[[str], Mapping[str, float] | None] = lambda index: None,
+        oversample: Callable[[str], float | None] = lambda index: None,
     ) -> None:
         self.engine = engine
         self.target = target
         self.cursors = cursors
         self.breadth = breadth  # index -> the kNN leg's HNSW candidates (query_rewriter.knn_breadth)
         self.weights = weights  # index -> the blend weights stored with its model (None: DEFAULT_WEIGHTS)
+        self.oversample = oversample  # index -> float rescoring of its int8 vectors (query_rewriter.knn_breadth)
 
     @classmethod
     def over(cls, engine: SearchEngine, encoder: Encoder, index: str, candidates: int | None = None,
@@ -288,7 +290,8 @@ class HybridSearcher:
             if request.mode in ("bm25", "hybrid"):
                 bodies["bm25"] = bm25_body(text, clauses, depth)
             if request.mode in ("knn", "hybrid"):
-                bodies["knn"] = knn_body(self.engine, vector, clauses, depth, self.breadth(index))
+                bodies["knn"] = knn_body(self.engine, vector, clauses, depth, self.breadth(index),
+                                         self.oversample(index))
             responses = self.engine.msearch(index, list(bodies.values()), dfs=request.dfs)
             timings["engine"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
@@ -321,7 +324,8 @@ class HybridSearcher:
         """The engine's own blend of the same two legs (OpenSearch neural-search's ``hybrid``)."""
         if not self.engine.supports_server_hybrid:
             raise ValueError(f"{self.engine.kind} here has no server-side hybrid query (neural-search)")
-        query = server_hybrid_query(request, text, clauses, vector, depth, self.breadth(index))
+        query = replace(server_hybrid_query(request, text, clauses, vector, depth, self.breadth(index)),
+                        oversample=self.oversample(index))
         response = self.engine.server_hybrid_search(index, query)
         hits = response["hits"]["hits"]
         blended = [Blended(h["_id"], float(h["_score"])) for h in hits]

@@ -113,7 +113,7 @@ class FakeEngine(SearchEngine):
         return [{"hits": {"hits": [{"_id": i, "_score": s, "_source": {}} for i, s in leg]}} for leg in legs]
 
     def knn_query(self, field: str, vector: Sequence[float], k: int, filters: Any,
-                  candidates: int | None = None) -> dict[str, Any]:
+                  candidates: int | None = None, oversample: float | None = None) -> dict[str, Any]:
         return {"size": k, "fake_knn": True}
 
     def _request(self, *args: Any, **kwargs: Any) -> Any:
@@ -194,9 +194,9 @@ def test_the_breadth_sweep_asks_the_dense_leg_once_per_breadth_and_query():
 
     class SweptEngine(FakeEngine):
         def knn_query(self, field: str, vector: Sequence[float], k: int, filters: Any,
-                      candidates: int | None = None) -> dict[str, Any]:
+                      candidates: int | None = None, oversample: float | None = None) -> dict[str, Any]:
             asked.append(candidates)
-            return super().knn_query(field, vector, k, filters, candidates)
+            return super().knn_query(field, vector, k, filters, candidates, oversample)
 
     queries = Queries(test={"t1": "shoes"}, dev={"d1": "tops"})
     runs = breadth_sweep(SweptEngine("http://fake"), CountingEncoder(), "idx", "fake", "Fake model", queries)

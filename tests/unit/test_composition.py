@@ -63,8 +63,9 @@ def test_a_producer_process_does_not_import_the_task_module_or_a_model():
 def test_the_system_takes_every_part_from_its_settings():
     settings = Settings(engine="elasticsearch", engine_url="http://127.0.0.1:1", redis_url="redis://127.0.0.1:2/3",
                         index_prefix="shop", queue_prefix="q", batch_size=7, ingest_max_retries=2,
-                        ingest_task_time_limit_s=60, ingest_visibility_timeout_s=30)
+                        ingest_task_time_limit_s=60, ingest_visibility_timeout_s=30, index_vectors="int8")
     system = System(settings)
+    assert system.layout.vectors == "int8" and system.layout.quantized
     assert system.engine.kind == "elasticsearch" and system.engine.urls == ["http://127.0.0.1:1"]
     assert (system.names.read_alias, system.names.write_alias) == ("shop", "shop-write")
     assert system.queue.prefix == "q" and system.queue.pending_key == "q:events:pending"

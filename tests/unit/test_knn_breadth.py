@@ -1,21 +1,27 @@
-"""The kNN leg's search breadth: a fixed setting, or the small breadth below the size threshold
-and the wide one above it, with each index counted at most once per TTL; and how each engine's
-request carries the breadth and float rescoring."""
+"""How the kNN leg searches: its breadth (a fixed setting, or the small breadth below the size
+threshold and the wide one above it, with each index counted at most once per TTL), and the float
+rescoring of an index that stores int8 vectors (``INDEX_VECTORS``), as each engine's request carries them."""
 from typing import Any, Mapping, Sequence
 
 import pytest
 
 from engines.elasticsearch import ElasticsearchEngine
 from engines.opensearch import OpenSearchEngine
+from es_mappings import IndexLayout, IndexNames
+from indexer.indices import create_version
+from indexer.models import IndexModels
 from query_rewriter.knn_breadth import (
     COUNT_TTL_S,
     LARGE_INDEX_CANDIDATES,
     LARGE_INDEX_DOCUMENTS,
+    RESCORE_OVERSAMPLE,
     SMALL_INDEX_CANDIDATES,
     KnnBreadth,
     candidates_for,
+    oversample_for,
 )
 from query_rewriter.search import HybridSearcher, SearchRequest
+from settings import Settings
 from tests.unit.test_bench_relevance import CountingEncoder, FakeEngine
 
 
@@ -27,15 +33,17 @@ class SizedEngine(FakeEngine):
         self.sizes = sizes
         self.counted: list[str] = []
         self.breadths: list[int | None] = []
+        self.oversamples: list[float | None] = []
 
     def count(self, index: str, query: Mapping[str, Any] | None = None) -> int:
         self.counted.append(index)
         return self.sizes[index]
 
     def knn_query(self, field: str, vector: Sequence[float], k: int, filters: Any,
-                  candidates: int | None = None) -> dict[str, Any]:
+                  candidates: int | None = None, oversample: float | None = None) -> dict[str, Any]:
         self.breadths.append(candidates)
-        return super().knn_query(field, vector, k, filters, candidates)
+        self.oversamples.append(oversample)
+        return super().knn_query(field, vector, k, filters, candidates, oversample)
 
 
 def test_the_small_breadth_up_to_the_threshold_and_the_wide_breadth_above_it():
@@ -110,3 +118,58 @@ def test_oversampling_asks_each_engine_to_rescore_the_quantised_hits_by_float_ve
     assert elasticsearch.knn_query("vector", [1.0], 100, [], 400, oversample=2.0)["knn"]["rescore_vector"] == {
         "oversample": 2.0}
     assert "rescore_vector" not in elasticsearch.knn_query("vector", [1.0], 100, [])["knn"]
+
+
+def test_int8_vectors_are_rescored_and_float_ones_are_not():
+    assert oversample_for("int8") == RESCORE_OVERSAMPLE
+    assert oversample_for("float") is None
+
+
+def test_the_searcher_rescores_the_index_it_searches_when_that_index_holds_int8_vectors():
+    engine = SizedEngine({"idx": 10})
+    searcher = HybridSearcher(engine, lambda: ("idx", CountingEncoder()),
+                              oversample=lambda index: oversample_for("int8" if index == "idx" else "float"))
+    searcher.search(SearchRequest("shoes", mode="hybrid"))
+    assert engine.oversamples == [RESCORE_OVERSAMPLE]
+
+
+def test_a_new_index_version_stores_and_records_the_settings_vectors():
+    sent: dict[str, Any] = {}
+
+    class CreatingEngine(SizedEngine):
+        def create_index(self, index: str, body: Mapping[str, Any]) -> bool:
+            sent[index] = body
+            return True
+
+        def vector_mapping(self, dimension: int, quantized: bool = False) -> dict[str, Any]:
+            return {"dimension": dimension, "quantized": quantized}
+
+    engine = CreatingEngine({})
+    create_version(engine, IndexNames("shop"), 1, 4, IndexLayout(vectors="int8"), meta={"model": {"encoder": "m"}})
+    mappings = sent["shop-v1"]["mappings"]
+    assert mappings["_meta"] == {"model": {"encoder": "m"}, "vectors": "int8"}
+    assert mappings["properties"]["vector"] == {"dimension": 4, "quantized": True}
+    create_version(engine, IndexNames("shop"), 2, 4, IndexLayout())
+    assert sent["shop-v2"]["mappings"]["_meta"] == {"vectors": "float"}
+    assert sent["shop-v2"]["mappings"]["properties"]["vector"] == {"dimension": 4, "quantized": False}
+
+
+def test_the_vectors_setting_accepts_float_or_int8_and_says_so_otherwise():
+    assert Settings.from_env({"INDEX_VECTORS": "int8"}).index_vectors == "int8"
+    assert Settings.from_env({}).index_vectors == "float"
+    with pytest.raises(ValueError, match="INDEX_VECTORS='int4'.*choose one of float, int8"):
+        Settings.from_env({"INDEX_VECTORS": "int4"})
+    with pytest.raises(ValueError, match="int4"):
+        IndexLayout(vectors="int4")
+
+
+def test_the_registry_reads_how_each_index_stores_its_vectors_from_its_meta():
+    class MetaEngine(SizedEngine):
+        def index_exists(self, index: str) -> bool:
+            return index != "missing"
+
+        def mapping_meta(self, index: str) -> dict[str, Any]:
+            return {"vectors": "int8"} if index == "v2" else {}
+
+    models = IndexModels(MetaEngine({}), IndexNames("p"), lambda spec: CountingEncoder(), "minilm")
+    assert [models.vectors_of(i) for i in ("v2", "v1", "missing")] == ["int8", "float", "float"]
