@@ -1,12 +1,14 @@
 """The read path on real engines: hybrid BM25 + kNN over the sample catalogue."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from query_rewriter.blend import METHODS
 from query_rewriter.requests import Filters
 from query_rewriter.search import SearchRequest
-from tests.integration.conftest import Stack
+from tests.integration.conftest import SAMPLE, Stack
 
 # Planted products: one that only BM25 can find for "apple watch" (the word matches, the meaning
 # does not) and one that only kNN can find (the meaning matches, no word does).
@@ -182,3 +184,34 @@ def test_minimum_scores_cut_each_leg_and_the_fused_list_and_say_how_much(planted
     assert all(h.leg_scores["knn"] >= median_knn for h in cut.hits if "knn" in h.leg_scores)
     assert all(h.score >= 0.2 for h in cut.hits)
     assert cut.total < full.total and full.removed == {"bm25": 0, "knn": 0, "fused": 0}
+
+
+def test_int8_vectors_are_recorded_and_rescored_to_the_float_indexs_answers(stack: Stack):
+    """``INDEX_VECTORS=int8``: a new index holds Lucene int8 vectors and says so in its ``_meta``, and
+    the searcher rescores them by the float vectors, answering as the float index of the same
+    products does."""
+    from indexer.catalog import catalog_events
+    from indexer.pipeline import index_events
+    from query_rewriter.knn_breadth import RESCORE_OVERSAMPLE
+    from system import System
+
+    quantized = System(replace(stack.system.settings, index_prefix="itest-int8", index_vectors="int8"))
+    try:
+        index = quantized.ensure_index()
+        events = catalog_events(SAMPLE)
+        report = index_events(events, engine=quantized.engine, encoder=quantized.encoder,
+                              index=quantized.names.write_alias, image_root=SAMPLE)
+        assert report.counts()["indexed"] == len(events)
+        quantized.engine.refresh(index)
+        assert quantized.engine.mapping_meta(index)["vectors"] == "int8"
+        assert quantized.searcher.oversample(index) == RESCORE_OVERSAMPLE
+        assert stack.system.searcher.oversample(stack.system.models.for_reads().index) is None
+        shared = 0
+        for query in ("men black trunks", "women blue jeans", "red running shoes", "leather wallet"):
+            floats, int8s = ([h.product_id for h in system.searcher.search(
+                SearchRequest(query=query, mode="knn", size=10)).hits] for system in (stack.system, quantized))
+            assert len(int8s) == 10
+            shared += len(set(floats) & set(int8s))
+        assert shared >= 36  # of 40: the same neighbours, up to ties between identical titles
+    finally:
+        quantized.close()
