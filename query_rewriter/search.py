@@ -162,11 +162,12 @@ class HybridSearcher:
 
     @classmethod
     def over(cls, engine: SearchEngine, encoder: Encoder, index: str, candidates: int | None = None,
-             weights: Mapping[str, float] | None = None) -> HybridSearcher:
+             weights: Mapping[str, float] | None = None, oversample: float | None = None) -> HybridSearcher:
         """A searcher of one index (or alias) with one encoder for queries, a fixed kNN breadth and fixed
         blend weights: pass the model's stored ones (:func:`acebert.loading.blend_weights`) for the hybrid
         a deployment of that model serves; None blends with ``DEFAULT_WEIGHTS``."""
-        return cls(engine, lambda: (index, encoder), breadth=lambda _: candidates, weights=lambda _: weights)
+        return cls(engine, lambda: (index, encoder), breadth=lambda _: candidates, weights=lambda _: weights,
+                   oversample=lambda _: oversample)
 
     def search(self, request: SearchRequest) -> SearchResponse:
         started = time.perf_counter()

@@ -9,7 +9,8 @@ reuse the catalogue cyclically with fresh ids and a perturbed vector,
 every vector is distinct (titles repeat, which BM25 sees as larger posting lists).
 
 Each point, once per vector storage in ``--vectors`` (``float``: float32 HNSW; ``int8``: Lucene
-scalar quantisation on either engine): bulk-load with precomputed vectors (time to searchable),
+scalar quantisation on either engine; ``int8-rescored``: the same, its kNN leg re-ranked by the
+float vectors the index keeps, as the searcher asks for an ``INDEX_VECTORS=int8`` index): bulk-load with precomputed vectors (time to searchable),
 force-merge to one segment (timed apart), size on disk and the bytes an HNSW search reads (the
 graph plus the vectors it scores, from the segments' file sizes after a flush), then for each
 kNN search breadth in ``--candidates`` (``ef_search`` / ``num_candidates``): hybrid latency
@@ -46,13 +47,17 @@ from bench.performance.stats import median_summary, paired_ratios
 from bench.report import markdown_table
 from engines import SearchEngine
 from es_mappings import VECTOR_FIELD
+from query_rewriter.knn_breadth import RESCORE_OVERSAMPLE
 from query_rewriter.search import HybridSearcher
 
 NOISE_SIGMA = 0.02  # per dimension: noise norm ~0.39, cosine to the source vector ~0.93
 CHUNK = 50_000
 LEG_DEPTH = 100  # the hybrid kNN leg's k: recall is of the first 10 of its 100
 INDEX_PREFIX = "perf-scale"
-VECTORS = {"float": False, "int8": True}  # --vectors name -> quantized
+VECTORS = {"float": False, "int8": True, "int8-rescored": True}  # --vectors name -> quantized
+RESCORED = {"int8-rescored": RESCORE_OVERSAMPLE}
+"""Vector kinds whose kNN leg re-ranks oversampled hits by the float vectors, as the searcher does for an
+index of ``INDEX_VECTORS=int8``; plain ``int8`` shows what the quantised scores alone find."""
 SEARCHED_FILES = {False: ("vex", "vec"), True: ("vex", "veq")}
 """Segment files an HNSW search reads: the graph, and the float or the quantised vectors it scores."""
 TARGET_RECALL = 0.95
@@ -86,13 +91,15 @@ def exact_top(query_vectors: np.ndarray, vectors: np.ndarray, k: int) -> list[se
 
 
 def knn_recall(
-    engine: SearchEngine, alias: str, query_vectors: np.ndarray, exact: list[set[str]], candidates: int
+    engine: SearchEngine, alias: str, query_vectors: np.ndarray, exact: list[set[str]], candidates: int,
+    oversample: float | None = None,
 ) -> float:
     """Mean recall@10 of the hybrid leg's kNN search (``LEG_DEPTH`` asked with ``candidates``,
     first 10 kept) against ``exact``."""
     hits = []
     for vector, truth in zip(query_vectors, exact):
-        body = {**engine.knn_query(VECTOR_FIELD, vector.tolist(), LEG_DEPTH, [], candidates), "_source": False}
+        body = {**engine.knn_query(VECTOR_FIELD, vector.tolist(), LEG_DEPTH, [], candidates, oversample),
+                "_source": False}
         found = [hit["_id"] for hit in engine.search(alias, body)["hits"]["hits"][:10]]
         hits.append(len(truth.intersection(found)) / len(truth))
     return float(np.mean(hits))
@@ -119,13 +126,15 @@ def measure_point(
     stats = index_stats(engine, load.index)
     print(f"{label} {vector_kind}: {load.documents} docs, bulk {load.bulk_s:.1f}s, merge {load.merge_s:.1f}s, "
           f"{stats['store_bytes'] / 2**20:.1f} MiB", flush=True)
+    oversample = RESCORED.get(vector_kind)
     modes = [Mode(BM25, HybridSearcher.over(engine, encoder, INDEX_PREFIX), "bm25")]
-    modes += [Mode(hybrid_label(c), HybridSearcher.over(engine, encoder, INDEX_PREFIX, c), "hybrid") for c in candidates]
+    modes += [Mode(hybrid_label(c), HybridSearcher.over(engine, encoder, INDEX_PREFIX, c, oversample=oversample),
+                   "hybrid") for c in candidates]
     latency = measure(modes, queries, rounds)
     query_vectors = encoder.encode_queries(queries)
     exact = [{ids[row] for row in rows} for rows in exact_top(query_vectors, vectors, 10)]
     bm25 = latency["rounds"][BM25]
-    curve = [{"candidates": c, "recall_at_10": knn_recall(engine, INDEX_PREFIX, query_vectors, exact, c),
+    curve = [{"candidates": c, "recall_at_10": knn_recall(engine, INDEX_PREFIX, query_vectors, exact, c, oversample),
               "hybrid_ms": median_summary(latency["rounds"][hybrid_label(c)]),
               "hybrid_vs_bm25": paired_ratios(latency["rounds"][hybrid_label(c)], bm25, ["p50", "p99"])}
              for c in candidates]
@@ -235,7 +244,9 @@ def render(payload: Mapping[str, Any], info: RunInfo) -> str:
         f"{payload['repeats']} rounds of {payload['queries']} test queries (client-side end to end, hybrid with the "
         "configured query encoder), every breadth asked side by side with BM25; ratios are medians of per-round "
         "ratios. Recall@10: the hybrid leg's kNN search (100 asked, first 10 kept) against exact numpy cosine "
-        "search, same vectors.\n",
+        "search, same vectors. `int8-rescored`: int8 vectors whose kNN leg takes "
+        f"{RESCORE_OVERSAMPLE:g}x its hits by the quantised scores and re-ranks them by the float vectors, as the "
+        "searcher does for an index of `INDEX_VECTORS=int8`.\n",
         markdown_table(["point", "vectors", "documents", "size MiB", "search set MiB per 1M vectors",
                         "bulk+refresh s", "docs/s", "force-merge s", "BM25 p50 ms"], sizes),
         "",
