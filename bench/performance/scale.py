@@ -10,14 +10,14 @@ every vector is distinct (titles repeat, which BM25 sees as larger posting lists
 
 Each point, once per vector storage in ``--vectors`` (``float``: float32 HNSW; ``int8``: Lucene
 scalar quantisation on either engine; ``int8-rescored``: the same, its kNN leg re-ranked by the
-float vectors the index keeps, as the searcher asks for an ``INDEX_VECTORS=int8`` index): bulk-load with precomputed vectors (time to searchable),
-force-merge to one segment (timed apart), size on disk and the bytes an HNSW search reads (the
-graph plus the vectors it scores, from the segments' file sizes after a flush), then for each
-kNN search breadth in ``--candidates`` (``ef_search`` / ``num_candidates``): hybrid latency
-over the test queries, asked side by side with BM25 in rotating order, and kNN recall@10 of the
-hybrid leg (100 neighbours asked, the first 10 kept) against exact (numpy) cosine search. A
-synthetic point is skipped, with the reason and a measured extrapolation, when the previous
-point predicts it would overrun ``--max-minutes``.
+float vectors the index keeps, as the searcher asks for an ``INDEX_VECTORS=int8`` index):
+bulk-load with precomputed vectors (time to searchable), force-merge to one segment (timed apart),
+size on disk and the bytes an HNSW search reads (the graph plus the vectors it scores, from the
+segments' file sizes after a flush), then for each kNN search breadth in ``--candidates``
+(``ef_search`` / ``num_candidates``): hybrid latency over the test queries, asked side by side
+with BM25 in rotating order, and kNN recall@10 of the hybrid leg (100 neighbours asked, the first
+10 kept) against exact (numpy) cosine search. A synthetic point is skipped, with the reason and a
+measured extrapolation, when the previous point predicts it would overrun ``--max-minutes``.
 """
 from __future__ import annotations
 
