@@ -325,8 +325,7 @@ class HybridSearcher:
         """The engine's own blend of the same two legs (OpenSearch neural-search's ``hybrid``)."""
         if not self.engine.supports_server_hybrid:
             raise ValueError(f"{self.engine.kind} here has no server-side hybrid query (neural-search)")
-        query = replace(server_hybrid_query(request, text, clauses, vector, depth, self.breadth(index)),
-                        oversample=self.oversample(index))
+        query = server_hybrid_query(request, text, clauses, vector, depth, self.breadth(index), self.oversample(index))
         response = self.engine.server_hybrid_search(index, query)
         hits = response["hits"]["hits"]
         blended = [Blended(h["_id"], float(h["_score"])) for h in hits]
@@ -335,10 +334,11 @@ class HybridSearcher:
 
 def server_hybrid_query(
     request: SearchRequest, text: str, clauses: list[dict[str, Any]], vector: list[float] | None, depth: int,
-    candidates: int | None,
+    candidates: int | None, oversample: float | None = None,
 ) -> HybridQuery:
-    """The engine-side blend of the same two legs the client-side hybrid asks for, with the request's
-    method and weights, returning the whole window of ``depth`` (``dataclasses.replace(size=...)`` cuts a page)."""
+    """The engine-side blend of the same two legs the client-side hybrid asks for (its kNN leg as wide and as
+    rescored), with the request's method and weights, returning the whole window of ``depth``
+    (``dataclasses.replace(size=...)`` cuts a page)."""
     return HybridQuery(
         bm25_query=bm25_query(text, clauses),
         vector_field=VECTOR_FIELD,
@@ -349,6 +349,7 @@ def server_hybrid_query(
         weights=[request.leg_weights.get(leg, 0.0) for leg in ("bm25", "knn")],
         source=SOURCE,
         candidates=candidates,
+        oversample=oversample,
     )
 
 

@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     query_vectors = encoder.encode_queries(list(queries_frame["query"]))
     query_ids = list(queries_frame["query_id"])
     qrels = {qid: qrels[qid] for qid in query_ids}  # --tiny keeps only the first queries
-    exact = [list(hits) for hits in search(query_vectors, vectors, ids, DEPTH)]
+    exact_runs = search(query_vectors, vectors, ids, DEPTH)
+    exact = [list(hits) for hits in exact_runs]
     docs = documents(catalogue_events(args.catalog, catalog), vectors, encoder.model_version)
     candidates = candidates_for(len(ids))
     rows = []
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "ndcg@10": evaluate_run(qrels, run_)["ndcg@10"],
                     "knn_ms_p50": statistics.median(times[(breadth, oversample)]),
                 })
-    exact_ndcg = evaluate_run(qrels, dict(zip(query_ids, search(query_vectors, vectors, ids, DEPTH))))["ndcg@10"]
+    exact_ndcg = evaluate_run(qrels, dict(zip(query_ids, exact_runs)))["ndcg@10"]
     return {"engine": args.engine, "encoder": args.encoder, "model_version": encoder.model_version,
             "documents": len(ids), "queries": len(query_ids), "searcher_candidates": candidates,
             "exact_ndcg@10": exact_ndcg, "rows": rows}
