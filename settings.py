@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from es_mappings import VECTOR_KINDS
+from es_mappings import FLOAT_VECTORS, VECTOR_KINDS
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Settings:
     # How new index versions store their vectors: "float", or "int8" (Lucene scalar quantisation:
     # 3.7-3.9x less memory searched; the searcher rescores each index that holds int8 vectors by
     # the float ones it keeps, see docs/performance.md). An existing index keeps what it recorded.
-    index_vectors: str = "float"
+    index_vectors: str = FLOAT_VECTORS
     # The key the HTTP API's write and operator endpoints (POST /events, dead letters) require in
     # the X-API-Key header. Unset: those endpoints refuse every call. A secret: from the
     # environment (or a .env file git ignores), never printed.

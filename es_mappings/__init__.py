@@ -5,6 +5,8 @@ reader can print the exact JSON that creates an index.
 """
 from es_mappings.naming import IndexNames
 from es_mappings.schema import (
+    FLOAT_VECTORS,
+    INT8_VECTORS,
     LIVE_PRODUCTS,
     MAX_PRICE,
     PRODUCT_FIELDS,
@@ -14,7 +16,8 @@ from es_mappings.schema import (
     Field,
     IndexLayout,
     index_body,
+    is_quantized,
 )
 
-__all__ = ["Field", "IndexLayout", "IndexNames", "LIVE_PRODUCTS", "MAX_PRICE", "PRODUCT_FIELDS", "VECTOR_FIELD",
-           "VECTOR_KINDS", "VECTORS_META", "index_body"]
+__all__ = ["FLOAT_VECTORS", "Field", "INT8_VECTORS", "IndexLayout", "IndexNames", "LIVE_PRODUCTS", "MAX_PRICE",
+           "PRODUCT_FIELDS", "VECTOR_FIELD", "VECTOR_KINDS", "VECTORS_META", "index_body", "is_quantized"]

@@ -63,9 +63,15 @@ BM25_FIELDS: tuple[str, ...] = tuple(
 )
 
 
-VECTOR_KINDS = ("float", "int8")
+FLOAT_VECTORS, INT8_VECTORS = "float", "int8"
+VECTOR_KINDS = (FLOAT_VECTORS, INT8_VECTORS)
 """How an index stores its vectors (``INDEX_VECTORS``); each index records its own in ``_meta``."""
 VECTORS_META = "vectors"
+
+
+def is_quantized(vectors: str) -> bool:
+    """Whether an index that stores ``vectors`` (one of :data:`VECTOR_KINDS`) holds int8 vectors."""
+    return vectors == INT8_VECTORS
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,7 @@ class IndexLayout:
     shards: int = 1
     replicas: int = 0
     refresh_interval: str = "1s"
-    vectors: str = "float"  # or "int8": Lucene scalar quantisation, searched with float rescoring
+    vectors: str = FLOAT_VECTORS  # or INT8_VECTORS: Lucene scalar quantisation, searched with float rescoring
 
     def __post_init__(self) -> None:
         if self.shards < 1 or self.replicas < 0:
@@ -89,7 +95,7 @@ class IndexLayout:
 
     @property
     def quantized(self) -> bool:
-        return self.vectors == "int8"
+        return is_quantized(self.vectors)
 
 
 def index_body(

@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping
 
 from acebert.encoder import Encoder
 from engines import SearchEngine
-from es_mappings import VECTORS_META, IndexNames
+from es_mappings import FLOAT_VECTORS, VECTORS_META, IndexNames
 
 MODEL_META = "model"
 # How long a process keeps its answer to "which index is behind this alias": the delay before it
@@ -94,7 +94,7 @@ class IndexModels:
 
     def vectors_of(self, index: str) -> str:
         """How ``index`` stores its vectors (``float`` or ``int8``); ``float`` for an index that recorded none."""
-        return str(self._meta_of(index).get(VECTORS_META) or "float")
+        return str(self._meta_of(index).get(VECTORS_META) or FLOAT_VECTORS)
 
     def _meta_of(self, index: str) -> Mapping[str, Any]:
         with self._lock:

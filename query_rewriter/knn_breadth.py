@@ -17,6 +17,7 @@ import time
 from typing import Callable
 
 from engines import SearchEngine
+from es_mappings import is_quantized
 
 SMALL_INDEX_CANDIDATES = 400
 """Up to :data:`LARGE_INDEX_DOCUMENTS`: the breadth at which dev nDCG@10 stopped rising on both engines
@@ -46,7 +47,7 @@ def candidates_for(documents: int) -> int:
 
 def oversample_for(vectors: str) -> float | None:
     """The rescoring an index's kNN leg asks for, by how the index stores its vectors (its ``_meta``)."""
-    return RESCORE_OVERSAMPLE if vectors == "int8" else None
+    return RESCORE_OVERSAMPLE if is_quantized(vectors) else None
 
 
 class KnnBreadth:
