@@ -39,13 +39,12 @@ from bench.performance.common import (
 )
 from bench.performance.engine_index import bulk_load, engine_stack
 from bench.report import markdown_table
-from es_mappings import VECTOR_FIELD
+from es_mappings import VECTOR_FIELD, VECTOR_KINDS, is_quantized
 from query_rewriter.knn_breadth import candidates_for
 
 INDEX_PREFIX = "perf-quantization"
 DEPTH = 100  # the kNN leg's size, as the searcher asks it
 OVERSAMPLES = (2.0, 3.0)
-VECTOR_KINDS = {"float": False, "int8": True}
 Setting = tuple[int | None, float | None]  # (HNSW candidates, rescore oversampling); None: the engine's default / none
 
 
@@ -73,8 +72,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     candidates = candidates_for(len(ids))
     rows = []
     with engine_stack(args.engine) as (engine, _):
-        for kind, quantized in VECTOR_KINDS.items():
-            load = bulk_load(engine, f"{INDEX_PREFIX}-{kind}", docs, encoder.dimension, quantized=quantized)
+        for kind in VECTOR_KINDS:  # every storage INDEX_VECTORS offers
+            load = bulk_load(engine, f"{INDEX_PREFIX}-{kind}", docs, encoder.dimension, quantized=is_quantized(kind))
             runs: dict[Setting, dict[str, dict[str, float]]] = {setting: {} for setting in settings(candidates)}
             times: dict[Setting, list[float]] = {setting: [] for setting in runs}
             for qid, vector in zip(query_ids, query_vectors):
