@@ -30,8 +30,10 @@ At 100 candidates recall@10 fell from 0.97-0.98 at 100k to 0.82-0.83 at 1M (two 
 0.15 per tenfold, so it crosses 0.95 not far above 100k; 800 candidates cost about 10% of hybrid p50
 at 100k."""
 LARGE_INDEX_CANDIDATES = 800
-"""At a million vectors: recall@10 0.969 (0.830 at the default), hybrid p50 +8%; 1,600 gave
-0.981 for another 7% (docs/performance.md, scale)."""
+"""At a million synthetic vectors: recall@10 0.969 in one build (0.830 at the default; 1,600 gave 0.981
+for another 7% of hybrid p50), but 0.924 and 0.931 in two builds copied from another model's vectors,
+where 1,600 gave only 0.940: past this breadth the graph's build, not the walk, limits recall
+(docs/performance.md, scale)."""
 RESCORE_OVERSAMPLE = 2.0
 """An index of int8 vectors is searched for this many times the leg's hits by the quantised scores,
 re-ranked by its float vectors: recall@10 0.989-0.993 against 0.82-0.98 without, at 12.9k products on
