@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from es_mappings import FLOAT_VECTORS, VECTOR_KINDS
+from es_mappings import FLOAT_VECTORS, VECTOR_KINDS, HnswGraph
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,10 @@ class Settings:
     # 3.7-3.9x less memory searched; the searcher rescores each index that holds int8 vectors by
     # the float ones it keeps, see docs/performance.md). An existing index keeps what it recorded.
     index_vectors: str = FLOAT_VECTORS
+    # How new index versions build their HNSW graph, "M:EF_CONSTRUCTION" (links per node, insertion
+    # breadth). A larger graph misses fewer neighbours at a million vectors and builds slower
+    # (docs/performance.md, target 4). An existing index keeps the graph it was built with.
+    index_hnsw: HnswGraph = HnswGraph()
     # The key the HTTP API's write and operator endpoints (POST /events, dead letters) require in
     # the X-API-Key header. Unset: those endpoints refuse every call. A secret: from the
     # environment (or a .env file git ignores), never printed.
@@ -115,6 +119,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "QUERY_CACHE_SIZE": ("query_cache_size", int),
     "KNN_CANDIDATES": ("knn_candidates", _optional_int),
     "INDEX_VECTORS": ("index_vectors", _vector_kind),
+    "INDEX_HNSW": ("index_hnsw", HnswGraph.parse),
     "API_KEY": ("api_key", str),
     "ACEBERT_ENCODER_THREADS": ("encoder_threads", _optional_int),
     "INGEST_MAX_RETRIES": ("ingest_max_retries", int),

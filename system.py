@@ -46,9 +46,10 @@ class System:
 
     @cached_property
     def layout(self) -> IndexLayout:
-        """Shards, replicas, refresh interval and vector storage of every index version this system creates."""
+        """Shards, replicas, refresh interval, vector storage and HNSW graph of every index version this system
+        creates."""
         s = self.settings
-        return IndexLayout(s.index_shards, s.index_replicas, s.index_refresh_interval, s.index_vectors)
+        return IndexLayout(s.index_shards, s.index_replicas, s.index_refresh_interval, s.index_vectors, s.index_hnsw)
 
     @cached_property
     def engine(self) -> SearchEngine:

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from devstack import LocalStack
 from engines import SearchEngine
-from es_mappings import IndexNames, index_body
+from es_mappings import HnswGraph, IndexNames, index_body
 from system import System
 
 BATCH_SIZE = 64
@@ -98,7 +98,8 @@ def is_current(engine: SearchEngine, spec: IndexSpec, events: Sequence[Mapping[s
 
 
 def recreate_index(
-    engine: SearchEngine, names: IndexNames, dimension: int, analyzer: Mapping[str, Any], quantized: bool = False
+    engine: SearchEngine, names: IndexNames, dimension: int, analyzer: Mapping[str, Any], quantized: bool = False,
+    graph: HnswGraph = HnswGraph(),
 ) -> str:
     """Drop every version of this prefix, then create version 1 behind both aliases.
 
@@ -108,7 +109,7 @@ def recreate_index(
     for index in engine.indices(f"{names.prefix}-v*"):
         engine.delete_index(index)
     index = names.index(1)
-    body = index_body(vector_mapping=engine.vector_mapping(dimension, quantized), text_analyzer=analyzer,
+    body = index_body(vector_mapping=engine.vector_mapping(dimension, quantized, graph), text_analyzer=analyzer,
                       extra_settings=engine.index_settings())
     engine.create_index(index, body)
     engine.update_aliases([

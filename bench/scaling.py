@@ -241,9 +241,17 @@ class Inputs:
     def m(self) -> int:
         return int(self.float_mapping["method"]["parameters"]["m"])
 
+    @property
+    def graph(self) -> str:
+        """``M:EF_CONSTRUCTION`` of the measured mappings: the scale bench's first ``--graphs``."""
+        parameters = self.float_mapping["method"]["parameters"]
+        return f"{parameters['m']}:{parameters['ef_construction']}"
+
     def measured(self, vectors: str) -> list[dict[str, Any]]:
-        """The measured (not skipped) scale points with ``vectors`` storage: float or int8."""
-        return [p for p in self.scale["points"] if not p.get("skipped") and p.get("vectors") == vectors]
+        """The measured (not skipped) scale points with ``vectors`` storage (float or int8), built with the
+        mappings' graph."""
+        return [p for p in self.scale["points"]
+                if not p.get("skipped") and p.get("vectors") == vectors and p["graph"] == self.graph]
 
     @property
     def points(self) -> list[dict[str, Any]]:

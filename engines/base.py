@@ -22,6 +22,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import orjson
 
+from es_mappings import HnswGraph
+
 T = TypeVar("T")
 
 
@@ -204,8 +206,10 @@ class SearchEngine(ABC):
 
     # --- what differs between engines -------------------------------------------------------
     @abstractmethod
-    def vector_mapping(self, dimension: int, quantized: bool = False) -> dict[str, Any]:
-        """The mapping of the dense-vector field (HNSW, cosine).
+    def vector_mapping(
+        self, dimension: int, quantized: bool = False, graph: HnswGraph = HnswGraph()
+    ) -> dict[str, Any]:
+        """The mapping of the dense-vector field (HNSW, cosine), its graph built as ``graph`` says.
 
         ``quantized``: the graph searches int8 scalar-quantised copies of the vectors (Lucene's
         scalar quantisation on both engines), a quarter of the float vectors' memory, at some

@@ -13,9 +13,8 @@ from elasticsearch import ApiError, Elasticsearch, helpers
 from elasticsearch.serializer import OrjsonSerializer
 
 from engines.base import EngineError, EngineUnavailable, SearchEngine, error_for_status, failover_retries
+from es_mappings import HnswGraph
 
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 128
 _JSON = {"accept": "application/json", "content-type": "application/json"}
 _NDJSON = {"accept": "application/json", "content-type": "application/x-ndjson"}
 
@@ -50,15 +49,17 @@ class ElasticsearchEngine(SearchEngine):
             return EngineUnavailable(f"Elasticsearch at {self.url} unreachable: {exc}")
         return None
 
-    def vector_mapping(self, dimension: int, quantized: bool = False) -> dict[str, Any]:
+    def vector_mapping(
+        self, dimension: int, quantized: bool = False, graph: HnswGraph = HnswGraph()
+    ) -> dict[str, Any]:
         # The graph type stated explicitly: recent versions default to quantised (int8/bbq) graphs.
         return {
             "type": "dense_vector",
             "dims": dimension,
             "index": True,
             "similarity": "cosine",
-            "index_options": {"type": "int8_hnsw" if quantized else "hnsw", "m": HNSW_M,
-                              "ef_construction": HNSW_EF_CONSTRUCTION},
+            "index_options": {"type": "int8_hnsw" if quantized else "hnsw", "m": graph.m,
+                              "ef_construction": graph.ef_construction},
         }
 
     def knn_query(

@@ -22,13 +22,12 @@ from engines.base import (
     error_for_status,
     failover_retries,
 )
+from es_mappings import HnswGraph
 
 # The client logs every non-2xx answer as a warning; this adapter turns each into an exception
 # (a 404 on an alias lookup is an ordinary answer), so the client's own log is only noise.
 logging.getLogger("opensearch").setLevel(logging.ERROR)
 
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 128
 RRF_RANK_CONSTANT = 60
 """The score-ranker's ``k``: the same as the client-side blend's (``query_rewriter.blend.RRF_K``)."""
 NORMALIZATIONS = ("min_max", "z_score")
@@ -91,8 +90,10 @@ class OpenSearchEngine(SearchEngine):
             return error_for_status(exc.status_code, exc.info)
         return None
 
-    def vector_mapping(self, dimension: int, quantized: bool = False) -> dict[str, Any]:
-        parameters: dict[str, Any] = {"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION}
+    def vector_mapping(
+        self, dimension: int, quantized: bool = False, graph: HnswGraph = HnswGraph()
+    ) -> dict[str, Any]:
+        parameters: dict[str, Any] = {"m": graph.m, "ef_construction": graph.ef_construction}
         if quantized:
             # Lucene scalar quantisation, one byte per dimension; 3.6 wants the width stated (7, or 1: binary).
             parameters["encoder"] = {"name": "sq", "parameters": {"bits": 7}}

@@ -14,10 +14,11 @@ from es_mappings.schema import (
     VECTOR_KINDS,
     VECTORS_META,
     Field,
+    HnswGraph,
     IndexLayout,
     index_body,
     is_quantized,
 )
 
-__all__ = ["FLOAT_VECTORS", "Field", "INT8_VECTORS", "IndexLayout", "IndexNames", "LIVE_PRODUCTS", "MAX_PRICE",
-           "PRODUCT_FIELDS", "VECTOR_FIELD", "VECTOR_KINDS", "VECTORS_META", "index_body", "is_quantized"]
+__all__ = ["FLOAT_VECTORS", "Field", "HnswGraph", "INT8_VECTORS", "IndexLayout", "IndexNames", "LIVE_PRODUCTS",
+           "MAX_PRICE", "PRODUCT_FIELDS", "VECTOR_FIELD", "VECTOR_KINDS", "VECTORS_META", "index_body", "is_quantized"]

@@ -75,6 +75,39 @@ def is_quantized(vectors: str) -> bool:
 
 
 @dataclass(frozen=True)
+class HnswGraph:
+    """How the vector field's HNSW graph is built: fixed when an index version is created.
+
+    ``m``: links per node; ``ef_construction``: how many candidates an insertion weighs before it
+    links. Larger values build a graph in which a search misses fewer true neighbours at the same
+    breadth, for a slower build and, with ``m``, more graph memory (``8 * m`` bytes per vector).
+    The defaults are Lucene's ``m`` and a little above its ``ef_construction`` of 100; the
+    million-vector build that ``python -m bench.performance.scale --graphs`` measures is what a
+    larger index weighs them by (``docs/performance.md``, target 4).
+    """
+
+    m: int = 16
+    ef_construction: int = 128
+
+    def __post_init__(self) -> None:
+        # Lucene's own bounds (HnswGraphBuilder: max connections 512, beam width 3200).
+        if not 2 <= self.m <= 512 or not 1 <= self.ef_construction <= 3200:
+            raise ValueError(f"an HNSW graph needs m in 2..512 and ef_construction in 1..3200, not {self}")
+
+    @classmethod
+    def parse(cls, text: str) -> HnswGraph:
+        """``"M:EF_CONSTRUCTION"``, e.g. ``"32:256"``: how a command line names a graph."""
+        m, _, ef = text.partition(":")
+        try:
+            return cls(int(m), int(ef))
+        except ValueError as exc:
+            raise ValueError(f"an HNSW graph is written M:EF_CONSTRUCTION, e.g. 32:256, not {text!r} ({exc})") from exc
+
+    def __str__(self) -> str:
+        return f"{self.m}:{self.ef_construction}"
+
+
+@dataclass(frozen=True)
 class IndexLayout:
     """How an index version is spread over a cluster, and how soon writes become searchable.
 
@@ -86,6 +119,7 @@ class IndexLayout:
     replicas: int = 0
     refresh_interval: str = "1s"
     vectors: str = FLOAT_VECTORS  # or INT8_VECTORS: Lucene scalar quantisation, searched with float rescoring
+    graph: HnswGraph = HnswGraph()
 
     def __post_init__(self) -> None:
         if self.shards < 1 or self.replicas < 0:

@@ -25,7 +25,7 @@ def create_version(
     An existing version is an error (two re-embeds at once) unless ``exist_ok``."""
     index = names.index(version)
     body = index_body(
-        vector_mapping=engine.vector_mapping(dimension, quantized=layout.quantized),
+        vector_mapping=engine.vector_mapping(dimension, quantized=layout.quantized, graph=layout.graph),
         text_analyzer=engine.text_analyzer(),
         extra_settings=engine.index_settings(),
         layout=layout,

@@ -18,7 +18,7 @@ from bench.performance.common import bulk_actions
 from bench.relevance_stack import force_merge, recreate_index
 from devstack import LocalStack, local_stack
 from engines import SearchEngine, connect
-from es_mappings import IndexNames
+from es_mappings import HnswGraph, IndexNames
 
 
 @contextmanager
@@ -52,7 +52,7 @@ class BulkLoad:
 
 def bulk_load(
     engine: SearchEngine, prefix: str, docs: Iterable[Mapping[str, Any]], dimension: int, merge: bool = True,
-    quantized: bool = False,
+    quantized: bool = False, graph: HnswGraph = HnswGraph(),
 ) -> BulkLoad:
     """A fresh index ``<prefix>-v1`` (behind alias ``prefix``) holding ``docs``, optionally force-merged.
 
@@ -63,7 +63,7 @@ def bulk_load(
     choice as the relevance benchmark); its time is reported apart from the bulk time.
     """
     names = IndexNames(prefix)
-    index = recreate_index(engine, names, dimension, engine.text_analyzer(), quantized)
+    index = recreate_index(engine, names, dimension, engine.text_analyzer(), quantized, graph)
     started = time.perf_counter()
     outcomes = engine.bulk(bulk_actions(docs, index))
     engine.refresh(index)

@@ -1,7 +1,7 @@
 """Target 4: how cost grows with the index: size, memory, indexing time, query latency, kNN recall.
 
 ``python -m bench.performance.scale [--sizes 1000,5000,full] [--synthetic 100000,1000000]
-[--candidates 100,200,400,800] [--vectors float,int8] [--tiny]``
+[--candidates 100,200,400,800] [--vectors float,int8] [--graphs 16:128,32:256] [--tiny]``
 
 Real points are the first N products of a fixed shuffle of the catalogue. Synthetic points
 reuse the catalogue cyclically with fresh ids and a perturbed vector,
@@ -10,7 +10,8 @@ every vector is distinct (titles repeat, which BM25 sees as larger posting lists
 
 Each point, once per vector storage in ``--vectors`` (``float``: float32 HNSW; ``int8``: Lucene
 scalar quantisation on either engine; ``int8-rescored``: the same, its kNN leg re-ranked by the
-float vectors the index keeps, as the searcher asks for an ``INDEX_VECTORS=int8`` index):
+float vectors the index keeps, as the searcher asks for an ``INDEX_VECTORS=int8`` index) and per
+HNSW graph in ``--graphs`` (``M:EF_CONSTRUCTION``, as ``INDEX_HNSW`` builds it):
 bulk-load with precomputed vectors (time to searchable), force-merge to one segment (timed apart),
 size on disk and the bytes an HNSW search reads (the graph plus the vectors it scores, from the
 segments' file sizes after a flush), then for each kNN search breadth in ``--candidates``
@@ -46,7 +47,7 @@ from bench.performance.query import BM25, Mode, measure
 from bench.performance.stats import median_summary, paired_ratios
 from bench.report import markdown_table
 from engines import SearchEngine
-from es_mappings import VECTOR_FIELD
+from es_mappings import VECTOR_FIELD, HnswGraph
 from query_rewriter.knn_breadth import RESCORE_OVERSAMPLE
 from query_rewriter.search import HybridSearcher
 
@@ -117,14 +118,15 @@ def hybrid_label(candidates: int) -> str:
 def measure_point(
     engine: SearchEngine, label: str, docs: Iterator[dict[str, Any]] | list[dict[str, Any]], ids: Sequence[str],
     vectors: np.ndarray, encoder: Encoder, queries: Sequence[str], rounds: int, candidates: Sequence[int],
-    vector_kind: str,
+    vector_kind: str, graph: HnswGraph,
 ) -> dict[str, Any]:
     """Load one point, then measure size, memory, and latency and recall per breadth; the index is
     deleted afterwards."""
     quantized = VECTORS[vector_kind]
-    load = bulk_load(engine, INDEX_PREFIX, docs, encoder.dimension, quantized=quantized)
+    load = bulk_load(engine, INDEX_PREFIX, docs, encoder.dimension, quantized=quantized, graph=graph)
     stats = index_stats(engine, load.index)
-    print(f"{label} {vector_kind}: {load.documents} docs, bulk {load.bulk_s:.1f}s, merge {load.merge_s:.1f}s, "
+    print(f"{label} {vector_kind} graph {graph}: {load.documents} docs, bulk {load.bulk_s:.1f}s, "
+          f"merge {load.merge_s:.1f}s, "
           f"{stats['store_bytes'] / 2**20:.1f} MiB", flush=True)
     oversample = RESCORED.get(vector_kind)
     modes = [Mode(BM25, HybridSearcher.over(engine, encoder, INDEX_PREFIX), "bm25")]
@@ -139,7 +141,8 @@ def measure_point(
               "hybrid_vs_bm25": paired_ratios(latency["rounds"][hybrid_label(c)], bm25, ["p50", "p99"])}
              for c in candidates]
     engine.delete_index(load.index)
-    return {"label": label, "vectors": vector_kind, **stats, "searched_bytes": searched_bytes(stats["file_bytes"], quantized),
+    return {"label": label, "vectors": vector_kind, "graph": str(graph), **stats,
+            "searched_bytes": searched_bytes(stats["file_bytes"], quantized),
             "bulk_s": load.bulk_s, "docs_per_s": load.docs_per_s, "merge_s": load.merge_s,
             "bm25_ms": median_summary(bm25), "curve": curve}
 
@@ -167,12 +170,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     def measure_each_storage(label: str, docs: Callable[[], Iterable[dict[str, Any]]], ids: Sequence[str],
                              point_vectors: np.ndarray) -> None:
-        for kind in storages(args, len(ids)):
+        for kind, graph in storages(args, len(ids)):
             points.append(measure_point(engine, label, docs(), ids, point_vectors, encoder, queries, args.repeats,
-                                        args.candidates, kind))
+                                        args.candidates, kind, graph))
 
     with engine_stack(args.engine) as (engine, _):
-        mappings = {kind: engine.vector_mapping(encoder.dimension, VECTORS[kind]) for kind in args.vectors}
+        # Each storage's mapping with the first graph; points with another differ only in its m and ef_construction.
+        mappings = {kind: engine.vector_mapping(encoder.dimension, VECTORS[kind], args.graphs[0])
+                    for kind in args.vectors}
         for size in real_sizes(args.sizes, len(catalog)):
             ids = [doc["product_id"] for doc in base_docs[:size]]
             measure_each_storage(f"{size} real", lambda: base_docs[:size], ids, vectors[:size])
@@ -187,13 +192,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             synthetic = synthetic_vectors(vectors, size)
             ids = [f"syn-{number}" for number in range(size)]
             measure_each_storage(f"{size} synthetic", lambda: synthetic_documents(base_docs, synthetic), ids, synthetic)
-    return {"model_version": encoder.model_version, "vector_mappings": mappings, "points": points,
+    return {"model_version": encoder.model_version, "vector_mappings": mappings,
+            "graphs": [str(graph) for graph in args.graphs], "points": points,
             "noise_sigma": NOISE_SIGMA, "queries": len(queries)}
 
 
-def storages(args: argparse.Namespace, documents: int) -> list[str]:
-    """The ``--vectors`` measured at a point of ``documents``: quantised ones only up to ``--quantized-up-to``."""
-    return [kind for kind in args.vectors
+def storages(args: argparse.Namespace, documents: int) -> list[tuple[str, HnswGraph]]:
+    """The ``--vectors`` x ``--graphs`` measured at a point of ``documents``: quantised vectors only up to
+    ``--quantized-up-to``."""
+    return [(kind, graph) for kind in args.vectors for graph in args.graphs
             if not VECTORS[kind] or args.quantized_up_to is None or documents <= args.quantized_up_to]
 
 
@@ -213,14 +220,16 @@ def render(payload: Mapping[str, Any], info: RunInfo) -> str:
     for point in payload["points"]:
         if point.get("skipped"):
             sizes.append([point["label"], f"skipped: predicted >= {point['predicted_minutes']:.0f} min to load and "
-                          f"merge (> {payload['max_minutes']} min budget)", *[""] * 7])
+                          f"merge (> {payload['max_minutes']} min budget)", *[""] * 8])
             continue
         per_million = point["searched_bytes"] / point["documents"] * 1_000_000 / 2**20
-        sizes.append([point["label"], point["vectors"], point["documents"], f"{point['store_bytes'] / 2**20:.1f}",
+        graph = point["graph"]
+        sizes.append([point["label"], point["vectors"], graph, point["documents"],
+                      f"{point['store_bytes'] / 2**20:.1f}",
                       f"{per_million:.0f}", f"{point['bulk_s']:.1f}", f"{point['docs_per_s']:.0f}",
                       f"{point['merge_s']:.1f}", f"{point['bm25_ms']['p50']:.1f}"])
         for row in point["curve"]:
-            curve.append([point["label"], point["vectors"], row["candidates"], f"{row['recall_at_10']:.3f}",
+            curve.append([point["label"], point["vectors"], graph, row["candidates"], f"{row['recall_at_10']:.3f}",
                           f"{row['hybrid_ms']['p50']:.1f}", f"{row['hybrid_ms']['p99']:.1f}",
                           f"{row['hybrid_vs_bm25']['p50']:.2f}x", f"{row['hybrid_vs_bm25']['p99']:.2f}x"])
     measured = [p for p in payload["points"] if not p.get("skipped")]
@@ -229,16 +238,18 @@ def render(payload: Mapping[str, Any], info: RunInfo) -> str:
     for point in (p for p in measured if p["documents"] == largest):
         row = chosen_breadth(point)
         if row is None:
-            verdicts.append(f"{point['vectors']} vectors: no breadth measured reaches recall@10 {TARGET_RECALL}")
+            verdicts.append(f"{point['vectors']} vectors, graph {point['graph']}: no breadth measured "
+                            f"reaches recall@10 {TARGET_RECALL}")
             continue
         p50 = row["hybrid_ms"]["p50"]
         met = "met" if p50 <= TARGET_HYBRID_P50_MS else "not met"
-        verdicts.append(f"{point['vectors']} vectors: {row['candidates']} candidates, recall@10 "
-                        f"{row['recall_at_10']:.3f}, hybrid p50 {p50:.1f} ms: {met}")
+        verdicts.append(f"{point['vectors']} vectors, graph {point['graph']}: {row['candidates']} candidates, "
+                        f"recall@10 {row['recall_at_10']:.3f}, hybrid p50 {p50:.1f} ms: {met}")
     return "\n".join([
         section_header("Target 4: scale curve", info),
         f"{payload['engine']}; vectors `{payload['model_version']}` (384-d); vector mappings "
-        f"`{payload['vector_mappings']}`. Synthetic points: catalogue vectors + N(0, {payload['noise_sigma']}^2) noise "
+        f"`{payload['vector_mappings']}` (with the first graph of {payload['graphs']}; the others differ only in m and "
+        f"ef_construction). Synthetic points: catalogue vectors + N(0, {payload['noise_sigma']}^2) noise "
         "per dimension, renormalised. Search set: the segment files an HNSW search reads (graph `vex` plus the "
         "float `vec` or quantised `veq` vectors), per million vectors. Latency: median over "
         f"{payload['repeats']} rounds of {payload['queries']} test queries (client-side end to end, hybrid with the "
@@ -247,10 +258,12 @@ def render(payload: Mapping[str, Any], info: RunInfo) -> str:
         "search, same vectors. `int8-rescored`: int8 vectors whose kNN leg takes "
         f"{RESCORE_OVERSAMPLE:g}x its hits by the quantised scores and re-ranks them by the float vectors, as the "
         "searcher does for an index of `INDEX_VECTORS=int8`.\n",
-        markdown_table(["point", "vectors", "documents", "size MiB", "search set MiB per 1M vectors",
+        markdown_table(["point", "vectors", "graph m:ef_construction", "documents", "size MiB",
+                        "search set MiB per 1M vectors",
                         "bulk+refresh s", "docs/s", "force-merge s", "BM25 p50 ms"], sizes),
         "",
-        markdown_table(["point", "vectors", "candidates", "kNN recall@10", "hybrid p50 ms", "hybrid p99 ms",
+        markdown_table(["point", "vectors", "graph m:ef_construction", "candidates", "kNN recall@10", "hybrid p50 ms",
+                        "hybrid p99 ms",
                         "p50 vs BM25", "p99 vs BM25"], curve),
         "",
         f"**Target at {largest} documents: recall@10 >= {TARGET_RECALL} with hybrid p50 <= "
@@ -267,6 +280,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--candidates", default="100,200,400,800",
                         help="kNN search breadths (ef_search / num_candidates) to measure at every point")
     parser.add_argument("--vectors", default="float,int8", help=f"vector storages to measure: {list(VECTORS)}")
+    parser.add_argument("--graphs", default=str(HnswGraph()),
+                        help="HNSW graphs to build at every point, M:EF_CONSTRUCTION, comma-separated")
     parser.add_argument("--quantized-up-to", type=int, default=None,
                         help="measure quantised vectors only at points of at most this many documents")
     parser.add_argument("--max-minutes", type=float, default=15.0,
@@ -281,6 +296,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     unknown = sorted(set(args.vectors) - set(VECTORS))
     if unknown:
         parser.error(f"unknown --vectors {unknown}; valid: {list(VECTORS)}")
+    try:
+        args.graphs = [HnswGraph.parse(graph) for graph in args.graphs.split(",") if graph]
+    except ValueError as error:
+        parser.error(f"--graphs: {error}")
     return finish_args(args)
 
 

@@ -22,6 +22,7 @@ from bench.performance.stats import (
     throughput_summary,
     verdict,
 )
+from es_mappings import HnswGraph
 
 
 # -- statistics ----------------------------------------------------------------------------
@@ -251,10 +252,20 @@ def test_the_chosen_breadth_is_the_narrowest_that_reaches_the_target_recall() ->
 def test_quantised_vectors_are_measured_only_up_to_their_limit() -> None:
     import argparse
 
-    args = argparse.Namespace(vectors=["float", "int8"], quantized_up_to=100_000)
-    assert scale.storages(args, 100_000) == ["float", "int8"]
-    assert scale.storages(args, 100_001) == ["float"]
-    assert scale.storages(argparse.Namespace(vectors=["int8"], quantized_up_to=None), 10**6) == ["int8"]
+    small, big = HnswGraph(), HnswGraph(32, 256)
+    args = argparse.Namespace(vectors=["float", "int8"], graphs=[small, big], quantized_up_to=100_000)
+    assert scale.storages(args, 100_000) == [("float", small), ("float", big), ("int8", small), ("int8", big)]
+    assert scale.storages(args, 100_001) == [("float", small), ("float", big)]
+    assert scale.storages(argparse.Namespace(vectors=["int8"], graphs=[small], quantized_up_to=None), 10**6) == [
+        ("int8", small)]
+
+
+def test_graphs_are_parsed_from_the_command_line_and_bad_ones_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert scale._parse_args(["--graphs", "16:128,32:256"]).graphs == [HnswGraph(16, 128), HnswGraph(32, 256)]
+    assert scale._parse_args([]).graphs == [HnswGraph()]
+    with pytest.raises(SystemExit):
+        scale._parse_args(["--graphs", "32"])
+    assert "--graphs: an HNSW graph is written M:EF_CONSTRUCTION" in capsys.readouterr().err
 
 
 def test_a_variant_gets_its_own_json_and_section_next_to_the_target(tmp_path: Path) -> None:

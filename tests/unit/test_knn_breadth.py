@@ -7,7 +7,7 @@ import pytest
 
 from engines.elasticsearch import ElasticsearchEngine
 from engines.opensearch import OpenSearchEngine
-from es_mappings import IndexLayout, IndexNames
+from es_mappings import HnswGraph, IndexLayout, IndexNames
 from indexer.indices import create_version
 from indexer.models import IndexModels
 from query_rewriter.knn_breadth import (
@@ -133,7 +133,7 @@ def test_the_searcher_rescores_the_index_it_searches_when_that_index_holds_int8_
     assert engine.oversamples == [RESCORE_OVERSAMPLE]
 
 
-def test_a_new_index_version_stores_and_records_the_settings_vectors():
+def test_a_new_index_version_stores_and_records_the_settings_vectors_and_builds_its_graph():
     sent: dict[str, Any] = {}
 
     class CreatingEngine(SizedEngine):
@@ -141,17 +141,21 @@ def test_a_new_index_version_stores_and_records_the_settings_vectors():
             sent[index] = body
             return True
 
-        def vector_mapping(self, dimension: int, quantized: bool = False) -> dict[str, Any]:
-            return {"dimension": dimension, "quantized": quantized}
+        def vector_mapping(
+            self, dimension: int, quantized: bool = False, graph: HnswGraph = HnswGraph()
+        ) -> dict[str, Any]:
+            return {"dimension": dimension, "quantized": quantized, "graph": str(graph)}
 
     engine = CreatingEngine({})
-    create_version(engine, IndexNames("shop"), 1, 4, IndexLayout(vectors="int8"), meta={"model": {"encoder": "m"}})
+    create_version(engine, IndexNames("shop"), 1, 4, IndexLayout(vectors="int8", graph=HnswGraph(32, 256)),
+                   meta={"model": {"encoder": "m"}})
     mappings = sent["shop-v1"]["mappings"]
     assert mappings["_meta"] == {"model": {"encoder": "m"}, "vectors": "int8"}
-    assert mappings["properties"]["vector"] == {"dimension": 4, "quantized": True}
+    assert mappings["properties"]["vector"] == {"dimension": 4, "quantized": True, "graph": "32:256"}
     create_version(engine, IndexNames("shop"), 2, 4, IndexLayout())
     assert sent["shop-v2"]["mappings"]["_meta"] == {"vectors": "float"}
-    assert sent["shop-v2"]["mappings"]["properties"]["vector"] == {"dimension": 4, "quantized": False}
+    assert sent["shop-v2"]["mappings"]["properties"]["vector"] == {"dimension": 4, "quantized": False,
+                                                                   "graph": "16:128"}
 
 
 def test_the_vectors_setting_accepts_float_or_int8_and_says_so_otherwise():

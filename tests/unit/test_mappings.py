@@ -59,3 +59,35 @@ def test_a_layout_without_shards_is_refused():
 
     with pytest.raises(ValueError, match="at least 1 shard"):
         IndexLayout(shards=0)
+
+
+def test_both_engines_build_the_graph_the_layout_names():
+    from es_mappings import HnswGraph
+
+    opensearch, elasticsearch = OpenSearchEngine("http://127.0.0.1:1"), ElasticsearchEngine("http://127.0.0.1:1")
+    assert opensearch.vector_mapping(384)["method"]["parameters"] == {"m": 16, "ef_construction": 128}
+    assert elasticsearch.vector_mapping(384)["index_options"] == {"type": "hnsw", "m": 16, "ef_construction": 128}
+    big = HnswGraph(32, 256)
+    assert opensearch.vector_mapping(384, graph=big)["method"]["parameters"] == {"m": 32, "ef_construction": 256}
+    quantized = opensearch.vector_mapping(384, quantized=True, graph=big)["method"]["parameters"]
+    assert (quantized["m"], quantized["ef_construction"], quantized["encoder"]["name"]) == (32, 256, "sq")
+    assert elasticsearch.vector_mapping(384, quantized=True, graph=big)["index_options"] == {
+        "type": "int8_hnsw", "m": 32, "ef_construction": 256}
+
+
+def test_a_graph_is_written_m_colon_ef_construction_within_lucenes_bounds():
+    from es_mappings import HnswGraph
+    from settings import Settings
+
+    assert HnswGraph.parse("32:256") == HnswGraph(32, 256)
+    assert HnswGraph.parse(str(HnswGraph(24, 200))) == HnswGraph(24, 200)
+    assert Settings.from_env({"INDEX_HNSW": "48:512"}).index_hnsw == HnswGraph(48, 512)
+    assert Settings.from_env({}).index_hnsw == HnswGraph()
+    for text in ("32", "32:", "m:ef", "32:256:1"):
+        with pytest.raises(ValueError, match="M:EF_CONSTRUCTION, e.g. 32:256"):
+            HnswGraph.parse(text)
+    for m, ef in ((1, 100), (513, 100), (16, 0), (16, 3201)):
+        with pytest.raises(ValueError, match="m in 2..512 and ef_construction in 1..3200"):
+            HnswGraph(m, ef)
+    with pytest.raises(ValueError, match="INDEX_HNSW='16'"):
+        Settings.from_env({"INDEX_HNSW": "16"})
