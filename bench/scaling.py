@@ -503,8 +503,8 @@ def memory_section(inp: Inputs, c: Mapping[str, Any]) -> str:
         "values (the text and metadata). The synthetic points repeat the catalogue's titles, so a catalogue with "
         "more varied text has somewhat larger postings; the vector part does not change.\n",
         f"**Memory, from the documented formula** ({SOURCES['hnsw_float'].link()}: "
-        f"{SOURCES['hnsw_float'].says}). d = {d} and m = {m} are the measured index's mapping (`HNSW_M` in "
-        "`engines/opensearch.py` and `engines/elasticsearch.py`). The project maps `engine: lucene`, whose vectors "
+        f"{SOURCES['hnsw_float'].says}). d = {d} and m = {m} are the measured index's mapping (`INDEX_HNSW`, "
+        "`M:EF_CONSTRUCTION`, sets m for new index versions). The project maps `engine: lucene`, whose vectors "
         "and graph are memory-mapped files: this memory must be free for the OS page cache, outside the JVM heap "
         "(faiss would hold it as native memory under the k-NN circuit breaker, by default 50% of the RAM outside "
         "the heap).\n",
