@@ -29,6 +29,7 @@ from acebert.loading import load_encoder
 from bench.performance.doc import DOC, write_section
 from bench.report import RESULTS, commit, header, machine
 from devstack.install import cache_root
+from es_mappings import HnswGraph
 
 DEFAULT_CATALOG = (REPO_ROOT / DEFAULT_DATA_DIR).resolve()
 DEFAULT_CHECKPOINT = TrainConfig().output_path
@@ -68,6 +69,14 @@ def finish_args(args: argparse.Namespace) -> argparse.Namespace:
     args.results = args.results or (TINY_OUTPUT if args.tiny else RESULTS)
     args.doc = args.doc or (TINY_OUTPUT / "performance.md" if args.tiny else DOC)
     return args
+
+
+def parse_graphs(parser: argparse.ArgumentParser, option: str, text: str) -> list[HnswGraph]:
+    """``M:EF_CONSTRUCTION[,M:EF_CONSTRUCTION...]`` of ``option`` as graphs, or the parser's usage error."""
+    try:
+        return [HnswGraph.parse(graph) for graph in text.split(",") if graph]
+    except ValueError as error:
+        parser.error(f"{option}: {error}")
 
 
 # --- data -----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Target 3: ingestion, from enqueue to searchable, through Redis and two real Celery workers.
 
-``python -m bench.performance.ingestion [--rate 50] [--duration 60] [--repeats 3] [--tiny]``
+``python -m bench.performance.ingestion [--rate 50] [--duration 60] [--repeats 3] [--graph 16:128] [--tiny]``
 
 Three measurements, on one engine, with the production write path (producer -> Redis ->
 ``workers.drain`` -> encoder -> bulk with external versions):
@@ -33,6 +33,7 @@ from bench.performance.common import (
     documents,
     finish_args,
     load_inputs,
+    parse_graphs,
     prepare_encoder,
     section_header,
     write_outputs,
@@ -42,7 +43,7 @@ from bench.performance.stats import latency_summary, ratio, throughput_summary, 
 from bench.relevance_stack import recreate_index
 from bench.report import markdown_table
 from engines import SearchEngine
-from es_mappings import IndexNames
+from es_mappings import HnswGraph, IndexNames
 from system import System
 from workers.producer import Producer
 
@@ -141,9 +142,9 @@ def offered_load(
             "max_delay_s": max(values, default=None)}
 
 
-def ceiling(engine: SearchEngine, docs: list[dict[str, Any]], dimension: int) -> dict[str, float]:
+def ceiling(engine: SearchEngine, docs: list[dict[str, Any]], dimension: int, graph: HnswGraph) -> dict[str, float]:
     """The same documents bulk-written with vectors precomputed into a fresh index."""
-    load = bulk_load(engine, CEILING_PREFIX, docs, dimension, merge=False)
+    load = bulk_load(engine, CEILING_PREFIX, docs, dimension, merge=False, graph=graph)
     return {"events": load.documents, "seconds": load.bulk_s, "events_per_s": load.docs_per_s}
 
 
@@ -163,18 +164,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                   batch_size=args.batch_size, queue_prefix=INDEX_PREFIX)
         system = System(settings)
         names = IndexNames(INDEX_PREFIX)
-        recreate_index(engine, names, encoder.dimension, engine.text_analyzer())
+
+        def fresh_index() -> None:  # the workers' ensure_index finds it behind the write alias
+            recreate_index(engine, names, encoder.dimension, engine.text_analyzer(), graph=args.graph)
+
+        fresh_index()
         workers = [stack.start_worker(settings, f"perf-{number}") for number in range(1, WORKERS + 1)]
         print(f"worker logs in {stack.run_dir}", flush=True)
         results["worker_start_s"] = [w.started_in_s for w in workers]
         warm_up(system, catalogue_events(args.catalog, catalog.head(WARM_UP_EVENTS), "warm-"), args.poll)
         for repeat in range(args.repeats):
-            recreate_index(engine, names, encoder.dimension, engine.text_analyzer())
+            fresh_index()
             events = catalogue_events(args.catalog, catalog, f"s{repeat}-")
             results["sustained"].append(sustained(system, events, f"s{repeat}-", args.poll))
             print(f"sustained {repeat + 1}/{args.repeats}: {results['sustained'][-1]['events_per_s']:.1f} events/s",
                   flush=True)
-        recreate_index(engine, names, encoder.dimension, engine.text_analyzer())
+        fresh_index()
         events = catalogue_events(args.catalog, catalog.head(load_events), "load-")
         results["offered_load"] = offered_load(system, events, args.rate, args.poll, drain_timeout_s=120)
         print(f"offered load: {results['offered_load']['delay_s']}", flush=True)
@@ -183,7 +188,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["dead_letters"] = len(system.queue.dead_letters())
         for repeat in range(args.repeats):
             docs = documents(catalogue_events(args.catalog, catalog, f"c{repeat}-"), vectors, encoder.model_version)
-            results["ceiling"].append(ceiling(engine, docs, encoder.dimension))
+            results["ceiling"].append(ceiling(engine, docs, encoder.dimension, args.graph))
             print(f"ceiling {repeat + 1}/{args.repeats}: {results['ceiling'][-1]['events_per_s']:.1f} events/s", flush=True)
     results["model_version"] = encoder.model_version
     return results
@@ -218,7 +223,8 @@ def render(payload: Mapping[str, Any], info: RunInfo) -> str:
         section_header("Target 3: ingestion, enqueue to searchable", info),
         f"{payload['engine']}, {WORKERS} Celery workers (concurrency 1, 1 thread each), encoder "
         f"`{payload['encoder']}` ({payload['results']['model_version']}), batch {payload['batch_size']}, "
-        f"refresh interval 1 s (default), {payload['events']} catalogue events per sustained run, "
+        f"refresh interval 1 s (default), HNSW graph {payload['graph']} (m:ef_construction), "
+        f"{payload['events']} catalogue events per sustained run, "
         f"{payload['repeats']} repeats; searchable = visible to a search (polled every {payload['poll_s']} s).\n",
         markdown_table(["measurement", "events/s (median)", "min-max", "vs ceiling"], rows),
         f"\nOffered load: one event enqueued every {1 / payload['rate']:.3f} s for {payload['duration_s']} s:\n",
@@ -238,7 +244,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=60.0, help="offered load duration, s")
     parser.add_argument("--poll", type=float, default=0.05, help="searchability poll interval, s")
     parser.add_argument("--batch-size", type=int, default=64, help="worker micro-batch (INGEST_BATCH_SIZE)")
+    parser.add_argument("--graph", default=str(HnswGraph()),
+                        help="HNSW graph of the indices written, M:EF_CONSTRUCTION (INDEX_HNSW)")
     args = parser.parse_args(argv)
+    graphs = parse_graphs(parser, "--graph", args.graph)
+    if len(graphs) != 1:
+        parser.error(f"--graph takes one M:EF_CONSTRUCTION, not {args.graph!r}")
+    args.graph = graphs[0]
     if args.tiny:
         args.rate, args.duration = 10.0, 5.0
     return finish_args(args)
@@ -249,7 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = RunInfo.now("bench.performance.ingestion", argv)
     results = run(args)
     payload = {**info.as_dict(), "engine": args.engine, "encoder": args.encoder, "batch_size": args.batch_size,
-               "rate": args.rate, "duration_s": args.duration, "poll_s": args.poll, "repeats": args.repeats,
+               "graph": str(args.graph), "rate": args.rate, "duration_s": args.duration, "poll_s": args.poll,
+               "repeats": args.repeats,
                "events": results["sustained"][0]["events"], "results": results}
     payload["summary"] = summarize(results)
     write_outputs(args, "ingestion", payload, render(payload, info))

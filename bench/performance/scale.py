@@ -38,6 +38,7 @@ from bench.performance.common import (
     documents,
     finish_args,
     load_inputs,
+    parse_graphs,
     prepare_encoder,
     section_header,
     write_outputs,
@@ -296,10 +297,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     unknown = sorted(set(args.vectors) - set(VECTORS))
     if unknown:
         parser.error(f"unknown --vectors {unknown}; valid: {list(VECTORS)}")
-    try:
-        args.graphs = [HnswGraph.parse(graph) for graph in args.graphs.split(",") if graph]
-    except ValueError as error:
-        parser.error(f"--graphs: {error}")
+    args.graphs = parse_graphs(parser, "--graphs", args.graphs)
     return finish_args(args)
 
 

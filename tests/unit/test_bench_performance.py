@@ -298,3 +298,13 @@ def test_the_quantization_report_has_a_row_per_vector_kind_and_setting() -> None
     text = quantization.render(payload, info)
     assert "| int8 | 400 | 2x | 0.900 | 0.9000 | 5.00 |" in text
     assert "| float | engine default | – |" in text and "nDCG@10 of exact search: 0.9100" in text
+
+
+def test_ingestion_writes_into_the_one_graph_it_is_given(capsys: pytest.CaptureFixture[str]) -> None:
+    assert ingestion._parse_args(["--graph", "32:256"]).graph == HnswGraph(32, 256)
+    assert ingestion._parse_args([]).graph == HnswGraph()
+    for bad in ("32", "16:128,32:256"):
+        with pytest.raises(SystemExit):
+            ingestion._parse_args(["--graph", bad])
+    err = capsys.readouterr().err
+    assert "--graph: an HNSW graph is written M:EF_CONSTRUCTION" in err and "--graph takes one M:EF_CONSTRUCTION" in err
