@@ -49,8 +49,8 @@ class Settings:
     # the float ones it keeps, see docs/performance.md). An existing index keeps what it recorded.
     index_vectors: str = FLOAT_VECTORS
     # How new index versions build their HNSW graph, "M:EF_CONSTRUCTION" (links per node, insertion
-    # breadth). A larger graph misses fewer neighbours at a million vectors and builds slower
-    # (docs/performance.md, target 4). An existing index keeps the graph it was built with.
+    # breadth); default 32:256, which a million vectors need (es_mappings.HnswGraph says why). A
+    # smaller graph builds faster and misses more neighbours. An index keeps the graph it was built with.
     index_hnsw: HnswGraph = HnswGraph()
     # The key the HTTP API's write and operator endpoints (POST /events, dead letters) require in
     # the X-API-Key header. Unset: those endpoints refuse every call. A secret: from the

@@ -7,8 +7,10 @@ by how well the graph happened to be built: on the 12.9k-product catalogue, an i
 workers gave the trained model's dense leg test nDCG@10 0.887 on OpenSearch at the default against
 0.907 at 400 candidates and by exact search, and 0.902 against 0.906 on Elasticsearch
 (``python -m bench.relevance``, docs/relevance.md, "kNN breadth"); 400 and 800 score the same on
-dev there. At a million vectors recall@10 falls to 0.83 at the default and 0.969 at 800
-(``python -m bench.performance.scale``, docs/performance.md), for 8% more hybrid p50.
+dev there. At a million vectors recall@10 falls to 0.92 at the default in the project's graph
+(m 32, ef_construction 256) and 0.82-0.83 in the engines' smaller one; 800 candidates bring it to
+0.987 and 0.924-0.969 (``python -m bench.performance.scale``, docs/performance.md), for 5-8% more
+hybrid p50.
 ``KNN_CANDIDATES`` (settings) fixes one value for every index instead.
 """
 from __future__ import annotations
@@ -30,10 +32,11 @@ At 100 candidates recall@10 fell from 0.97-0.98 at 100k to 0.82-0.83 at 1M (two 
 0.15 per tenfold, so it crosses 0.95 not far above 100k; 800 candidates cost about 10% of hybrid p50
 at 100k."""
 LARGE_INDEX_CANDIDATES = 800
-"""At a million synthetic vectors: recall@10 0.969 in one build (0.830 at the default; 1,600 gave 0.981
-for another 7% of hybrid p50), but 0.924 and 0.931 in two builds copied from another model's vectors,
-where 1,600 gave only 0.940: past this breadth the graph's build, not the walk, limits recall
-(docs/performance.md, scale)."""
+"""At a million synthetic vectors in the default graph (``es_mappings.HnswGraph``, m 32,
+ef_construction 256): recall@10 0.987, against 0.975 at 400 for 5% less hybrid p50. An index built
+with m 16 / ef_construction 128 (the default before 2026-12-06) needs the breadth more and still
+falls short: 0.924-0.969 in four builds, and 1,600 candidates gave only 0.940-0.981; past this
+breadth its graph, not the walk, limits recall (docs/performance.md, scale)."""
 RESCORE_OVERSAMPLE = 2.0
 """An index of int8 vectors is searched for this many times the leg's hits by the quantised scores,
 re-ranked by its float vectors: recall@10 0.989-0.993 against 0.82-0.98 without, at 12.9k products on

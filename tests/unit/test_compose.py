@@ -38,7 +38,7 @@ def test_settings_read_every_declared_name(monkeypatch):
               "INDEX_PREFIX": "shop", "ACEBERT_ENCODER": "/ckpt", "PRODUCT_IMAGE_ROOT": "/img",
               "INGEST_BATCH_SIZE": "7", "QUEUE_PREFIX": "q", "QUERY_CACHE_SIZE": "0",
               "KNN_CANDIDATES": "500", "INDEX_VECTORS": "int8",
-              "INDEX_HNSW": "32:256",
+              "INDEX_HNSW": "48:512",
               "INDEX_SHARDS": "3", "INDEX_REPLICAS": "1", "INDEX_REFRESH_INTERVAL": "30s",
               "ACEBERT_ENCODER_THREADS": "1", "INGEST_MAX_RETRIES": "2", "INGEST_TASK_TIME_LIMIT": "60",
               "INGEST_VISIBILITY_TIMEOUT": "30", "API_KEY": "k"}
@@ -51,7 +51,7 @@ def test_settings_read_every_declared_name(monkeypatch):
             s.encoder_threads, s.ingest_max_retries, s.ingest_task_time_limit_s,
             s.ingest_visibility_timeout_s, s.api_key, s.index_vectors, s.index_hnsw) == (
         "elasticsearch", "http://es:9200", "redis://r:1/0", "shop", "/ckpt", "/img", 7, "q", 0, 500, 3, 1, "30s", 1, 2,
-        60, 30, "k", "int8", HnswGraph(32, 256))
+        60, 30, "k", "int8", HnswGraph(48, 512))
     assert Settings.from_env().to_env() == values
 
 

@@ -147,15 +147,15 @@ def test_a_new_index_version_stores_and_records_the_settings_vectors_and_builds_
             return {"dimension": dimension, "quantized": quantized, "graph": str(graph)}
 
     engine = CreatingEngine({})
-    create_version(engine, IndexNames("shop"), 1, 4, IndexLayout(vectors="int8", graph=HnswGraph(32, 256)),
+    create_version(engine, IndexNames("shop"), 1, 4, IndexLayout(vectors="int8", graph=HnswGraph(16, 128)),
                    meta={"model": {"encoder": "m"}})
     mappings = sent["shop-v1"]["mappings"]
     assert mappings["_meta"] == {"model": {"encoder": "m"}, "vectors": "int8"}
-    assert mappings["properties"]["vector"] == {"dimension": 4, "quantized": True, "graph": "32:256"}
+    assert mappings["properties"]["vector"] == {"dimension": 4, "quantized": True, "graph": "16:128"}
     create_version(engine, IndexNames("shop"), 2, 4, IndexLayout())
     assert sent["shop-v2"]["mappings"]["_meta"] == {"vectors": "float"}
     assert sent["shop-v2"]["mappings"]["properties"]["vector"] == {"dimension": 4, "quantized": False,
-                                                                   "graph": "16:128"}
+                                                                   "graph": "32:256"}
 
 
 def test_the_vectors_setting_accepts_float_or_int8_and_says_so_otherwise():

@@ -65,14 +65,14 @@ def test_both_engines_build_the_graph_the_layout_names():
     from es_mappings import HnswGraph
 
     opensearch, elasticsearch = OpenSearchEngine("http://127.0.0.1:1"), ElasticsearchEngine("http://127.0.0.1:1")
-    assert opensearch.vector_mapping(384)["method"]["parameters"] == {"m": 16, "ef_construction": 128}
-    assert elasticsearch.vector_mapping(384)["index_options"] == {"type": "hnsw", "m": 16, "ef_construction": 128}
-    big = HnswGraph(32, 256)
-    assert opensearch.vector_mapping(384, graph=big)["method"]["parameters"] == {"m": 32, "ef_construction": 256}
-    quantized = opensearch.vector_mapping(384, quantized=True, graph=big)["method"]["parameters"]
-    assert (quantized["m"], quantized["ef_construction"], quantized["encoder"]["name"]) == (32, 256, "sq")
-    assert elasticsearch.vector_mapping(384, quantized=True, graph=big)["index_options"] == {
-        "type": "int8_hnsw", "m": 32, "ef_construction": 256}
+    assert opensearch.vector_mapping(384)["method"]["parameters"] == {"m": 32, "ef_construction": 256}
+    assert elasticsearch.vector_mapping(384)["index_options"] == {"type": "hnsw", "m": 32, "ef_construction": 256}
+    small = HnswGraph(16, 128)
+    assert opensearch.vector_mapping(384, graph=small)["method"]["parameters"] == {"m": 16, "ef_construction": 128}
+    quantized = opensearch.vector_mapping(384, quantized=True, graph=small)["method"]["parameters"]
+    assert (quantized["m"], quantized["ef_construction"], quantized["encoder"]["name"]) == (16, 128, "sq")
+    assert elasticsearch.vector_mapping(384, quantized=True, graph=small)["index_options"] == {
+        "type": "int8_hnsw", "m": 16, "ef_construction": 128}
 
 
 def test_a_graph_is_written_m_colon_ef_construction_within_lucenes_bounds():
