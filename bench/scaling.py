@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from bench.report import RESULTS, ROOT, commit, header, machine, markdown_table, write_json
+from es_mappings import HnswGraph
 
 DOC = ROOT / "docs" / "scaling.md"
 COMMAND = "python -m bench.scaling"
@@ -238,20 +239,20 @@ class Inputs:
         return int(self.float_mapping["dimension"])
 
     @property
-    def m(self) -> int:
-        return int(self.float_mapping["method"]["parameters"]["m"])
+    def graph(self) -> HnswGraph:
+        """The HNSW graph of the measured mappings: the scale bench's first ``--graphs``."""
+        parameters = self.float_mapping["method"]["parameters"]
+        return HnswGraph(int(parameters["m"]), int(parameters["ef_construction"]))
 
     @property
-    def graph(self) -> str:
-        """``M:EF_CONSTRUCTION`` of the measured mappings: the scale bench's first ``--graphs``."""
-        parameters = self.float_mapping["method"]["parameters"]
-        return f"{parameters['m']}:{parameters['ef_construction']}"
+    def m(self) -> int:
+        return self.graph.m
 
     def measured(self, vectors: str) -> list[dict[str, Any]]:
         """The measured (not skipped) scale points with ``vectors`` storage (float or int8), built with the
         mappings' graph."""
         return [p for p in self.scale["points"]
-                if not p.get("skipped") and p.get("vectors") == vectors and p["graph"] == self.graph]
+                if not p.get("skipped") and p.get("vectors") == vectors and p["graph"] == str(self.graph)]
 
     @property
     def points(self) -> list[dict[str, Any]]:
