@@ -48,6 +48,10 @@ VARIANTS: dict[str, list[str]] = {
     "colour_token_word_dropout": ["model.colour_bins=4", "train.title_word_dropout=0.3"],
     # the same token learning 10x faster: at head_lr 5e-4 the image projections move ~3% of their size in an epoch
     "colour_token_fast": ["model.colour_bins=4", "train.head_lr=5e-3"],
+    # image-title alignment on half the products (the other half held out for the blind-title probe)
+    "image_title": ["train.image_title_weight=1.0", "train.image_title_share=0.5"],
+    # the same with the image modules learning 10x faster, now that a loss asks them for what the title says
+    "image_title_fast": ["train.image_title_weight=1.0", "train.image_title_share=0.5", "train.head_lr=5e-3"],
     "lambda_0.3": ["train.adversarial=true", "train.lambda_max=0.3"],
     "lambda_0.1": ["train.adversarial=true", "train.lambda_max=0.1"],
 }

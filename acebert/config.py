@@ -113,6 +113,17 @@ class TrainConfig(BaseModel):
     title_dropout: float = Field(
         0.0, ge=0, lt=1, description="training only: probability of dropping the whole title of a product with an image"
     )
+    # Image-title alignment (issue #11): a second in-batch softmax in each step, the query tower's vector of a
+    # catalogue product's title against the product tower's vector of the same product without its title
+    # (image and category only). Titles name the colour, the type and the brand, so the photo has to learn
+    # to show them: the signal the query-product pairs lack, since there the title already says it all.
+    image_title_weight: float = Field(
+        0.0, ge=0, description="weight of the image-title alignment loss (0: off, nothing drawn)"
+    )
+    image_title_share: float = Field(
+        1.0, gt=0, le=1, description="share of the products with an image whose titles train the alignment, by a "
+        "stable hash of the product id; the rest stay held out (see acebert.pairs.in_share)"
+    )
     eval_each_epoch: bool = True
     threads: int = Field(2, gt=0)
     device: str = "auto"

@@ -13,6 +13,7 @@ Queries with hundreds of positives would dominate an epoch, so each epoch draws 
 """
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 from dataclasses import dataclass
@@ -150,3 +151,31 @@ def make_batches(
                 partial[row, col] = pid in grade1
         batches.append(Batch(query_ids, product_ids, excluded, partial))
     return batches
+
+
+def in_share(product_id: str, share: float) -> bool:
+    """Whether ``product_id`` is in the first ``share`` of a stable hash order of product ids.
+
+    Why a hash: the same products fall in the share on every machine, run and catalogue order, so
+    the image-title loss can train on one share and a probe can score the rest, which it never saw.
+    """
+    position = int.from_bytes(hashlib.sha256(product_id.encode()).digest()[:8], "big") / 2**64
+    return position < share
+
+
+@dataclass(frozen=True)
+class TitleBatch:
+    """One step of image-title alignment: row ``i``'s title matches column ``i``'s image;
+    ``excluded[i, j]``: product ``j`` has the same title as product ``i`` (masked, not a negative)."""
+
+    product_ids: list[str]
+    excluded: torch.Tensor
+
+
+def image_title_batch(titles: Mapping[str, str], size: int, rng: random.Random) -> TitleBatch:
+    """``size`` products drawn without replacement from ``titles`` (product id -> title; all when fewer)."""
+    product_ids = rng.sample(list(titles), min(size, len(titles)))
+    keys = [titles[pid].strip().lower() for pid in product_ids]
+    excluded = torch.tensor([[j != i and keys[j] == keys[i] for j in range(len(keys))] for i in range(len(keys))],
+                            dtype=torch.bool)
+    return TitleBatch(product_ids, excluded)

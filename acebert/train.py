@@ -39,7 +39,7 @@ from acebert.losses import InBatchContrastive, domain_loss
 from acebert.metrics import Qrels
 from acebert.minilm import base_model_path
 from acebert.model import AceBert, dann_lambda
-from acebert.pairs import Batch, TrainingExamples, bm25_negative_pools, make_batches
+from acebert.pairs import Batch, TrainingExamples, bm25_negative_pools, image_title_batch, in_share, make_batches
 from acebert.tensors import device_tensors
 
 STATE_FILE = "training_state.pt"
@@ -169,6 +169,15 @@ class Trainer:
             self.optimizer, _lr_lambda(self.total_steps, int(cfg.warmup_ratio * self.total_steps))
         )
         self.rng = random.Random(cfg.seed)
+        # product id -> title of the products the image-title loss draws from, in a fixed order
+        self.image_title_pool = {
+            pid: data.products[pid].title for pid in sorted(data.products)
+            if cfg.image_title_weight and self.featurizer.uses_image(data.products[pid])
+            and in_share(pid, cfg.image_title_share)
+        }
+        if cfg.image_title_weight and len(self.image_title_pool) < 2:
+            raise ValueError(f"image_title_weight is set but only {len(self.image_title_pool)} products with an image "
+                             f"are in image_title_share {cfg.image_title_share}: set image_title_weight = 0")
         self.step = 0
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
@@ -187,14 +196,28 @@ class Trainer:
         reversal = dann_lambda(self.step / self.total_steps, cfg.lambda_max) if cfg.adversarial else 0.0
         # the adversary sees each pair's own product only, so both domains weigh the same
         domain, accuracy = domain_loss(self.model, q, p[: len(q)], reversal)
-        loss = match + cfg.domain_loss_weight * domain
+        align = self.image_title_loss() if cfg.image_title_weight else match.new_zeros(())
+        loss = match + cfg.domain_loss_weight * domain + cfg.image_title_weight * align
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
-        return {"loss": loss.item(), "match": match.item(), "domain": domain.item(), "domain_acc": accuracy, "lambda": reversal}
+        return {"loss": loss.item(), "match": match.item(), "domain": domain.item(), "domain_acc": accuracy,
+                "lambda": reversal, "align": align.item()}
+
+    def image_title_loss(self) -> torch.Tensor:
+        """In-batch softmax of each drawn product's title (query tower) against the same products
+        without their titles (product tower: image and category), titles as rows."""
+        batch = image_title_batch(self.image_title_pool, self.run.train.batch_size, self.rng)
+        products = [self.data.products[pid] for pid in batch.product_ids]
+        titles = self.featurizer.queries([product.title for product in products])
+        images = self.featurizer.products([dataclasses.replace(product, title="") for product in products])
+        t = self.model.encode_queries(*device_tensors(titles, self.device))
+        i = self.model.encode_products(*device_tensors(images, self.device))
+        excluded = batch.excluded.to(self.device)
+        return self.matching(t, i, excluded, torch.zeros_like(excluded))
 
     def train_epoch(self) -> dict[str, float]:
         cfg = self.run.train

@@ -23,7 +23,8 @@ from acebert.evaluate import search
 from acebert.metrics import evaluate_run
 from acebert.minilm import base_model_path
 from acebert.model import AceBert
-from acebert.train import load_training_data, train
+from acebert.pairs import in_share
+from acebert.train import Trainer, load_training_data, train
 
 DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared/data/fashion"
 pytestmark = pytest.mark.skipif(not DATA_DIR.is_dir(), reason=f"shared dataset not found at {DATA_DIR}")
@@ -121,3 +122,28 @@ def test_bm25_hard_negatives_come_from_the_catalogue_titles(tmp_path: Path) -> N
         assert len(pool) <= 5 and not set(pool) & set(data.examples.positives[qid])
         query = words(data.examples.queries[qid])
         assert all(query & words(data.products[pid].title) for pid in pool), (qid, pool)
+
+
+def test_the_image_title_loss_trains_on_its_share_of_products_with_images(tmp_path: Path) -> None:
+    run = _run(tmp_path, "align", epochs=1, batch_size=8, max_products=48, max_train_pairs=16,
+               image_title_weight=1.0, image_title_share=0.5)
+    data = load_training_data(run)
+    trainer = Trainer(run, data, progress=False)
+    pool = trainer.image_title_pool
+    assert pool and all(in_share(pid, 0.5) and data.products[pid].image for pid in pool)
+    assert {pid for pid, product in data.products.items() if product.image and in_share(pid, 0.5)} == set(pool)
+
+    trainer.model.zero_grad()
+    loss = trainer.image_title_loss()
+    loss.backward()
+    # the photo-side vectors come from the image tokens, so they receive the loss's gradient
+    assert loss.item() > 0 and trainer.model.image_tokens.patch_proj.weight.grad.abs().sum() > 0
+
+    out = train(run, progress=False)
+    history = json.loads((out / "config.json").read_text())["history"]
+    assert history[0]["train"]["align"] > 0
+
+
+def test_without_the_image_title_weight_nothing_is_drawn_for_it(tmp_path: Path) -> None:
+    run = _run(tmp_path, "off", max_products=48, image_title_share=0.5)
+    assert Trainer(run, load_training_data(run), progress=False).image_title_pool == {}
