@@ -54,6 +54,9 @@ VARIANTS: dict[str, list[str]] = {
     "image_title_fast": ["train.image_title_weight=1.0", "train.image_title_share=0.5", "train.head_lr=5e-3"],
     # the fast one at a third of the weight: both cost about 0.01 dev nDCG@10 at weight 1 (seed 13)
     "image_title_fast_0.3": ["train.image_title_weight=0.3", "train.image_title_share=0.5", "train.head_lr=5e-3"],
+    # alignment at full weight in the first epoch only: the second tunes for the queries alone
+    "image_title_first_epoch": ["train.image_title_weight=1.0", "train.image_title_share=0.5", "train.head_lr=5e-3",
+                                "train.image_title_epochs=1"],
     "lambda_0.3": ["train.adversarial=true", "train.lambda_max=0.3"],
     "lambda_0.1": ["train.adversarial=true", "train.lambda_max=0.1"],
 }

@@ -124,6 +124,10 @@ class TrainConfig(BaseModel):
         1.0, gt=0, le=1, description="share of the products with an image whose titles train the alignment, by a "
         "stable hash of the product id; the rest stay held out (see acebert.pairs.in_share)"
     )
+    image_title_epochs: int | None = Field(
+        None, gt=0, description="train the alignment in the first N epochs only, so the last ones tune for queries "
+        "alone (None: every epoch)"
+    )
     eval_each_epoch: bool = True
     threads: int = Field(2, gt=0)
     device: str = "auto"

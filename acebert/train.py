@@ -196,7 +196,8 @@ class Trainer:
         reversal = dann_lambda(self.step / self.total_steps, cfg.lambda_max) if cfg.adversarial else 0.0
         # the adversary sees each pair's own product only, so both domains weigh the same
         domain, accuracy = domain_loss(self.model, q, p[: len(q)], reversal)
-        align = self.image_title_loss() if cfg.image_title_weight else match.new_zeros(())
+        aligning = cfg.image_title_weight and (cfg.image_title_epochs is None or self.epoch < cfg.image_title_epochs)
+        align = self.image_title_loss() if aligning else match.new_zeros(())
         loss = match + cfg.domain_loss_weight * domain + cfg.image_title_weight * align
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
