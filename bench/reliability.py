@@ -320,22 +320,25 @@ class Run:
 
 def run_phases(run: Run, events: Sequence[Any], stop_s: float, pause_s: float) -> list[dict[str, Any]]:
     """Send each phase's share of ``events`` while its fault happens; time each convergence."""
-    faults: list[Callable[[], None]] = [
-        lambda: None,
-        run.kill_worker,
-        run.kill_worker,
-        lambda: run.stop_engine(stop_s),
-        run.restart_engine,
-        run.restart_redis,
+    # each fault with how long events flow before it: a kill starts at once, because it waits for a worker
+    # that holds a batch, and a small phase can be sent and drained before a later look sees any lease
+    flowing = min(1.0, pause_s * 4)
+    faults: list[tuple[Callable[[], None], float]] = [
+        (lambda: None, flowing),
+        (run.kill_worker, 0.0),
+        (run.kill_worker, 0.0),
+        (lambda: run.stop_engine(stop_s), flowing),
+        (run.restart_engine, flowing),
+        (run.restart_redis, flowing),
     ]
     share = -(-len(events) // len(PHASES))
     rows = []
-    for number, (phase, fault) in enumerate(zip(PHASES, faults)):
+    for number, (phase, (fault, lead_s)) in enumerate(zip(PHASES, faults)):
         part = events[number * share:(number + 1) * share]
         sender = threading.Thread(target=run.send, args=(part, pause_s))
         started = time.monotonic()
         sender.start()
-        time.sleep(min(1.0, pause_s * 4))
+        time.sleep(lead_s)
         fault()
         recovered = time.monotonic()
         sender.join()
