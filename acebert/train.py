@@ -171,10 +171,9 @@ class Trainer:
         self.rng = random.Random(cfg.seed)
         # product id -> title of the products the image-title loss draws from, in a fixed order
         self.image_title_pool = {
-            pid: data.products[pid].title for pid in sorted(data.products)
-            if cfg.image_title_weight and self.featurizer.uses_image(data.products[pid])
-            and in_share(pid, cfg.image_title_share)
-        }
+            pid: product.title for pid, product in sorted(data.products.items())
+            if self.featurizer.uses_image(product) and in_share(pid, cfg.image_title_share)
+        } if cfg.image_title_weight else {}
         if cfg.image_title_weight and len(self.image_title_pool) < 2:
             raise ValueError(f"image_title_weight is set but only {len(self.image_title_pool)} products with an image "
                              f"are in image_title_share {cfg.image_title_share}: set image_title_weight = 0")

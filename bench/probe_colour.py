@@ -255,9 +255,9 @@ def held_out(catalog: Any, events: list[dict[str, Any]], share: float) -> tuple[
     """
     from acebert.pairs import in_share
 
-    keep = [not in_share(str(pid), share) for pid in catalog["product_id"]]
-    return (catalog[keep].reset_index(drop=True),
-            [event for event in events if not in_share(str(event["product_id"]), share)])
+    kept = {str(pid) for pid in catalog["product_id"] if not in_share(str(pid), share)}
+    return (catalog[catalog["product_id"].astype(str).isin(kept)].reset_index(drop=True),
+            [event for event in events if str(event["product_id"]) in kept])
 
 
 def markdown(payload: Mapping[str, Any]) -> str:
