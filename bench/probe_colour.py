@@ -1,6 +1,7 @@
 """The blind-title colour probe: colour words removed from the titles, so only a photo can carry the colour.
 
-``python -m bench.probe_colour [--catalog DIR] [--queries TSV --qrels TSV] [--models minilm,acebert:CKPT,..] [--exact]``
+``python -m bench.probe_colour [--catalog DIR] [--queries TSV --qrels TSV] [--models minilm,acebert:CKPT,..]
+[--exact [--headroom]]``
 
 The judged colour queries are few when the titles name the colour: the title then answers them
 and the image tokens have nothing to add. This probe indexes the same catalogue with every colour
@@ -16,7 +17,9 @@ its directory, so several can be compared in one run (``acebert:CKPT_A,acebert:C
 ``--candidates N`` widens the kNN leg's HNSW search (``ef_search``) so that, on a catalogue of this
 size, it is close to exact: approximate search differs between builds of the same vectors by
 about 0.01 nDCG@10 here, which is the size of the image gain being measured. ``--exact`` leaves
-the engine out (:func:`exact_rankings`) to compare checkpoints in minutes.
+the engine out (:func:`exact_rankings`) to compare checkpoints in minutes. ``--headroom`` (with
+``--exact``) adds what the target can be measured against: each title-only model with the colour
+words kept where a product has a photo (:func:`photo_as_words`), the most a photo could add.
 
 :data:`COLOURS` is a fixed, generic list of English colour names. It is not read from
 ``attributes.csv``, and training must not use it: an augmentation tuned to this probe would only
@@ -194,8 +197,6 @@ def exact_rankings(specs: Sequence[Any], events: Sequence[Mapping[str, Any]], qu
     deployment serves.
     """
     from acebert.blend_choice import DEPTH
-    from acebert.encoder import ProductInput
-    from acebert.evaluate import encode_inputs, search
     from acebert.pairs import bm25_runs
     from bench.relevance import encoder_for
     from query_rewriter.blend import blend, leg_weights
@@ -205,11 +206,7 @@ def exact_rankings(specs: Sequence[Any], events: Sequence[Mapping[str, Any]], qu
     bm25 = bm25_runs(queries, documents, DEPTH)
     rankings: Rankings = {"bm25": {qid: [pid for pid, _ in bm25[qid][:K]] for qid in queries}}
     for spec, name in model_rows(specs):
-        encoder = encoder_for(spec.encoder)
-        products = [ProductInput(event["title"], event.get("image") if spec.with_images else None,
-                                 event.get("category")) for event in events]
-        vectors = encode_inputs(encoder, products, desc=f"encode {name}")
-        dense = dict(zip(queries, search(encoder.encode_queries(list(queries.values())), vectors, ids, DEPTH)))
+        dense = exact_dense(encoder_for(spec.encoder), spec.with_images, events, queries, name)
         weights = leg_weights(blends[f"hybrid {name}"])
         rankings[f"knn {name}"] = {qid: list(dense[qid])[:K] for qid in queries}
         rankings[f"hybrid {name}"] = {
@@ -218,15 +215,89 @@ def exact_rankings(specs: Sequence[Any], events: Sequence[Mapping[str, Any]], qu
     return rankings
 
 
+def exact_dense(encoder: Any, with_images: bool, events: Sequence[Mapping[str, Any]], queries: Mapping[str, str],
+                name: str) -> dict[str, dict[str, float]]:
+    """Each query's exact cosine top 100 over ``events`` encoded by ``encoder`` (with their photos or not)."""
+    from acebert.blend_choice import DEPTH
+    from acebert.encoder import ProductInput
+    from acebert.evaluate import encode_inputs, search
+
+    ids = [str(event["product_id"]) for event in events]
+    products = [ProductInput(event["title"], event.get("image") if with_images else None, event.get("category"))
+                for event in events]
+    vectors = encode_inputs(encoder, products, desc=f"encode {name}")
+    return dict(zip(queries, search(encoder.encode_queries(list(queries.values())), vectors, ids, DEPTH)))
+
+
+def photo_as_words(originals: Sequence[Mapping[str, Any]],
+                   blinded: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The blinded catalogue, except that a product with a photo keeps its title's colour words.
+
+    Why: a title-only model reading this catalogue sees what a title + image model would see if every
+    photo told it exactly what the colour words said. Its gain over the blind titles is the most a photo
+    can add on this probe, short of the photo being a better colour source than the listing's own words;
+    products without a photo stay blind, since no image can help them.
+    """
+    return [dict(original) if original.get("image") else dict(blind_event)
+            for original, blind_event in zip(originals, blinded, strict=True)]
+
+
+HEADROOM_VIEWS = ("photo as colour words", "titles intact")
+
+
+def headroom_rankings(specs: Sequence[Any], views: Mapping[str, Sequence[Mapping[str, Any]]],
+                      queries: Mapping[str, str]) -> Rankings:
+    """Each title-only model's exact kNN rows on the catalogue ``views`` (by :data:`HEADROOM_VIEWS` name)."""
+    from bench.relevance import encoder_for
+
+    rankings: Rankings = {}
+    for spec, name in model_rows(specs):
+        if spec.with_images and spec.encoder != "minilm":  # MiniLM never reads a photo
+            continue
+        encoder = encoder_for(spec.encoder)
+        for view, events in views.items():
+            dense = exact_dense(encoder, False, events, queries, f"{name} [{view}]")
+            rankings[f"knn {name} [{view}]"] = {qid: list(dense[qid])[:K] for qid in queries}
+    return rankings
+
+
+def headroom_rows(qrels: Mapping[str, Mapping[str, int]], rankings: Mapping[str, Mapping[str, list[str]]]
+                  ) -> list[dict[str, Any]]:
+    """Per title-only model: its blind nDCG@10, the same with photos as colour words and with titles intact,
+    the most a photo could add (paired, 95% interval, and relative to the blind titles: the unit of the
+    issue's +20%), and, where the same checkpoint ran with its photos, the share of that the photos got."""
+    from acebert.metrics import bootstrap_ci
+
+    scores = query_scores(qrels, rankings)
+    rows = []
+    for label in scores:
+        oracle = scores.get(f"{label} [{HEADROOM_VIEWS[0]}]")
+        if oracle is None:
+            continue
+        blind_score, intact = scores[label], scores[f"{label} [{HEADROOM_VIEWS[1]}]"]
+        low, high = bootstrap_ci(oracle - blind_score)
+        most = float((oracle - blind_score).mean())
+        row = {"model": label.removeprefix("knn "), "blind": float(blind_score.mean()),
+               "photo_as_words": float(oracle.mean()), "intact": float(intact.mean()), "most": most,
+               "ci": [low, high], "relative": most / float(blind_score.mean()) if blind_score.mean() else float("nan")}
+        with_image = scores.get(label.replace("knn acebert-title", "knn acebert", 1))
+        if label.startswith("knn acebert-title") and with_image is not None:
+            gain = float((with_image - blind_score).mean())
+            row |= {"title_image": float(with_image.mean()), "share": gain / most if most else float("nan")}
+        rows.append(row)
+    return rows
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from acebert.data import load_catalog
     from bench.relevance import breadth, load_split, parse_model, served_bm25_weight
     from indexer.catalog import catalog_events
 
     catalog = load_catalog(args.catalog)
-    events = blind_events(catalog_events(args.catalog))
+    originals = catalog_events(args.catalog)
     if args.held_out_share is not None:
-        catalog, events = held_out(catalog, events, args.held_out_share)
+        catalog, originals = held_out(catalog, originals, args.held_out_share)
+    events = blind_events(originals)
     split = load_split(args.queries, args.qrels, set(catalog["product_id"]), None)
     queries = {qid: text for qid, text in split.queries.items() if names_a_colour(text)}
     qrels = {qid: split.qrels[qid] for qid in queries}
@@ -236,6 +307,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     blends = {f"hybrid {name}": served_bm25_weight(spec.encoder) for spec, name in model_rows(specs)}
     rankings = (exact_rankings(specs, events, queries, blends) if args.exact
                 else engine_rankings(args, specs, events, queries, blends))
+    headroom = {}
+    if args.headroom:
+        views = dict(zip(HEADROOM_VIEWS, (photo_as_words(originals, events), originals)))
+        headroom = headroom_rankings(specs, views, queries)
     return {"catalog": str(args.catalog), "queries_file": str(args.queries),
             "engine": "none (exact search in process)" if args.exact else args.engine, "exact": args.exact,
             "products": len(events), "blinded_titles": changed, "held_out_share": args.held_out_share,
@@ -243,7 +318,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "colour_queries": len(queries),
             "blends": blends,
             "models": [spec.encoder for spec in specs], "rows": ndcg_rows(qrels, rankings, "bm25"),
-            "image_gain": image_gain_rows(qrels, rankings)}
+            "image_gain": image_gain_rows(qrels, rankings),
+            "headroom": headroom_rows(qrels, {**rankings, **headroom}) if headroom else [],
+            "photos": sum(bool(event.get("image")) for event in events)}
 
 
 def held_out(catalog: Any, events: list[dict[str, Any]], share: float) -> tuple[Any, list[dict[str, Any]]]:
@@ -298,6 +375,20 @@ def markdown(payload: Mapping[str, Any]) -> str:
         for row in payload["image_gain"]:
             lines.append(f"| {row['model']} | {row['title_only']:.3f} | {row['title_image']:.3f} | {row['gain']:+.3f} "
                          f"({row['ci'][0]:+.3f} to {row['ci'][1]:+.3f}) | {row['relative']:+.1%} |")
+    if payload.get("headroom"):
+        lines += ["", "How much a photo could add at most (`--headroom`): each title-only model on the same probe, with"
+                  f" the colour words left in the titles of the {payload['photos']:,} products that have a photo "
+                  "(what a title + image model would see if every photo told it exactly what those words said; "
+                  "products without a photo stay blind) and in every title. The first gain is the ceiling for a "
+                  "photo that is as good a colour source as the listing's own words, in the unit of the issue's "
+                  "+20% target.", "",
+                  "| checkpoint | blind titles | photos as colour words | titles intact | most a photo adds (95% CI) "
+                  "| relative | title + image got | share of the most |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for row in payload["headroom"]:
+            got = (f"{row['title_image']:.3f} | {row['share']:.0%}" if "title_image" in row else "– | –")
+            lines.append(f"| {row['model']} | {row['blind']:.3f} | {row['photo_as_words']:.3f} | {row['intact']:.3f} | "
+                         f"{row['most']:+.3f} ({row['ci'][0]:+.3f} to {row['ci'][1]:+.3f}) | {row['relative']:+.1%} "
+                         f"| {got} |")
     if payload["models"] == ["minilm"]:
         lines += ["", "Only MiniLM (title only) ran here: the machine had no ACE-BERT checkpoint. The question this "
                   "probe exists for, whether the image tokens recover the colour, needs "
@@ -324,10 +415,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--held-out-share", type=float, default=None, metavar="S",
                         help="index and judge only the products outside share S of the hash order: those a checkpoint "
                              "trained with image_title_share = S never saw with their titles")
+    parser.add_argument("--headroom", action="store_true",
+                        help="with --exact: also score each title-only model with the colour words kept where a "
+                             "product has a photo, and kept everywhere: the most a photo could add")
     parser.add_argument("--run-dir", type=Path, default=cache_root() / "bench-probes",
                         help="engine data and worker logs (kept between runs so indices can be reused)")
     parser.add_argument("--results", type=Path, default=None, help="output directory (default: docs/results, docs/)")
     args = parser.parse_args(argv)
+    if args.headroom and not args.exact:
+        parser.error("--headroom compares exact rankings (no index-build noise); add --exact")
     args.queries = args.queries or args.catalog / "queries_test.tsv"
     args.qrels = args.qrels or args.catalog / "qrels_test.tsv"
     return args
@@ -341,6 +437,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     name, doc = (EXACT_RESULTS_NAME, EXACT_MARKDOWN) if args.exact else (RESULTS_NAME, MARKDOWN)
     if args.held_out_share is not None:  # another product set: its own report, beside the whole catalogue's
         name, doc = f"{name}-held-out", doc.with_name(f"{doc.stem}-held-out.md")
+    if args.headroom:  # more rows per model: its own report, so the plain one keeps the checkpoints it compared
+        name, doc = f"{name}-headroom", doc.with_name(f"{doc.stem}-headroom.md")
     paths = write_report(name, payload, markdown, doc, args.results)
     _log(f"wrote {paths[0]} and {paths[1]}")
     return 0

@@ -116,3 +116,57 @@ def test_the_exact_path_ranks_bm25_knn_and_the_served_blend_in_process():
     assert rankings["hybrid minilm"]["q1"] == [b.doc_id for b in blend({"bm25": [("1", 1.0)], "knn": knn_q1},
                                                                        leg_weights(0.5))]
     assert rankings["hybrid minilm"]["q2"] == expected["q2"]  # no BM25 match: the kNN leg alone
+
+
+def test_photo_as_words_gives_back_the_colour_words_only_where_a_photo_could_show_them():
+    from bench.probe_colour import photo_as_words
+
+    originals = [{"product_id": "1", "title": "Red Bag", "image": "1.jpg"},
+                 {"product_id": "2", "title": "Blue Cap", "image": None},
+                 {"product_id": "3", "title": "Green Belt"}]
+    assert photo_as_words(originals, blind_events(originals)) == [
+        originals[0], {**originals[1], "title": "Cap"}, {**originals[2], "title": "Belt"}]
+
+
+def test_headroom_is_the_photo_as_words_gain_and_the_image_gets_its_share_of_it():
+    from bench.probe_colour import headroom_rows
+
+    qrels = {"q1": {"a": 2}, "q2": {"b": 2}}
+    second = 1 / 1.5849625007211563  # the relevant product at rank 2: 1 / log2(3)
+    rankings = {
+        "knn acebert-title": {"q1": ["x", "a"], "q2": ["x", "b"]},  # blind: second
+        "knn acebert-title [photo as colour words]": {"q1": ["a"], "q2": ["b"]},  # 1
+        "knn acebert-title [titles intact]": {"q1": ["a"], "q2": ["x", "b"]},  # (1 + second) / 2
+        "knn acebert": {"q1": ["a"], "q2": ["x", "b"]},  # (1 + second) / 2
+        "knn minilm": {"q1": ["a"], "q2": []},  # no views for it: no row
+    }
+    [row] = headroom_rows(qrels, rankings)
+    assert row["model"] == "acebert-title"
+    assert row["blind"] == pytest.approx(second) and row["photo_as_words"] == pytest.approx(1.0)
+    assert row["intact"] == pytest.approx((1 + second) / 2)
+    assert row["most"] == pytest.approx(1 - second) and row["relative"] == pytest.approx(1 / second - 1)
+    assert row["title_image"] == pytest.approx((1 + second) / 2)
+    assert row["share"] == pytest.approx(((1 + second) / 2 - second) / (1 - second))  # one half
+
+
+def test_headroom_needs_exact_search():
+    from bench.probe_colour import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--headroom"])
+    assert parse_args(["--exact", "--headroom"]).headroom
+
+
+def test_headroom_rankings_rank_each_view_with_each_title_only_model():
+    from bench.probe_colour import exact_rankings, headroom_rankings
+    from bench.relevance import parse_model
+
+    events = [{"product_id": "1", "title": "Red Wallet", "image": "1.jpg"},
+              {"product_id": "2", "title": "Blue Wallet", "image": "2.jpg"}]
+    queries = {"q1": "blue wallet"}
+    views = {"titles intact": events, "blind": blind_events(events)}
+    rankings = headroom_rankings([parse_model("minilm")], views, queries)
+    assert set(rankings) == {"knn minilm [titles intact]", "knn minilm [blind]"}
+    assert rankings["knn minilm [titles intact]"]["q1"][0] == "2"  # the colour word decides
+    assert rankings["knn minilm [blind]"] == exact_rankings([parse_model("minilm")], blind_events(events), queries,
+                                                              {"hybrid minilm": 0.5})["knn minilm"]
