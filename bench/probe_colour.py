@@ -439,6 +439,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         name, doc = f"{name}-held-out", doc.with_name(f"{doc.stem}-held-out.md")
     if args.headroom:  # more rows per model: its own report, so the plain one keeps the checkpoints it compared
         name, doc = f"{name}-headroom", doc.with_name(f"{doc.stem}-headroom.md")
+    split = args.queries.stem.removeprefix("queries_")
+    if split != "test":  # e.g. the dev queries a change is chosen on: beside the test report, not over it
+        name, doc = f"{name}-{split}", doc.with_name(f"{doc.stem}-{split}.md")
     paths = write_report(name, payload, markdown, doc, args.results)
     _log(f"wrote {paths[0]} and {paths[1]}")
     return 0

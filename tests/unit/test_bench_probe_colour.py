@@ -170,3 +170,19 @@ def test_headroom_rankings_rank_each_view_with_each_title_only_model():
     assert rankings["knn minilm [titles intact]"]["q1"][0] == "2"  # the colour word decides
     assert rankings["knn minilm [blind]"] == exact_rankings([parse_model("minilm")], blind_events(events), queries,
                                                               {"hybrid minilm": 0.5})["knn minilm"]
+
+
+def test_each_query_set_and_option_writes_its_own_report(tmp_path, monkeypatch):
+    import bench.probe_colour as probe
+
+    payload = {"rows": []}
+    monkeypatch.setattr(probe, "run", lambda args: payload)
+    monkeypatch.setattr(probe, "markdown", lambda p: "table")
+    names = []
+    for argv in ([], ["--exact", "--headroom", "--held-out-share", "0.5"],
+                 ["--exact", "--queries", "/d/queries_dev.tsv", "--qrels", "/d/qrels_dev.tsv"]):
+        probe.main([*argv, "--results", str(tmp_path)])
+        names.append(sorted(p.name for p in tmp_path.iterdir()))
+    assert names[0] == ["probe-colour.json", "probe-colour.md"]
+    assert "probe-colour-exact-held-out-headroom.md" in names[1]
+    assert "probe-colour-exact-dev.json" in names[2] and "probe-colour-exact-dev.md" in names[2]
