@@ -106,6 +106,11 @@ def probe_name(kind: str, checkpoint: str | None, default: Path) -> str:
     return f"{kind}@{Path(checkpoint).name}"
 
 
+def image_twin(label: str) -> str | None:
+    """The title + image row of the same checkpoint as a title-only ACE-BERT row, or None for any other row."""
+    return label.replace("knn acebert-title", "knn acebert", 1) if label.startswith("knn acebert-title") else None
+
+
 def image_gain_rows(qrels: Mapping[str, Mapping[str, int]],
                     rankings: Mapping[str, Mapping[str, list[str]]]) -> list[dict[str, Any]]:
     """Dense title + image against dense title only, per checkpoint that ran both ways.
@@ -118,9 +123,7 @@ def image_gain_rows(qrels: Mapping[str, Mapping[str, int]],
     scores = query_scores(qrels, rankings)
     rows = []
     for label in scores:
-        if not label.startswith("knn acebert-title"):
-            continue
-        with_image = label.replace("knn acebert-title", "knn acebert", 1)
+        with_image = image_twin(label)
         if with_image not in scores:
             continue
         title, image = scores[label], scores[with_image]
@@ -280,8 +283,8 @@ def headroom_rows(qrels: Mapping[str, Mapping[str, int]], rankings: Mapping[str,
         row = {"model": label.removeprefix("knn "), "blind": float(blind_score.mean()),
                "photo_as_words": float(oracle.mean()), "intact": float(intact.mean()), "most": most,
                "ci": [low, high], "relative": most / float(blind_score.mean()) if blind_score.mean() else float("nan")}
-        with_image = scores.get(label.replace("knn acebert-title", "knn acebert", 1))
-        if label.startswith("knn acebert-title") and with_image is not None:
+        with_image = scores.get(image_twin(label))
+        if with_image is not None:
             gain = float((with_image - blind_score).mean())
             row |= {"title_image": float(with_image.mean()), "share": gain / most if most else float("nan")}
         rows.append(row)
@@ -435,14 +438,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     payload = {**stamp(command_line("bench.probe_colour", argv)), **run(args)}
     name, doc = (EXACT_RESULTS_NAME, EXACT_MARKDOWN) if args.exact else (RESULTS_NAME, MARKDOWN)
-    if args.held_out_share is not None:  # another product set: its own report, beside the whole catalogue's
-        name, doc = f"{name}-held-out", doc.with_name(f"{doc.stem}-held-out.md")
-    if args.headroom:  # more rows per model: its own report, so the plain one keeps the checkpoints it compared
-        name, doc = f"{name}-headroom", doc.with_name(f"{doc.stem}-headroom.md")
+    # another product set (held out), more rows per model (headroom) or another query set (e.g. the dev queries a
+    # change is chosen on): each its own report, beside the plain test one rather than over it
     split = args.queries.stem.removeprefix("queries_")
-    if split != "test":  # e.g. the dev queries a change is chosen on: beside the test report, not over it
-        name, doc = f"{name}-{split}", doc.with_name(f"{doc.stem}-{split}.md")
-    paths = write_report(name, payload, markdown, doc, args.results)
+    suffix = "".join(f"-{part}" for part, on in (("held-out", args.held_out_share is not None),
+                                                 ("headroom", args.headroom), (split, split != "test")) if on)
+    paths = write_report(name + suffix, payload, markdown, doc.with_name(f"{doc.stem}{suffix}.md"), args.results)
     _log(f"wrote {paths[0]} and {paths[1]}")
     return 0
 
