@@ -81,7 +81,9 @@ def colour_histogram(images: torch.Tensor, bins: int) -> torch.Tensor:
     square root lets a second colour of a few percent still register. A photo that is all
     background gives zeros, which the projection maps to one learned vector of its own. No
     gradient flows to the pixels: the histogram is a fixed feature, only its projection learns.
-    Built from comparisons and sums only, so the ONNX export traces it with a dynamic batch.
+    Counted with ``scatter_add`` (ONNX ``ScatterElements`` with ``add``, opset 16+), which traces with
+    a dynamic batch and touches each pixel once: a one-hot over the cells did the same sums 26x
+    slower at 4 bins and 170x at 8 (docs/acebert.md), and cost the int8 ONNX tower ~19% of its speed.
     """
     pixels = (images.detach() + 1) / 2
     border = torch.cat([pixels[:, :, 0], pixels[:, :, -1], pixels[:, :, :, 0], pixels[:, :, :, -1]], dim=2)
@@ -89,8 +91,7 @@ def colour_histogram(images: torch.Tensor, bins: int) -> torch.Tensor:
     foreground = ((pixels - background).abs().amax(1) > BACKGROUND_DISTANCE).flatten(1).to(images.dtype)
     cells = (pixels * bins).long().clamp(0, bins - 1)  # B, 3, H, W
     index = ((cells[:, 0] * bins + cells[:, 1]) * bins + cells[:, 2]).flatten(1)  # B, HW
-    one_hot = (index[..., None] == torch.arange(bins**3, device=images.device)).to(images.dtype)
-    counts = (one_hot * foreground[..., None]).sum(1)  # B, bins^3
+    counts = foreground.new_zeros((images.shape[0], bins**3)).scatter_add(1, index, foreground)  # B, bins^3
     return (counts / counts.sum(1, keepdim=True).clamp(min=1.0)).sqrt()
 
 

@@ -35,8 +35,11 @@ QUERIES = ["red shirt", "navy blue backpack for men", "x", "women's purple tops 
 
 
 def _jpeg(colour: tuple[int, int, int]) -> bytes:
+    """A ``colour`` product on a white studio background, so the colour token has a foreground to count."""
+    image = Image.new("RGB", (60, 80), (255, 255, 255))
+    image.paste(colour, (15, 20, 45, 60))
     buffer = io.BytesIO()
-    Image.new("RGB", (60, 80), colour).save(buffer, format="JPEG")
+    image.save(buffer, format="JPEG")
     return buffer.getvalue()
 
 
@@ -50,13 +53,13 @@ PRODUCTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A saved tiny checkpoint with its ONNX export."""
+@pytest.fixture(scope="module", params=[0, 4], ids=["pixels", "colour-token"])
+def checkpoint(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved tiny checkpoint with its ONNX export: without, then with the colour token (``colour_bins``)."""
     from transformers import AutoTokenizer
 
     torch.manual_seed(0)
-    model = AceBert.from_backbone_config(ModelConfig(dim=32, domain_hidden=8), TINY_BERT)
+    model = AceBert.from_backbone_config(ModelConfig(dim=32, domain_hidden=8, colour_bins=request.param), TINY_BERT)
     tokenizer = AutoTokenizer.from_pretrained(str(base_model_path()), local_files_only=True)
     directory = save_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt", model, tokenizer, {})
     export_checkpoint(directory)
