@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -113,6 +113,18 @@ def build_training_data(
     return TrainingData(products, examples, catalog, dev, paths)
 
 
+def image_title_pool(run: RunConfig, products: Mapping[str, ProductInput]) -> dict[str, str]:
+    """Product id -> title of the products the image-title loss draws from, in a fixed order.
+
+    Those with a photo the product tower reads, in ``image_title_share``; none with the loss off.
+    """
+    cfg = run.train
+    if not (cfg.image_title_weight and run.model.use_image):
+        return {}
+    return {pid: product.title for pid, product in sorted(products.items())
+            if product.image is not None and in_share(pid, cfg.image_title_share)}
+
+
 def steps_per_epoch(pairs: int, batch_size: int) -> int:
     """Batches :func:`acebert.pairs.make_batches` yields for ``pairs`` pairs (a lone last pair is dropped)."""
     full, rest = divmod(pairs, batch_size)
@@ -169,11 +181,7 @@ class Trainer:
             self.optimizer, _lr_lambda(self.total_steps, int(cfg.warmup_ratio * self.total_steps))
         )
         self.rng = random.Random(cfg.seed)
-        # product id -> title of the products the image-title loss draws from, in a fixed order
-        self.image_title_pool = {
-            pid: product.title for pid, product in sorted(data.products.items())
-            if self.featurizer.uses_image(product) and in_share(pid, cfg.image_title_share)
-        } if cfg.image_title_weight else {}
+        self.image_title_pool = image_title_pool(run, data.products)
         if cfg.image_title_weight and len(self.image_title_pool) < 2:
             raise ValueError(f"image_title_weight is set but only {len(self.image_title_pool)} products with an image "
                              f"are in image_title_share {cfg.image_title_share}: set image_title_weight = 0")

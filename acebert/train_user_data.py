@@ -23,13 +23,14 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import pandas as pd
 
 from acebert.blend_choice import BLEND_FILE, BlendChoice, choose_on_catalog
 from acebert.config import RunConfig, apply_overrides, build_config, load_config
 from acebert.data import DataError, load_catalog, load_qrels, load_queries, read_rows, require_value
+from acebert.encoder import ProductInput
 from acebert.metrics import Qrels
 
 if TYPE_CHECKING:  # acebert does not import the indexing side at run time; only the report holds its type
@@ -38,11 +39,15 @@ if TYPE_CHECKING:  # acebert does not import the indexing side at run time; only
 # Sized for a CPU run of a few minutes (about 15-20 pairs/s with photos on 2 cores): 2 epochs of
 # at most 1,500 (query, grade-2 product) pairs. On a GPU, raise epochs and max_train_pairs.
 USER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "model": {"use_category": True},  # read only where products.csv has a category column
+    # use_category: read only where products.csv has a category column; colour_bins: the colour token
+    "model": {"use_category": True, "colour_bins": 4},
     # grade1_weight: the graded loss (grade 2 > grade 1 > rest); hard_negatives: one grade-1 product
-    # per query in each batch (none where the judgments have no grade 1); configs/acebert.toml says why
+    # per query in each batch (none where the judgments have no grade 1); image_title_*: the image-title
+    # alignment, off by itself for a catalogue without photos (:func:`fit_to_catalog`); configs/acebert.toml
+    # says why each won
     "train": {"epochs": 2, "batch_size": 32, "max_positives_per_query": 4, "max_train_pairs": 1500,
-              "eval_each_epoch": False, "grade1_weight": 1.0, "hard_negatives": 1},
+              "eval_each_epoch": False, "grade1_weight": 1.0, "hard_negatives": 1, "head_lr": 5e-3,
+              "image_title_weight": 0.3, "image_title_share": 0.5},
 }
 DEFAULT_OUTPUT = Path("~/.cache/acebert-search/checkpoints/my-acebert")
 HOLDOUT_FRACTION = 0.2
@@ -181,6 +186,20 @@ def user_run_config(config: str | Path | None = None, overrides: Sequence[str] =
     return build_config(apply_overrides(raw, [*overrides, *paths]), source)
 
 
+def fit_to_catalog(run: RunConfig, products: Mapping[str, ProductInput]) -> RunConfig:
+    """``run`` with the image-title alignment off when fewer than two of ``products`` can feed it.
+
+    The alignment is a default, so a text-only catalogue (or one with a photo or two) trains as it
+    would without it instead of failing on a setting its owner never chose; the report says so.
+    ``python -m acebert.train`` keeps refusing such a config, where the setting is the user's own.
+    """
+    from acebert.train import image_title_pool
+
+    if not run.train.image_title_weight or len(image_title_pool(run, products)) >= 2:
+        return run
+    return run.model_copy(update={"train": run.train.model_copy(update={"image_title_weight": 0.0})})
+
+
 @dataclass(frozen=True)
 class TrainingReport:
     """What one ``hybrid-search train`` run produced and how the new model compares."""
@@ -228,7 +247,9 @@ class TrainingReport:
             f"Catalogue `{self.catalog}`: {counts['products']} products ({counts['with_image']} with a photo). "
             f"Judged queries with a grade-2 product in it: {counts['train_queries']} trained on, "
             f"{counts['heldout_queries']} held out. Training: {counts['pairs_per_epoch']} pairs per epoch, "
-            f"{self.seconds['train']:.0f} s; ONNX export {self.seconds['export']:.0f} s.", "",
+            f"{self.seconds['train']:.0f} s; ONNX export {self.seconds['export']:.0f} s. "
+            + (f"Image-title alignment on {counts['image_title']} products with a photo."
+               if counts.get("image_title") else "Image-title alignment off (fewer than 2 photos for it)."), "",
             f"nDCG@10 on the {c.queries} held-out queries (exact cosine search over {c.products} products):", "",
             "| model | nDCG@10 |", "|---|---|",
             f"| served: `{c.current_model}` | {c.current:.4f} |",
@@ -265,7 +286,7 @@ def train_on_user_data(
     """Split, train, export and compare (see the module docstring); writes the report files too."""
     from acebert.loading import load_encoder
     from acebert.onnx_export import export_checkpoint
-    from acebert.train import build_training_data, train
+    from acebert.train import build_training_data, image_title_pool, train
     from indexer.rollout import shadow_evaluate
 
     catalog_dir = Path(catalog_dir).expanduser().resolve()
@@ -275,6 +296,7 @@ def train_on_user_data(
     train_part, heldout = split_judgments(judgments, set(catalog["product_id"]), holdout_fraction, run.train.seed)
     paths = {"catalog": str(catalog_dir), "judgments": "in memory: the user's judgments minus the held-out queries"}
     data = build_training_data(run, catalog, train_part.queries, train_part.qrels, None, paths)
+    run = fit_to_catalog(run, data.products)
 
     started = time.perf_counter()
     train(run, progress=progress, data=data)
@@ -292,6 +314,7 @@ def train_on_user_data(
         checkpoint=checkpoint, onnx_dir=onnx_dir, catalog=catalog_dir, heldout_queries=heldout_queries,
         heldout_qrels=heldout_qrels, comparison=comparison, blend=blend,
         counts={"products": len(data.catalog), "with_image": int(data.catalog["image"].notna().sum()),
+                "image_title": len(image_title_pool(run, data.products)),
                 "train_queries": len(data.examples.queries), "heldout_queries": len(heldout.queries),
                 "pairs_per_epoch": data.examples.pairs_per_epoch(run.train.max_positives_per_query,
                                                                  run.train.max_train_pairs)},

@@ -45,6 +45,20 @@ def test_each_variant_changes_one_thing_and_gets_its_own_directory() -> None:
     assert lambda_01.adversarial and lambda_01.lambda_max == 0.1
 
 
+def test_variants_measured_before_the_colour_default_still_train_what_they_measured() -> None:
+    def colour_settings(name: str) -> tuple:
+        run = variant_config(CONFIG, name)
+        return run.model.colour_bins, run.train.image_title_weight, run.train.head_lr
+
+    assert colour_settings("full") == (4, 0.3, 5e-3)  # the default since 2026-12-06
+    assert colour_settings("pixels_only") == (0, 0.0, 5e-4)  # the one before it
+    assert colour_settings("colour_token") == (4, 0.0, 5e-4)  # measured on top of pixels_only
+    assert colour_settings("image_title_fast_0.3") == (0, 0.3, 5e-3)
+    assert colour_settings("colour_token_8_image_title") == (8, 0.3, 5e-3)
+    no_image = variant_config(CONFIG, "no_image")  # nothing for the alignment to align
+    assert not no_image.model.use_image and no_image.train.image_title_weight == 0.0
+
+
 def test_a_subset_run_keeps_the_other_variants_rows(tmp_path: Path) -> None:
     saved = tmp_path / "ablations.json"
     assert previous_results(saved, ["full"]) == {}

@@ -9,10 +9,13 @@ import pytest
 
 from acebert.config import REPO_ROOT, ConfigError, load_config
 from acebert.data import DataError, load_catalog, load_qrels, load_queries
+from acebert.encoder import ProductInput
+from acebert.pairs import in_share
 from acebert.train_user_data import (
     USER_DEFAULTS,
     Judgments,
     click_grade,
+    fit_to_catalog,
     judgments_from_clicks,
     load_judgments,
     query_id_of,
@@ -164,8 +167,25 @@ def test_user_defaults_train_the_model_the_fashion_config_trains() -> None:
     fashion = load_config(REPO_ROOT / "configs" / "acebert.toml")
     run = user_run_config(output=Path("/tmp/unused"))
     assert run.model == fashion.model
-    assert (run.train.grade1_weight, run.train.adversarial, run.train.hard_negatives) == (
-        fashion.train.grade1_weight, fashion.train.adversarial, fashion.train.hard_negatives)
+    same = ("grade1_weight", "adversarial", "hard_negatives", "head_lr", "image_title_weight", "image_title_share")
+    assert {key: getattr(run.train, key) for key in same} == {key: getattr(fashion.train, key) for key in same}
+
+
+def test_the_image_title_alignment_turns_itself_off_without_photos_to_align() -> None:
+    run = user_run_config(output=Path("/tmp/unused"))
+    share = run.train.image_title_share
+    ids = [str(n) for n in range(40)]
+    inside = [pid for pid in ids if in_share(pid, share)]
+    assert len(inside) >= 2 and len(inside) < len(ids)  # the hash splits these ids both ways
+    photos = {pid: ProductInput(f"shirt {pid}", f"{pid}.jpg") for pid in ids}
+    assert fit_to_catalog(run, photos) == run
+    text_only = {pid: ProductInput(f"shirt {pid}") for pid in ids}
+    assert fit_to_catalog(run, text_only).train.image_title_weight == 0.0
+    one_in_share = {pid: ProductInput(f"shirt {pid}", f"{pid}.jpg" if pid == inside[0] or pid not in inside else None)
+                    for pid in ids}  # photos outside the share do not count
+    assert fit_to_catalog(run, one_in_share).train.image_title_weight == 0.0
+    no_image = user_run_config(None, ["model.use_image=false"], output=Path("/tmp/unused"))
+    assert fit_to_catalog(no_image, photos).train.image_title_weight == 0.0
 
 
 def test_run_config_layers_defaults_file_and_flags(tmp_path: Path) -> None:
