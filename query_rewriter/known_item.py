@@ -8,7 +8,8 @@ Puma product", and a blend that averages the two legs can push the exact product
 The rule is deliberately narrow, so that descriptive queries ("red dress for women"), where many
 titles hold every word and the dense leg knows better, are left to the blend:
 
-- BM25's top product holds every word of the query in its title, and
+- BM25's top product holds every word of the query in its title (of several tied at the top
+  score, the one that does), and
 - BM25 singles it out: it is the only product of the BM25 leg whose title holds every word, or
   BM25 scores it at least ``margin`` times its second product (the words that matched are rare,
   as identifiers are).
@@ -48,18 +49,23 @@ def known_item(
     query_words = words(query)
     if not bm25 or not query_words:
         return None
-    top_id, top_score = bm25[0]
+    top_score = bm25[0][1]
 
     def holds_every_word(product_id: str) -> bool:
         title = titles.get(product_id)
         return title is not None and query_words <= words(title)
 
-    if not holds_every_word(top_id):
+    # Products tied at the top score are in the engine's document order, which says nothing about
+    # them (a query whose rare words are stop words, "Flying This That", leaves only "fly", which
+    # scores many titles the same): BM25's top is whichever of them holds every word, if one does.
+    top = [product_id for product_id, score in bm25 if score == top_score and holds_every_word(product_id)]
+    if len(top) != 1:
         return None
+    top_id = top[0]
     if len(bm25) == 1 or top_score >= margin * bm25[1][1]:
         return top_id
     # within the margin: singled out only if no other product of the leg holds every word
-    return None if any(holds_every_word(product_id) for product_id, _ in bm25[1:]) else top_id
+    return None if any(holds_every_word(product_id) for product_id, _ in bm25 if product_id != top_id) else top_id
 
 
 def promote(fused: Sequence[Blended], product_id: str | None) -> list[Blended]:

@@ -37,6 +37,19 @@ def test_within_the_margin_only_the_sole_title_with_every_word_is():
     assert known_item("asics gel pulse", exact_margin, titles("ASICS Gel Pulse", second="ASICS Gel Pulse 2")) == "p1"
 
 
+def test_of_products_tied_at_the_top_the_one_with_every_word_is_the_top_whatever_their_order():
+    """The engine orders a tie by its own document order: the rule must not depend on it."""
+    tied = [("p1", 6.9), ("p2", 6.9), ("p3", 6.9)]
+    query, holder = "flying this that", "Flying Machine Women This & That Grey Tshirt"
+    others = {"second": "Flying Machine Men Brown Belt", "third": "Nike Men Fly Black Shorts"}
+    assert known_item(query, tied, titles(holder, **others)) == "p1"
+    assert known_item(query, tied, titles(others["second"], second=holder, third=others["third"])) == "p2"
+    # two tied titles with every word: BM25 does not single either out
+    assert known_item(query, tied, titles(holder, second=holder + " 2", third=others["third"])) is None
+    # and a lower-scored title with every word still counts against the top one
+    assert known_item(query, [*tied[:2], ("p3", 1.0)], titles(others["second"], second=holder, third=holder)) is None
+
+
 def test_empty_inputs_give_nothing_and_a_lone_hit_counts_as_singled_out():
     assert known_item("asics", [], titles("ASICS")) is None
     assert known_item("", LEG, titles("ASICS")) is None
