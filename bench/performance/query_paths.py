@@ -62,6 +62,8 @@ OURS = "peer: our client-side hybrid, query vector supplied"
 SERVER = "peer: OpenSearch server-side hybrid, query vector supplied, window of 100 with sources"
 SERVER_PAGE = "peer: OpenSearch server-side hybrid, query vector supplied, page of 10 with sources"
 SERVER_INLINE = "searcher's server_hybrid mode: the same, pipeline sent with each request"
+NO_TOTALS = {"track_total_hits": False}
+"""The searcher never reads a leg's hit total; counting it may keep the engine from skipping blocks."""
 PIPELINE = "perf-query-paths-blend"
 """The stored pipeline both peer rows name: min-max, the searcher's default weights."""
 PEER_TARGETS = {"p50 vs server-side": 0.8, "p50 vs BM25": 1.3, "p99 vs BM25": 1.5}
@@ -129,6 +131,16 @@ def build_paths(
                                            knn_body(engine, vector(query), [], 50, candidates)])
         return _blend(bm25, knn)
 
+    def legs(extra: dict[str, Any]) -> Ask:
+        """Both legs in one ``_msearch`` with the supplied vector and the min-max blend, nothing else:
+        the searcher's round trip alone, so that ``extra`` (a body setting) is all that differs."""
+        def ask(query: str) -> list[str]:
+            vector = supplied.encode_queries([query])[0].tolist()
+            bm25, knn = engine.msearch(index, [{**bm25_body(query, [], DEPTH), **extra},
+                                               {**knn_body(engine, vector, [], DEPTH, candidates), **extra}])
+            return _blend(bm25, knn)
+        return ask
+
     engine.put_hybrid_pipeline(PIPELINE, "min_max", [DEFAULT_WEIGHTS["bm25"], DEFAULT_WEIGHTS["knn"]])
 
     def server(size: int) -> Ask:
@@ -142,11 +154,15 @@ def build_paths(
         BM25_MODE: lambda q: searcher.search(
             SearchRequest(query=q, mode="bm25", rewrite=False)),
         "bare BM25, 10 hits (what a shop may run today)": lambda q: engine.search(index, bm25_body(q, [], PAGE)),
+        "bare BM25, 10 hits, without hit totals": lambda q: engine.search(index, {**bm25_body(q, [], PAGE),
+                                                                                  **NO_TOTALS}),
         SHIPPED: lambda q: searcher.search(SearchRequest(query=q, mode="hybrid", rewrite=False)),
         "BM25 leg on a thread while encoding, then the kNN leg": overlapped,
         "legs without sources, then _mget of the page": page_sources_after(mget),
         "legs without sources, then an ids query for the page": page_sources_after(ids_query),
         "kNN leg of 50 instead of 100 (changes the window)": knn_leg_50,
+        "both legs in one _msearch, query vector supplied, no searcher around them": legs({}),
+        "the same without hit totals (track_total_hits false)": legs(NO_TOTALS),
         OURS: lambda q: peer.search(SearchRequest(query=q, mode="hybrid", rewrite=False)),
         SERVER: server(DEPTH),
         SERVER_PAGE: server(PAGE),
