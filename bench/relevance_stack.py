@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from devstack import LocalStack
 from engines import SearchEngine
-from es_mappings import HnswGraph, IndexNames, index_body
+from es_mappings import FLOAT_VECTORS, INT8_VECTORS, HnswGraph, IndexLayout, IndexNames
+from indexer.indices import create_version, serve_first_version
 from system import System
 
 BATCH_SIZE = 64
@@ -108,14 +109,9 @@ def recreate_index(
     """
     for index in engine.indices(f"{names.prefix}-v*"):
         engine.delete_index(index)
-    index = names.index(1)
-    body = index_body(vector_mapping=engine.vector_mapping(dimension, quantized, graph), text_analyzer=analyzer,
-                      extra_settings=engine.index_settings())
-    engine.create_index(index, body)
-    engine.update_aliases([
-        {"add": {"index": index, "alias": names.read_alias}},
-        {"add": {"index": index, "alias": names.write_alias, "is_write_index": True}},
-    ])
+    layout = IndexLayout(vectors=INT8_VECTORS if quantized else FLOAT_VECTORS, graph=graph)
+    index = create_version(engine, names, 1, dimension, layout, text_analyzer=analyzer)
+    serve_first_version(engine, names, index)
     return index
 
 

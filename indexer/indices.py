@@ -16,17 +16,19 @@ log = logging.getLogger(__name__)
 
 def create_version(
     engine: SearchEngine, names: IndexNames, version: int, dimension: int, layout: IndexLayout,
-    meta: Mapping[str, Any] | None = None, exist_ok: bool = False,
+    meta: Mapping[str, Any] | None = None, exist_ok: bool = False, text_analyzer: Mapping[str, Any] | None = None,
 ) -> str:
     """Create ``<prefix>-v<version>`` with this engine's vector mapping and analyzer, laid out by
     ``layout``, recording ``meta`` (its model, :func:`indexer.models.model_meta`) and how it
     stores its vectors, which the searcher reads to rescore quantised ones.
 
-    An existing version is an error (two re-embeds at once) unless ``exist_ok``."""
+    ``text_analyzer`` replaces the engine's own (:meth:`SearchEngine.text_analyzer`) only where a
+    benchmark compares analyzers. An existing version is an error (two re-embeds at once) unless
+    ``exist_ok``."""
     index = names.index(version)
     body = index_body(
         vector_mapping=engine.vector_mapping(dimension, quantized=layout.quantized, graph=layout.graph),
-        text_analyzer=engine.text_analyzer(),
+        text_analyzer=engine.text_analyzer() if text_analyzer is None else text_analyzer,
         extra_settings=engine.index_settings(),
         layout=layout,
         meta={**(meta or {}), VECTORS_META: layout.vectors},
@@ -58,13 +60,18 @@ def ensure_index(
     if write:
         return write
     index = create_version(engine, names, 1, dimension, layout, meta, exist_ok=True)
+    serve_first_version(engine, names, index)
+    return index
+
+
+def serve_first_version(engine: SearchEngine, names: IndexNames, index: str) -> None:
+    """Point both aliases at ``index``, the first version: reads and writes go to it from now on."""
     engine.update_aliases(
         [
             {"add": {"index": index, "alias": names.read_alias}},
             {"add": {"index": index, "alias": names.write_alias, "is_write_index": True}},
         ]
     )
-    return index
 
 
 def purge_tombstones(engine: SearchEngine, names: IndexNames, older_than: str) -> int:
