@@ -213,6 +213,7 @@ class TrainingReport:
     blend: BlendChoice
     counts: dict[str, int]
     seconds: dict[str, float]
+    alignment_dropped: bool = False  # the image-title alignment was asked for, but too few photos could feed it
 
     @property
     def candidate_spec(self) -> str:
@@ -229,7 +230,7 @@ class TrainingReport:
         return {
             "checkpoint": str(self.checkpoint), "onnx": str(self.onnx_dir), "catalog": str(self.catalog),
             "heldout": {"queries": str(self.heldout_queries), "qrels": str(self.heldout_qrels)},
-            "counts": self.counts, "seconds": self.seconds,
+            "counts": self.counts, "seconds": self.seconds, "image_title_dropped": self.alignment_dropped,
             "ndcg@10": {"served": comparison.current_model, "served_value": comparison.current,
                         "candidate": comparison.candidate_model, "candidate_value": comparison.candidate,
                         "difference": comparison.difference, "difference_ci95": list(comparison.difference_ci),
@@ -248,8 +249,9 @@ class TrainingReport:
             f"Judged queries with a grade-2 product in it: {counts['train_queries']} trained on, "
             f"{counts['heldout_queries']} held out. Training: {counts['pairs_per_epoch']} pairs per epoch, "
             f"{self.seconds['train']:.0f} s; ONNX export {self.seconds['export']:.0f} s. "
-            + (f"Image-title alignment on {counts['image_title']} products with a photo."
-               if counts.get("image_title") else "Image-title alignment off (fewer than 2 photos for it)."), "",
+            + (f"Image-title alignment on {counts['image_title']} products with a photo." if counts.get("image_title")
+               else "Image-title alignment off: fewer than 2 products with a photo in its share."
+               if self.alignment_dropped else "Image-title alignment off."), "",
             f"nDCG@10 on the {c.queries} held-out queries (exact cosine search over {c.products} products):", "",
             "| model | nDCG@10 |", "|---|---|",
             f"| served: `{c.current_model}` | {c.current:.4f} |",
@@ -296,7 +298,8 @@ def train_on_user_data(
     train_part, heldout = split_judgments(judgments, set(catalog["product_id"]), holdout_fraction, run.train.seed)
     paths = {"catalog": str(catalog_dir), "judgments": "in memory: the user's judgments minus the held-out queries"}
     data = build_training_data(run, catalog, train_part.queries, train_part.qrels, None, paths)
-    run = fit_to_catalog(run, data.products)
+    fitted = fit_to_catalog(run, data.products)
+    alignment_dropped, run = fitted is not run, fitted
 
     started = time.perf_counter()
     train(run, progress=progress, data=data)
@@ -320,6 +323,7 @@ def train_on_user_data(
                                                                  run.train.max_train_pairs)},
         seconds={"train": round(trained - started, 1), "export": round(exported - trained, 1),
                  "evaluate": round(time.perf_counter() - exported, 1)},
+        alignment_dropped=alignment_dropped,
     )
     report.write()
     return report

@@ -67,6 +67,8 @@ def test_train_then_rollout_then_rollback(stack: Stack, catalog: Path, tmp_path:
     assert json.loads((output / "onnx" / "manifest.json").read_text())["graphs"] == ["product_text", "query"]
     assert report["counts"]["products"] == PRODUCTS and report["counts"]["with_image"] == 0
     assert report["counts"]["image_title"] == 0  # a text-only catalogue: the default alignment turned itself off
+    assert report["image_title_dropped"]
+    assert "fewer than 2 products with a photo" in (output / "evaluation.md").read_text()
     assert report["counts"]["heldout_queries"] >= 1 and report["counts"]["pairs_per_epoch"] == 24
     ndcg = report["ndcg@10"]
     assert ndcg["served"] == "all-MiniLM-L6-v2" and ndcg["candidate"].endswith("-onnx-int8")
