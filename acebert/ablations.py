@@ -107,6 +107,20 @@ def _trained(run: RunConfig) -> dict[str, Any] | None:
     return saved if saved.get("epoch") == run.train.epochs else None
 
 
+def report_is_current(report: dict[str, Any], run: RunConfig) -> bool:
+    """Whether a cached report scores the checkpoint that ``run`` trains: its directory, finished with
+    ``run``'s settings (:func:`_trained` refuses other settings), and the same weights.
+
+    A report is kept under its variant's name, and a variant's meaning moves when the default does
+    (``full`` above all): without this check a renamed or retrained checkpoint would keep an old score.
+    """
+    from acebert.checkpoint_layout import weights_version
+
+    if report.get("checkpoint") != str(run.train.output_path) or _trained(run) is None:
+        return False
+    return report.get("model_version") == weights_version(run.train.output_path)
+
+
 def run_variant(
     config: Path,
     name: str,
@@ -267,7 +281,8 @@ def run_seeds(args: argparse.Namespace, names: Sequence[str], seeds: Sequence[in
     by_seed: dict[str, dict[str, dict[str, Any]]] = json.loads(out.read_text()) if out.is_file() else {}
     for name in names:
         for seed in seeds:
-            if str(seed) in by_seed.get(name, {}) and args.reuse:
+            cached = by_seed.get(name, {}).get(str(seed))
+            if args.reuse and cached is not None and report_is_current(cached, variant_config(args.config, name, seed)):
                 continue
             report = run_variant(args.config, name, args.reuse, splits, colours, catalog, seed)
             by_seed.setdefault(name, {})[str(seed)] = report

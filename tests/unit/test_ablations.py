@@ -126,3 +126,19 @@ def test_a_finished_checkpoint_trained_with_other_settings_is_refused_not_reused
     (tmp_path / "config.json").write_text(json.dumps({**saved, "train": moved, "epoch": run.train.epochs}))
     with pytest.raises(ConfigError, match="train.adversarial"):
         _trained(run)
+
+
+def test_a_cached_seed_report_is_reused_only_for_the_checkpoint_it_scored(tmp_path: Path) -> None:
+    from acebert.ablations import report_is_current
+    from acebert.checkpoint_layout import WEIGHTS, weights_version
+    from acebert.config import load_config
+
+    run = load_config(CONFIG, [f"train.output_dir={json.dumps(str(tmp_path))}"])
+    (tmp_path / WEIGHTS).write_bytes(b"weights")
+    report = {"checkpoint": str(tmp_path), "model_version": weights_version(tmp_path)}
+    assert not report_is_current(report, run)  # not finished: no config.json
+    (tmp_path / "config.json").write_text(json.dumps({**run.model_dump(mode="json"), "epoch": run.train.epochs}))
+    assert report_is_current(report, run)
+    (tmp_path / WEIGHTS).write_bytes(b"retrained")  # same directory, other weights: score it again
+    assert not report_is_current(report, run)
+    assert not report_is_current({**report, "checkpoint": "/elsewhere"}, run)
