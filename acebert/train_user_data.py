@@ -239,6 +239,14 @@ class TrainingReport:
             "next": self.rollout_command(),
         }
 
+    def alignment_sentence(self) -> str:
+        """Whether the image-title alignment ran, and if not, whether it was off by setting or for lack of photos."""
+        if self.counts.get("image_title"):
+            return f"Image-title alignment on {self.counts['image_title']} products with a photo."
+        if self.alignment_dropped:
+            return "Image-title alignment off: fewer than 2 products with a photo in its share."
+        return "Image-title alignment off."
+
     def markdown(self) -> str:
         c = self.comparison
         low, high = c.difference_ci
@@ -248,10 +256,8 @@ class TrainingReport:
             f"Catalogue `{self.catalog}`: {counts['products']} products ({counts['with_image']} with a photo). "
             f"Judged queries with a grade-2 product in it: {counts['train_queries']} trained on, "
             f"{counts['heldout_queries']} held out. Training: {counts['pairs_per_epoch']} pairs per epoch, "
-            f"{self.seconds['train']:.0f} s; ONNX export {self.seconds['export']:.0f} s. "
-            + (f"Image-title alignment on {counts['image_title']} products with a photo." if counts.get("image_title")
-               else "Image-title alignment off: fewer than 2 products with a photo in its share."
-               if self.alignment_dropped else "Image-title alignment off."), "",
+            f"{self.seconds['train']:.0f} s; ONNX export {self.seconds['export']:.0f} s. {self.alignment_sentence()}",
+            "",
             f"nDCG@10 on the {c.queries} held-out queries (exact cosine search over {c.products} products):", "",
             "| model | nDCG@10 |", "|---|---|",
             f"| served: `{c.current_model}` | {c.current:.4f} |",
