@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # acebert does not import the indexing side at run time; only
 # at most 1,500 (query, grade-2 product) pairs. On a GPU, raise epochs and max_train_pairs.
 USER_DEFAULTS: dict[str, dict[str, Any]] = {
     # use_category: read only where products.csv has a category column; colour_bins: the colour token
-    "model": {"use_category": True, "colour_bins": 4},
+    "model": {"use_category": True, "colour_bins": 8},
     # grade1_weight: the graded loss (grade 2 > grade 1 > rest); hard_negatives: one grade-1 product
     # per query in each batch (none where the judgments have no grade 1); image_title_*: the image-title
     # alignment, off by itself for a catalogue without photos (:func:`fit_to_catalog`); configs/acebert.toml

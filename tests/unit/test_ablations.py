@@ -50,11 +50,12 @@ def test_variants_measured_before_the_colour_default_still_train_what_they_measu
         run = variant_config(CONFIG, name)
         return run.model.colour_bins, run.train.image_title_weight, run.train.head_lr
 
-    assert colour_settings("full") == (4, 0.3, 5e-3)  # the default since 2026-12-06
-    assert colour_settings("pixels_only") == (0, 0.0, 5e-4)  # the one before it
+    assert colour_settings("full") == (8, 0.3, 5e-3)  # the default since 2026-12-06
+    assert colour_settings("colour_4") == (4, 0.3, 5e-3)  # the one before it
+    assert colour_settings("colour_token_image_title_1") == (4, 1.0, 5e-3)  # measured on top of colour_4
+    assert colour_settings("pixels_only") == (0, 0.0, 5e-4)  # the one before that
     assert colour_settings("colour_token") == (4, 0.0, 5e-4)  # measured on top of pixels_only
     assert colour_settings("image_title_fast_0.3") == (0, 0.3, 5e-3)
-    assert colour_settings("colour_token_8_image_title") == (8, 0.3, 5e-3)
     no_image = variant_config(CONFIG, "no_image")  # nothing for the alignment to align
     assert not no_image.model.use_image and no_image.train.image_title_weight == 0.0
 
