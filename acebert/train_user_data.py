@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import pandas as pd
 
 from acebert.blend_choice import BLEND_FILE, BlendChoice, choose_on_catalog
-from acebert.config import RunConfig, apply_overrides, build_config, load_config
+from acebert.config import ConfigError, RunConfig, apply_overrides, build_config, load_config
 from acebert.data import DataError, load_catalog, load_qrels, load_queries, read_rows, require_value
-from acebert.encoder import ProductInput
+from acebert.encoder import Encoder, ProductInput
 from acebert.metrics import Qrels
 
 if TYPE_CHECKING:  # acebert does not import the indexing side at run time; only the report holds its type
@@ -287,6 +287,19 @@ def prepare_output(output: Path, overwrite: bool) -> None:
         shutil.rmtree(output)
 
 
+def _baseline_encoder(spec: str, threads: int | None) -> Encoder:
+    """The served model the new one is compared with, loaded before training: a mistyped spec fails in
+    a second instead of after minutes of training, and loading it before ``--overwrite`` empties the
+    output keeps a baseline that lives there."""
+    from acebert.loading import load_encoder
+
+    try:
+        return load_encoder(spec, threads=threads)
+    except (FileNotFoundError, ValueError) as error:
+        raise ConfigError(f"the baseline model {spec!r} cannot be loaded ({error}); name the served model as "
+                          "minilm, onnx-int8:CHECKPOINT, onnx:CHECKPOINT or a checkpoint directory") from None
+
+
 def train_on_user_data(
     run: RunConfig, catalog_dir: str | Path, judgments: Judgments, baseline_spec: str,
     holdout_fraction: float = HOLDOUT_FRACTION, progress: bool = True, overwrite: bool = False,
@@ -299,6 +312,7 @@ def train_on_user_data(
 
     catalog_dir = Path(catalog_dir).expanduser().resolve()
     checkpoint = run.train.output_path
+    baseline = _baseline_encoder(baseline_spec, run.train.threads)
     prepare_output(checkpoint, overwrite)
     catalog = load_catalog(catalog_dir, check_images=True)
     train_part, heldout = split_judgments(judgments, set(catalog["product_id"]), holdout_fraction, run.train.seed)
@@ -313,8 +327,7 @@ def train_on_user_data(
     onnx_dir = export_checkpoint(checkpoint)
     exported = time.perf_counter()
     heldout_queries, heldout_qrels = heldout.write(checkpoint / HELDOUT_DIR)
-    comparison = shadow_evaluate(load_encoder(baseline_spec, threads=run.train.threads),
-                                 load_encoder(f"onnx-int8:{checkpoint}", threads=run.train.threads),
+    comparison = shadow_evaluate(baseline, load_encoder(f"onnx-int8:{checkpoint}", threads=run.train.threads),
                                  data.catalog, heldout.queries, heldout.qrels, progress=progress)
     texts = dict(zip(heldout.queries["query_id"], heldout.queries["query"]))
     blend = choose_on_catalog(data.catalog, texts, heldout.qrels, comparison.candidate_legs)

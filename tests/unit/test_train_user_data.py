@@ -217,6 +217,10 @@ def test_cli_train_reports_bad_input_without_training(tmp_path: Path, capsys: py
     with pytest.raises(SystemExit, match="not empty .*--overwrite"):
         cli_main(["train", "--catalog", str(SAMPLE), "--queries", str(SAMPLE / "queries.tsv"),
                   "--qrels", str(SAMPLE / "qrels.tsv"), "--output", str(occupied), "--baseline", "minilm"])
+    for typo in (f"acebert:{occupied}", f"onnx-int8:{tmp_path / 'nowhere'}", str(tmp_path / "nowhere")):
+        with pytest.raises(SystemExit, match="baseline model .* cannot be loaded .*minilm, onnx-int8:CHECKPOINT"):
+            cli_main(["train", "--catalog", str(SAMPLE), "--queries", str(SAMPLE / "queries.tsv"),
+                      "--qrels", str(SAMPLE / "qrels.tsv"), "--output", str(tmp_path / "m"), "--baseline", typo])
     assert not (tmp_path / "m").exists()
 
 
