@@ -45,6 +45,9 @@ class ModelConfig(BaseModel):
     # cells (acebert.model.colour_histogram). Pixel rows average the product with its white background,
     # so colour must be decoded; a histogram puts it one linear map from the tower (issue #11).
     colour_bins: int = Field(0, ge=0, le=8, description="0: no colour token; n: a histogram over n^3 RGB cells")
+    # False: the photo is its colour token alone, without the patch and pixel-row tokens, so the product
+    # tower reads one image token instead of 21 (issue #14: the image tail is most of its encoding cost).
+    raw_image_tokens: bool = Field(True, description="patch and pixel-row tokens besides the colour token")
     domain_hidden: int = Field(256, gt=0)
 
     @model_validator(mode="after")
@@ -56,6 +59,9 @@ class ModelConfig(BaseModel):
             )
         if self.pixel_grid[0] > height or self.pixel_grid[1] > width:
             raise ValueError(f"pixel_grid {self.pixel_grid} is larger than image_size {self.image_size}")
+        if self.use_image and not self.raw_image_tokens and not self.colour_bins:
+            raise ValueError("raw_image_tokens = false leaves the photo only its colour token: set colour_bins > 0 "
+                             "(or use_image = false)")
         return self
 
     @property
@@ -65,7 +71,8 @@ class ModelConfig(BaseModel):
     @property
     def n_image_tokens(self) -> int:
         """Image tokens appended after the title when a product has an image."""
-        return self.n_patch_tokens + self.pixel_grid[0] + (1 if self.colour_bins else 0)
+        raw = self.n_patch_tokens + self.pixel_grid[0] if self.raw_image_tokens else 0
+        return raw + (1 if self.colour_bins else 0)
 
 
 class TrainConfig(BaseModel):

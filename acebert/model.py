@@ -10,7 +10,8 @@ Design (after arXiv 2112.07209, sized for a CPU):
   squares, each flattened and linearly projected, ViT style) and *pixel tokens* (a low-res
   ``pixel_grid`` view of the image; each of its rows of RGB pixels is one token, which keeps
   colour layout at the cost of only ``rows`` tokens), and with ``colour_bins`` one *colour token*
-  (a fixed histogram of the photo's non-background colours, linearly projected). Each image
+  (a fixed histogram of the photo's non-background colours, linearly projected); with
+  ``raw_image_tokens`` off, the colour token alone (no patch or pixel tokens). Each image
   token gets a learned position embedding and a learned modality embedding (text / patch /
   pixel); BERT then adds its own position (continuing after the title) and segment embeddings
   (segment 1 for image tokens).
@@ -102,8 +103,9 @@ class ImageTokens(nn.Module):
         super().__init__()
         self.patch_size = config.patch_size
         self.pixel_grid = config.pixel_grid
-        self.patch_proj = nn.Linear(3 * config.patch_size**2, hidden)
-        self.pixel_proj = nn.Linear(3 * config.pixel_grid[1], hidden)
+        self.raw = config.raw_image_tokens
+        self.patch_proj = nn.Linear(3 * config.patch_size**2, hidden) if self.raw else None
+        self.pixel_proj = nn.Linear(3 * config.pixel_grid[1], hidden) if self.raw else None
         self.colour_bins = config.colour_bins
         self.colour_proj = nn.Linear(config.colour_bins**3, hidden) if config.colour_bins else None
         self.positions = nn.Parameter(torch.randn(config.n_image_tokens, hidden) * 0.02)
@@ -118,20 +120,22 @@ class ImageTokens(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``images``: ``(B, 3, H, W)`` in [-1, 1]; returns ``(B, n_image_tokens, hidden)``."""
+        parts = self._raw_tokens(images) if self.raw else []
+        if self.colour_proj is not None:  # a pixel-derived token: it shares the pixel rows' modality
+            colours = self.colour_proj(colour_histogram(images, self.colour_bins))
+            parts.append((colours + self.modality.weight[PIXEL])[:, None])
+        return torch.cat(parts, dim=1) + self.positions
+
+    def _raw_tokens(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The patch tokens and the pixel-row tokens."""
         batch = images.shape[0]
         size = self.patch_size
         patches = images.unfold(2, size, size).unfold(3, size, size)  # B, 3, nh, nw, p, p
         patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(batch, -1, 3 * size * size)
         rows = F.adaptive_avg_pool2d(images, self.pixel_grid)  # B, 3, gh, gw
         rows = rows.permute(0, 2, 3, 1).reshape(batch, self.pixel_grid[0], -1)
-        parts = [
-            self.patch_proj(patches) + self.modality.weight[PATCH],
-            self.pixel_proj(rows) + self.modality.weight[PIXEL],
-        ]
-        if self.colour_proj is not None:  # a pixel-derived token: it shares the pixel rows' modality
-            colours = self.colour_proj(colour_histogram(images, self.colour_bins))
-            parts.append((colours + self.modality.weight[PIXEL])[:, None])
-        return torch.cat(parts, dim=1) + self.positions
+        return [self.patch_proj(patches) + self.modality.weight[PATCH],
+                self.pixel_proj(rows) + self.modality.weight[PIXEL]]
 
 
 class AceBert(nn.Module):

@@ -30,7 +30,7 @@ from acebert.images import ImageError, load_image
 from acebert.losses import InBatchContrastive
 from acebert.metrics import evaluate_run, modality_gap
 from acebert.minilm import base_model_path
-from acebert.model import BACKGROUND_DISTANCE, AceBert, colour_histogram, dann_lambda, reverse_gradient
+from acebert.model import BACKGROUND_DISTANCE, AceBert, ImageTokens, colour_histogram, dann_lambda, reverse_gradient
 from acebert.pairs import TrainingExamples, bm25_negative_pools, make_batches
 from acebert.slices import colour_slice, title_has_colour
 
@@ -223,6 +223,16 @@ def _product_shot(colour: tuple[int, int, int]) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG")
     return buffer.getvalue()
+
+
+def test_colour_only_photo_is_one_image_token_and_needs_the_colour_token() -> None:
+    config = ModelConfig(colour_bins=8, raw_image_tokens=False)
+    assert config.n_image_tokens == 1
+    tokens = ImageTokens(config, hidden=16)
+    assert tokens.patch_proj is None and tokens.pixel_proj is None
+    assert tokens(torch.rand(3, 3, *config.image_size) * 2 - 1).shape == (3, 1, 16)
+    with pytest.raises(ValueError, match="set colour_bins > 0"):
+        ModelConfig(raw_image_tokens=False)
 
 
 def test_colour_token_is_one_more_image_token_and_tells_colours_apart(tokenizer) -> None:  # type: ignore[no-untyped-def]

@@ -53,13 +53,17 @@ PRODUCTS = [
 ]
 
 
-@pytest.fixture(scope="module", params=[0, 4], ids=["pixels", "colour-token"])
+@pytest.fixture(scope="module", params=[(0, True), (4, True), (4, False)],
+                ids=["pixels", "colour-token", "colour-only"])
 def checkpoint(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A saved tiny checkpoint with its ONNX export: without, then with the colour token (``colour_bins``)."""
+    """A saved tiny checkpoint with its ONNX export: without the colour token (``colour_bins``), with it,
+    and with it alone (``raw_image_tokens`` off)."""
     from transformers import AutoTokenizer
 
     torch.manual_seed(0)
-    model = AceBert.from_backbone_config(ModelConfig(dim=32, domain_hidden=8, colour_bins=request.param), TINY_BERT)
+    colour_bins, raw = request.param
+    config = ModelConfig(dim=32, domain_hidden=8, colour_bins=colour_bins, raw_image_tokens=raw)
+    model = AceBert.from_backbone_config(config, TINY_BERT)
     tokenizer = AutoTokenizer.from_pretrained(str(base_model_path()), local_files_only=True)
     directory = save_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt", model, tokenizer, {})
     export_checkpoint(directory)
