@@ -103,9 +103,9 @@ class ImageTokens(nn.Module):
         super().__init__()
         self.patch_size = config.patch_size
         self.pixel_grid = config.pixel_grid
-        self.raw = config.raw_image_tokens
-        self.patch_proj = nn.Linear(3 * config.patch_size**2, hidden) if self.raw else None
-        self.pixel_proj = nn.Linear(3 * config.pixel_grid[1], hidden) if self.raw else None
+        raw = config.raw_image_tokens
+        self.patch_proj = nn.Linear(3 * config.patch_size**2, hidden) if raw else None
+        self.pixel_proj = nn.Linear(3 * config.pixel_grid[1], hidden) if raw else None
         self.colour_bins = config.colour_bins
         self.colour_proj = nn.Linear(config.colour_bins**3, hidden) if config.colour_bins else None
         self.positions = nn.Parameter(torch.randn(config.n_image_tokens, hidden) * 0.02)
@@ -120,7 +120,7 @@ class ImageTokens(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``images``: ``(B, 3, H, W)`` in [-1, 1]; returns ``(B, n_image_tokens, hidden)``."""
-        parts = self._raw_tokens(images) if self.raw else []
+        parts = self._raw_tokens(images) if self.patch_proj is not None else []
         if self.colour_proj is not None:  # a pixel-derived token: it shares the pixel rows' modality
             colours = self.colour_proj(colour_histogram(images, self.colour_bins))
             parts.append((colours + self.modality.weight[PIXEL])[:, None])
