@@ -14,6 +14,8 @@ from acebert.encoder import Encoder
 
 MINILM = "minilm"
 FP32_PREFIX, INT8_PREFIX = "onnx", "onnx-int8"
+# The forms a spec takes, for errors that ask for one.
+SPEC_FORMS = f"{MINILM}, {INT8_PREFIX}:CHECKPOINT, {FP32_PREFIX}:CHECKPOINT or a checkpoint directory"
 
 
 def is_onnx_spec(spec: str) -> bool:

@@ -291,13 +291,13 @@ def _baseline_encoder(spec: str, threads: int | None) -> Encoder:
     """The served model the new one is compared with, loaded before training: a mistyped spec fails in
     a second instead of after minutes of training, and loading it before ``--overwrite`` empties the
     output keeps a baseline that lives there."""
-    from acebert.loading import load_encoder
+    from acebert.loading import SPEC_FORMS, load_encoder
 
     try:
         return load_encoder(spec, threads=threads)
     except (FileNotFoundError, ValueError) as error:
         raise ConfigError(f"the baseline model {spec!r} cannot be loaded ({error}); name the served model as "
-                          "minilm, onnx-int8:CHECKPOINT, onnx:CHECKPOINT or a checkpoint directory") from None
+                          f"{SPEC_FORMS}") from None
 
 
 def train_on_user_data(
