@@ -26,7 +26,7 @@ from acebert.config import ConfigError, ModelConfig, build_config, load_config
 from acebert.data import load_catalog
 from acebert.encoder import ProductInput
 from acebert.features import Featurizer, lookahead, run_ahead
-from acebert.images import ImageError, load_image
+from acebert.images import ImageError, decode_jpeg, decode_with_pillow, load_image
 from acebert.losses import InBatchContrastive
 from acebert.metrics import evaluate_run, modality_gap
 from acebert.minilm import base_model_path
@@ -111,6 +111,31 @@ def test_load_image_converts_and_resizes() -> None:
     rgba = io.BytesIO()
     Image.new("RGBA", (60, 80), (0, 0, 255, 128)).save(rgba, format="PNG")
     assert load_image(rgba.getvalue(), (80, 60))[..., 2].mean() > 200
+
+
+@pytest.mark.parametrize(
+    "mode, options, fast",
+    [
+        ("RGB", {"subsampling": 0}, True),  # 4:4:4, as the catalogue's photos
+        ("RGB", {"subsampling": 2}, True),  # 4:2:0, as most cameras and shops save them
+        ("RGB", {"progressive": True, "quality": 30}, True),
+        ("L", {}, True),
+        ("CMYK", {}, False),  # Pillow converts CMYK its own way: left to it
+    ],
+)
+def test_jpeg_fast_path_gives_pillows_pixels(mode: str, options: dict[str, object], fast: bool) -> None:
+    """Noise, so that any difference in colour conversion, upsampling or IDCT shows in some pixel."""
+    noise = np.random.default_rng(0).integers(0, 256, (97, 71, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).convert(mode).save(buffer, format="JPEG", **options)
+    data = buffer.getvalue()
+    pillow = decode_with_pillow(data, data)
+    decoded = decode_jpeg(data)
+    assert (decoded is not None) == fast
+    assert np.array_equal(decoded if fast else pillow, pillow)
+    resized = Image.fromarray(pillow).resize((60, 80), Image.Resampling.BILINEAR)
+    assert np.array_equal(load_image(data, (80, 60)), np.array(resized))
+    assert decode_jpeg(data[: len(data) // 2]) is None  # truncated: Pillow's verdict, not a grey-filled guess
 
 
 @pytest.mark.parametrize(
