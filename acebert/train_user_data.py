@@ -36,16 +36,17 @@ from acebert.metrics import Qrels
 if TYPE_CHECKING:  # acebert does not import the indexing side at run time; only the report holds its type
     from indexer.rollout import ShadowReport
 
-# Sized for a CPU run of a few minutes (about 15-20 pairs/s with photos on 2 cores): 2 epochs of
+# Sized for a CPU run of a few minutes (about 30 pairs/s with photos on 2 cores): 3 epochs of
 # at most 1,500 (query, grade-2 product) pairs. On a GPU, raise epochs and max_train_pairs.
 USER_DEFAULTS: dict[str, dict[str, Any]] = {
-    # use_category: read only where products.csv has a category column; colour_bins: the colour token
-    "model": {"use_category": True, "colour_bins": 8},
+    # use_category: read only where products.csv has a category column; colour_bins: the colour token,
+    # which is all the tower reads of a photo without raw_image_tokens
+    "model": {"use_category": True, "colour_bins": 8, "raw_image_tokens": False},
     # grade1_weight: the graded loss (grade 2 > grade 1 > rest); hard_negatives: one grade-1 product
     # per query in each batch (none where the judgments have no grade 1); image_title_*: the image-title
     # alignment, off by itself for a catalogue without photos (:func:`fit_to_catalog`); configs/acebert.toml
     # says why each won
-    "train": {"epochs": 2, "batch_size": 32, "max_positives_per_query": 4, "max_train_pairs": 1500,
+    "train": {"epochs": 3, "batch_size": 32, "max_positives_per_query": 4, "max_train_pairs": 1500,
               "eval_each_epoch": False, "grade1_weight": 1.0, "hard_negatives": 1, "head_lr": 5e-3,
               "image_title_weight": 0.3, "image_title_share": 0.5},
 }

@@ -48,14 +48,19 @@ def test_each_variant_changes_one_thing_and_gets_its_own_directory() -> None:
 def test_variants_measured_before_the_colour_default_still_train_what_they_measured() -> None:
     def colour_settings(name: str) -> tuple:
         run = variant_config(CONFIG, name)
-        return run.model.colour_bins, run.train.image_title_weight, run.train.head_lr
+        return (run.model.colour_bins, run.train.image_title_weight, run.train.head_lr, run.model.raw_image_tokens,
+                run.train.epochs)
 
-    assert colour_settings("full") == (8, 0.3, 5e-3)  # the default since 2026-12-06
-    assert colour_settings("colour_4") == (4, 0.3, 5e-3)  # the one before it
-    assert colour_settings("colour_token_image_title_1") == (4, 1.0, 5e-3)  # measured on top of colour_4
-    assert colour_settings("pixels_only") == (0, 0.0, 5e-4)  # the one before that
-    assert colour_settings("colour_token") == (4, 0.0, 5e-4)  # measured on top of pixels_only
-    assert colour_settings("image_title_fast_0.3") == (0, 0.3, 5e-3)
+    assert colour_settings("full") == (8, 0.3, 5e-3, False, 3)  # the default since the evening of 2026-12-06
+    assert colour_settings("colour_only") == (8, 0.3, 5e-3, False, 2)
+    assert colour_settings("raw_image_tokens") == (8, 0.3, 5e-3, True, 2)  # the one before it
+    assert colour_settings("raw_image_tokens_3_epochs") == (8, 0.3, 5e-3, True, 3)
+    assert colour_settings("image_title_share_1") == (8, 0.3, 5e-3, True, 2)  # measured on top of raw_image_tokens
+    assert colour_settings("colour_4") == (4, 0.3, 5e-3, True, 2)  # the one before that
+    assert colour_settings("colour_token_image_title_1") == (4, 1.0, 5e-3, True, 2)  # measured on top of colour_4
+    assert colour_settings("pixels_only") == (0, 0.0, 5e-4, True, 2)  # the default until 2026-12-06
+    assert colour_settings("colour_token") == (4, 0.0, 5e-4, True, 2)  # measured on top of pixels_only
+    assert colour_settings("image_title_fast_0.3") == (0, 0.3, 5e-3, True, 2)
     no_image = variant_config(CONFIG, "no_image")  # nothing for the alignment to align
     assert not no_image.model.use_image and no_image.train.image_title_weight == 0.0
 
