@@ -25,7 +25,7 @@ import pandas as pd
 from acebert.config import DEFAULT_DATA_DIR, REPO_ROOT, TrainConfig
 from acebert.data import load_catalog, load_queries
 from acebert.encoder import Encoder
-from acebert.loading import load_encoder
+from acebert.loading import SPEC_FORMS, load_encoder
 from bench.performance.doc import DOC, write_section
 from bench.report import RESULTS, commit, header, machine
 from devstack.install import cache_root
@@ -50,7 +50,7 @@ def add_common_args(parser: argparse.ArgumentParser, repeats: int) -> None:
     parser.add_argument("--queries", type=Path, default=None, help="queries TSV (default: CATALOG/queries_test.tsv)")
     parser.add_argument(
         "--encoder", default=default_encoder(),
-        help="minilm | CHECKPOINT_DIR | onnx:CHECKPOINT_DIR | onnx-int8:CHECKPOINT_DIR (default: %(default)s)",
+        help=f"{SPEC_FORMS} (default: %(default)s)",
     )
     parser.add_argument("--repeats", type=int, default=repeats, help="repeated runs (default: %(default)s)")
     parser.add_argument("--tiny", action="store_true", help="seconds-long smoke run; report goes to a temp dir")
