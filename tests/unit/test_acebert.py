@@ -132,7 +132,8 @@ def test_jpeg_fast_path_gives_pillows_pixels(mode: str, options: dict[str, objec
     pillow = decode_with_pillow(data, data)
     decoded = decode_jpeg(data)
     assert (decoded is not None) == fast
-    assert np.array_equal(decoded if fast else pillow, pillow)
+    if decoded is not None:
+        assert np.array_equal(decoded, pillow)
     resized = Image.fromarray(pillow).resize((60, 80), Image.Resampling.BILINEAR)
     assert np.array_equal(load_image(data, (80, 60)), np.array(resized))
     assert decode_jpeg(data[: len(data) // 2]) is None  # truncated: Pillow's verdict, not a grey-filled guess
