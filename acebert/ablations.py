@@ -40,9 +40,9 @@ PIXELS_ONLY = [*RAW_IMAGE_TOKENS, "model.colour_bins=0", "train.image_title_weig
 VARIANTS: dict[str, list[str]] = {
     "full": [],
     "raw_image_tokens": RAW_IMAGE_TOKENS,
-    # the same trained a third epoch, at 1.5x its time: which of the default's two changes, the single image token or
-    # the third epoch, carries its gain
-    "raw_image_tokens_3_epochs": ["model.raw_image_tokens=true"],
+    # the same trained a third epoch, at 1.5x its time: which of the default's two changes of the evening of
+    # 2026-12-06, the single image token or the third epoch, carries its gain
+    "raw_image_tokens_3_epochs": ["model.raw_image_tokens=true", "train.epochs=3"],
     # the default of the morning of 2026-12-06: 4 x 4 x 4 colour cells; 8 x 8 x 8 tell finer shades apart
     "colour_4": [*RAW_IMAGE_TOKENS, "model.colour_bins=4"],
     "pixels_only": PIXELS_ONLY,
@@ -82,6 +82,8 @@ VARIANTS: dict[str, list[str]] = {
     "image_title_share_1": [*RAW_IMAGE_TOKENS, "train.image_title_share=1.0"],
     # the default's photo as its colour token alone, trained the 2 epochs the raw tokens were
     "colour_only": ["train.epochs=2"],
+    # the default of the evening of 2026-12-06, one epoch fewer than now
+    "epochs_3": ["train.epochs=3"],
     "lambda_0.3": ["train.adversarial=true", "train.lambda_max=0.3"],
     "lambda_0.1": ["train.adversarial=true", "train.lambda_max=0.1"],
 }

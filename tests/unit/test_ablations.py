@@ -51,12 +51,13 @@ def test_variants_measured_before_the_colour_default_still_train_what_they_measu
         return (run.model.colour_bins, run.train.image_title_weight, run.train.head_lr, run.model.raw_image_tokens,
                 run.train.epochs)
 
-    assert colour_settings("full") == (8, 0.3, 5e-3, False, 3)  # the default since the evening of 2026-12-06
+    assert colour_settings("full") == (8, 0.3, 5e-3, False, 4)  # the default since the night of 2026-12-06
+    assert colour_settings("epochs_3") == (8, 0.3, 5e-3, False, 3)  # the one before it
     assert colour_settings("colour_only") == (8, 0.3, 5e-3, False, 2)
-    assert colour_settings("raw_image_tokens") == (8, 0.3, 5e-3, True, 2)  # the one before it
+    assert colour_settings("raw_image_tokens") == (8, 0.3, 5e-3, True, 2)  # the one before that
     assert colour_settings("raw_image_tokens_3_epochs") == (8, 0.3, 5e-3, True, 3)
     assert colour_settings("image_title_share_1") == (8, 0.3, 5e-3, True, 2)  # measured on top of raw_image_tokens
-    assert colour_settings("colour_4") == (4, 0.3, 5e-3, True, 2)  # the one before that
+    assert colour_settings("colour_4") == (4, 0.3, 5e-3, True, 2)  # and the one before
     assert colour_settings("colour_token_image_title_1") == (4, 1.0, 5e-3, True, 2)  # measured on top of colour_4
     assert colour_settings("pixels_only") == (0, 0.0, 5e-4, True, 2)  # the default until 2026-12-06
     assert colour_settings("colour_token") == (4, 0.0, 5e-4, True, 2)  # measured on top of pixels_only
