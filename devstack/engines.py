@@ -46,8 +46,9 @@ log = logging.getLogger(__name__)
 # Both engines keep this much of a disk free by default (the flood-stage watermark, 95% used, with at most 20 GB of
 # headroom): below it Elasticsearch schedules no merge (a force-merge waits without an error) and both engines make
 # indices read-only.
+GIB = 1024**3
 FLOOD_STAGE_FREE_SHARE = 0.05
-FLOOD_STAGE_MAX_HEADROOM = 20 * 1024**3
+FLOOD_STAGE_MAX_HEADROOM = 20 * GIB
 
 
 def low_disk_warning(path: Path, free: int, total: int) -> str | None:
@@ -60,9 +61,8 @@ def low_disk_warning(path: Path, free: int, total: int) -> str | None:
     headroom = min(FLOOD_STAGE_FREE_SHARE * total, FLOOD_STAGE_MAX_HEADROOM)
     if free >= 2 * headroom:
         return None
-    gib = 1024**3
-    return (f"{free / gib:.1f} GB free on the disk of {path} ({total / gib:.0f} GB): OpenSearch and Elasticsearch stop "
-            f"merging and make indices read-only below {headroom / gib:.1f} GB free (their flood-stage watermark): "
+    return (f"{free / GIB:.1f} GB free on the disk of {path} ({total / GIB:.0f} GB): OpenSearch and Elasticsearch stop "
+            f"merging and make indices read-only below {headroom / GIB:.1f} GB free (their flood-stage watermark): "
             "free disk space before building indices")
 
 
