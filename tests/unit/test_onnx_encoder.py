@@ -53,16 +53,17 @@ PRODUCTS = [
 ]
 
 
-@pytest.fixture(scope="module", params=[(0, True), (4, True), (4, False)],
-                ids=["pixels", "colour-token", "colour-only"])
+@pytest.fixture(scope="module", params=[(0, True, None), (4, True, None), (4, False, 1)],
+                ids=["pixels", "colour-token", "colour-only-one-product-layer"])
 def checkpoint(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved tiny checkpoint with its ONNX export: without the colour token (``colour_bins``), with it,
-    and with it alone (``raw_image_tokens`` off)."""
+    and with it alone (``raw_image_tokens`` off) on a product tower cut to one layer (``product_layers``)."""
     from transformers import AutoTokenizer
 
     torch.manual_seed(0)
-    colour_bins, raw = request.param
-    config = ModelConfig(dim=32, domain_hidden=8, colour_bins=colour_bins, raw_image_tokens=raw)
+    colour_bins, raw, product_layers = request.param
+    config = ModelConfig(dim=32, domain_hidden=8, colour_bins=colour_bins, raw_image_tokens=raw,
+                         product_layers=product_layers)
     model = AceBert.from_backbone_config(config, TINY_BERT)
     tokenizer = AutoTokenizer.from_pretrained(str(base_model_path()), local_files_only=True)
     directory = save_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt", model, tokenizer, {})
@@ -90,15 +91,15 @@ def test_fp32_graphs_reproduce_torch_vectors(checkpoint: Path, torch_encoder: Ac
 
 
 def test_int8_graphs_stay_close_to_torch(checkpoint: Path, torch_encoder: AceBertEncoder) -> None:
-    """Close, not equal: dynamic int8 quantization error on this random tiny net depends on the
-    CPU's int8 kernels. On an AVX2-only AMD EPYC the worst product (long title + image) reaches
-    cosine 0.926 and the mean 0.98; what int8 does to ranking with the trained model is measured
-    by the encoding benchmark (docs/performance.md), not here."""
+    """Close, not equal: 7-bit weights leave this random tiny net at cosine 0.99997 or more. With full
+    8-bit weights an AVX2-only AMD EPYC saturated its 16-bit pair sums (worst product 0.899, mean 0.958;
+    ``acebert.onnx_export``), which this bound catches on such a CPU. What int8 does to ranking with
+    the trained model is measured by the encoding benchmark (docs/performance.md), not here."""
     encoder = load_encoder(f"onnx-int8:{checkpoint}")
     for int8, fp32 in ((encoder.encode_products(PRODUCTS), torch_encoder.encode_products(PRODUCTS)),
                        (encoder.encode_queries(QUERIES), torch_encoder.encode_queries(QUERIES))):
         cosines = _cosines(int8, fp32)
-        assert cosines.min() > 0.9 and cosines.mean() > 0.97
+        assert cosines.min() > 0.999
 
 
 def test_vectors_are_normalised_float32_in_input_order(checkpoint: Path) -> None:
