@@ -87,6 +87,9 @@ VARIANTS: dict[str, list[str]] = {
     # the alignment at half weight instead of 0.3: the fourth epoch won judged dev but cut the photo's blind-title gain
     # (seed 13: +11.4% on the whole catalogue against +18.2% at 3 epochs); does more alignment give it back?
     "image_title_0.5": ["train.image_title_weight=0.5"],
+    # the product tower on the backbone's first 3 of 6 layers (the query tower keeps all 6): about twice the
+    # products/s on a CPU (issue #14's 2.5x plain SentenceTransformer); what does it cost in relevance?
+    "product_layers_3": ["model.product_layers=3"],
     "lambda_0.3": ["train.adversarial=true", "train.lambda_max=0.3"],
     "lambda_0.1": ["train.adversarial=true", "train.lambda_max=0.1"],
 }

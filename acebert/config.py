@@ -38,6 +38,11 @@ class ModelConfig(BaseModel):
         False, description="the product tower also reads the category path, after the title and a [SEP]"
     )
     shared_towers: bool = False
+    # The product tower's cost grows with its layers, and products are encoded far more often than they
+    # change (issue #14): the first n backbone layers only, the query tower keeping all of them.
+    product_layers: int | None = Field(
+        None, gt=0, description="the product tower keeps the backbone's first n layers; None: all of them"
+    )
     image_size: tuple[int, int] = (80, 60)  # (height, width): the catalogue's photos are 60x80 WxH
     patch_size: int = Field(20, gt=0)
     pixel_grid: tuple[int, int] = (8, 6)  # (rows, cols) of the low-res view; one token per row
@@ -62,6 +67,8 @@ class ModelConfig(BaseModel):
         if self.use_image and not self.raw_image_tokens and not self.colour_bins:
             raise ValueError("raw_image_tokens = false leaves the photo only its colour token: set colour_bins > 0 "
                              "(or use_image = false)")
+        if self.shared_towers and self.product_layers is not None:
+            raise ValueError("product_layers needs two towers: set shared_towers = false (or drop product_layers)")
         return self
 
     @property

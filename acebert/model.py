@@ -148,6 +148,8 @@ class AceBert(nn.Module):
         hidden = backbone.config.hidden_size
         self.query_bert = backbone
         self.product_bert = None if config.shared_towers else copy.deepcopy(backbone)
+        if self.product_bert is not None and config.product_layers is not None:
+            _keep_first_layers(self.product_bert, config.product_layers)
         self.query_proj = nn.Linear(hidden, config.dim) if config.dim != hidden else nn.Identity()
         self.product_proj = None if config.shared_towers else copy.deepcopy(self.query_proj)
         self.image_tokens = ImageTokens(config, hidden) if config.use_image else None
@@ -224,6 +226,15 @@ class AceBert(nn.Module):
         if reversal is not None:
             vectors = reverse_gradient(vectors, reversal)
         return self.domain_classifier(vectors).squeeze(-1)
+
+
+def _keep_first_layers(bert: nn.Module, layers: int) -> None:
+    """Cut ``bert`` to its first ``layers`` transformer layers (a copy's own config says so too)."""
+    available = len(bert.encoder.layer)
+    if layers > available:
+        raise ValueError(f"product_layers = {layers}, but the backbone has {available} layers")
+    bert.encoder.layer = nn.ModuleList(list(bert.encoder.layer)[:layers])
+    bert.config.num_hidden_layers = layers
 
 
 def _image_part(

@@ -41,6 +41,7 @@ def test_each_variant_changes_one_thing_and_gets_its_own_directory() -> None:
     assert variant_config(CONFIG, "no_hard_negatives").train.hard_negatives == 0
     ungraded = variant_config(CONFIG, "ungraded").train
     assert full.train.grade1_weight == 1.0 and (ungraded.grade1_weight, ungraded.hard_negatives) == (0.0, 0)
+    assert full.model.product_layers is None and variant_config(CONFIG, "product_layers_3").model.product_layers == 3
     lambda_01 = variant_config(CONFIG, "lambda_0.1").train
     assert lambda_01.adversarial and lambda_01.lambda_max == 0.1
 

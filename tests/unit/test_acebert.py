@@ -418,6 +418,32 @@ def test_save_load_round_trip_gives_identical_vectors(  # type: ignore[no-untype
     assert loaded.model_version.startswith("acebert-") and len(loaded.model_version) == len("acebert-") + 12
 
 
+def test_product_layers_cut_the_product_tower_only_and_survive_a_round_trip(  # type: ignore[no-untyped-def]
+    tokenizer, tmp_path: Path
+) -> None:
+    model = AceBert.from_backbone_path(ModelConfig(product_layers=2), base_model_path())
+    full = AceBert.from_backbone_path(ModelConfig(), base_model_path())
+    assert len(model.query_bert.encoder.layer) == len(full.query_bert.encoder.layer) == 6
+    assert len(model.product_bert.encoder.layer) == 2
+    kept = model.product_bert.encoder.layer[1].output.dense.weight
+    torch.testing.assert_close(kept, full.product_bert.encoder.layer[1].output.dense.weight)  # the first two
+    encoder = AceBertEncoder(model, tokenizer.backend_tokenizer, "cut")
+    products = [ProductInput("Puma Navy Blue Backpack", _jpeg((10, 10, 90))), ProductInput("Nike Red Dress")]
+    cut_vectors = encoder.encode_products(products)
+    full_vectors = AceBertEncoder(full, tokenizer.backend_tokenizer, "full").encode_products(products)
+    assert not np.allclose(cut_vectors, full_vectors)
+    save_checkpoint(tmp_path / "ckpt", model, tokenizer, {})
+    np.testing.assert_array_equal(load_checkpoint_encoder(tmp_path / "ckpt", device="cpu").encode_products(products),
+                                  cut_vectors)
+
+
+def test_product_layers_refuse_shared_towers_and_more_layers_than_the_backbone() -> None:
+    with pytest.raises(ValueError, match="product_layers needs two towers"):
+        ModelConfig(shared_towers=True, product_layers=3)
+    with pytest.raises(ValueError, match="the backbone has 6 layers"):
+        AceBert.from_backbone_path(ModelConfig(product_layers=7), base_model_path())
+
+
 def test_checkpoint_loads_without_the_base_model_package(  # type: ignore[no-untyped-def]
     encoder: AceBertEncoder, tokenizer, tmp_path: Path, monkeypatch
 ) -> None:
