@@ -17,6 +17,7 @@ appended and an index can tell them apart.
 """
 from __future__ import annotations
 
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,8 +30,18 @@ from acebert.checkpoint_layout import load_tokenizer, read_config, weights_versi
 from acebert.config import ModelConfig
 from acebert.encoder import ProductInput
 from acebert.features import Featurizer, ProductBatch, QueryBatch
-from acebert.onnx_layout import INPUTS, ONNX_DIR, PRODUCT_IMAGE, PRODUCT_TEXT, QUERY, graph_file, read_manifest
+from acebert.onnx_layout import (
+    INPUTS,
+    INT8_QUANTIZATION,
+    ONNX_DIR,
+    PRODUCT_IMAGE,
+    PRODUCT_TEXT,
+    QUERY,
+    graph_file,
+    read_manifest,
+)
 
+log = logging.getLogger(__name__)
 INT8_VERSION_SUFFIX = "-onnx-int8"
 Feed = dict[str, np.ndarray]
 T = TypeVar("T")
@@ -163,6 +174,11 @@ def load_onnx_encoder(checkpoint: Path, int8: bool, threads: int | None = None) 
             f"{onnx_dir} was exported from {manifest['weights_version']}, but the checkpoint is now "
             f"{version}: run `python -m acebert.onnx_export {checkpoint}` again"
         )
+    if int8 and manifest.get("quantization") != INT8_QUANTIZATION:
+        # served, not refused: its vectors are close to a current export's, and a running index may hold them
+        log.warning("%s holds int8 graphs with full-range weights, which saturate on CPUs without VNNI: run "
+                    "`python -m acebert.onnx_export %s` for vectors that do not depend on the CPU",
+                    onnx_dir, checkpoint)
     config = ModelConfig.model_validate(read_config(checkpoint)["model"])
     model_version = version + (INT8_VERSION_SUFFIX if int8 else "")
     return OnnxAceBertEncoder(onnx_dir, load_tokenizer(checkpoint), config, model_version, int8, threads)

@@ -50,6 +50,7 @@ from acebert.checkpoint_layout import weights_version
 from acebert.model import AceBert
 from acebert.onnx_layout import (
     INPUTS,
+    INT8_QUANTIZATION,
     MANIFEST,
     ONNX_DIR,
     OUTPUT,
@@ -196,7 +197,7 @@ def export_checkpoint(checkpoint: Path, out_dir: Path | None = None) -> Path:
         "opset": OPSET,
         "graphs": sorted(graphs),
         "torch": torch.__version__,
-        "quantization": "onnxruntime quantize_dynamic, QInt8 weights, per channel, reduce_range (7-bit)",
+        "quantization": INT8_QUANTIZATION,
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return out_dir

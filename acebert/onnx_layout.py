@@ -21,6 +21,9 @@ IMAGE_INPUTS = (*TEXT_INPUTS, "images", "has_image")
 # Graph -> its inputs, named as the fields of acebert.features' batches
 INPUTS: dict[str, tuple[str, ...]] = {QUERY: TEXT_INPUTS, PRODUCT_TEXT: TEXT_INPUTS, PRODUCT_IMAGE: IMAGE_INPUTS}
 OUTPUT = "vectors"
+# How the int8 graphs were made, as the manifest records it; exports made before 7-bit weights
+# (``acebert.onnx_export``: full-range weights saturate on AVX2 CPUs without VNNI) say otherwise.
+INT8_QUANTIZATION = "onnxruntime quantize_dynamic, QInt8 weights, per channel, reduce_range (7-bit)"
 
 
 def graph_file(name: str, int8: bool) -> str:
@@ -39,9 +42,10 @@ def read_manifest(onnx_dir: Path) -> dict[str, Any]:
 
 
 def export_is_current(checkpoint: Path) -> bool:
-    """Whether ``CHECKPOINT/onnx`` holds an export of the checkpoint's current weights."""
+    """Whether ``CHECKPOINT/onnx`` holds an export of the checkpoint's current weights, quantised as now."""
     try:
         manifest = read_manifest(Path(checkpoint) / ONNX_DIR)
     except FileNotFoundError:
         return False
-    return manifest["weights_version"] == weights_version(checkpoint)
+    same_weights = manifest["weights_version"] == weights_version(checkpoint)
+    return same_weights and manifest.get("quantization") == INT8_QUANTIZATION

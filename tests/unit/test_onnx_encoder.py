@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +144,25 @@ def test_stale_or_missing_export_is_refused(checkpoint: Path, tmp_path: Path) ->
     assert not export_is_current(copy)
     with pytest.raises(ValueError, match="exported from acebert-000000000000"):
         load_encoder(f"onnx:{copy}")
+
+
+def test_an_export_from_before_7_bit_weights_is_stale_and_served_with_a_warning(
+    checkpoint: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    copy = tmp_path / "ckpt"
+    shutil.copytree(checkpoint, copy)
+    manifest_path = copy / ONNX_DIR / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    old_label = "onnxruntime quantize_dynamic, QInt8 weights, per channel"  # what exports said before
+    manifest_path.write_text(json.dumps({**manifest, "quantization": old_label}))
+    assert not export_is_current(copy)
+    with caplog.at_level(logging.WARNING, logger="acebert.onnx_encoder"):
+        load_encoder(f"onnx:{copy}")
+        assert not [r for r in caplog.records if r.name == "acebert.onnx_encoder"]  # fp32 graphs are not quantised
+        load_encoder(f"onnx-int8:{copy}")
+    warnings = [r.getMessage() for r in caplog.records if r.name == "acebert.onnx_encoder"]
+    assert len(warnings) == 1 and "full-range weights" in warnings[0]
+    assert f"python -m acebert.onnx_export {copy}" in warnings[0]
 
 
 def test_an_export_serves_without_torch(checkpoint: Path, tmp_path: Path) -> None:
