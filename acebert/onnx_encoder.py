@@ -32,12 +32,12 @@ from acebert.encoder import ProductInput
 from acebert.features import Featurizer, ProductBatch, QueryBatch
 from acebert.onnx_layout import (
     INPUTS,
-    INT8_QUANTIZATION,
     ONNX_DIR,
     PRODUCT_IMAGE,
     PRODUCT_TEXT,
     QUERY,
     graph_file,
+    quantised_as_now,
     read_manifest,
 )
 
@@ -174,7 +174,7 @@ def load_onnx_encoder(checkpoint: Path, int8: bool, threads: int | None = None) 
             f"{onnx_dir} was exported from {manifest['weights_version']}, but the checkpoint is now "
             f"{version}: run `python -m acebert.onnx_export {checkpoint}` again"
         )
-    if int8 and manifest.get("quantization") != INT8_QUANTIZATION:
+    if int8 and not quantised_as_now(manifest):
         # served, not refused: its vectors are close to a current export's, and a running index may hold them
         log.warning("%s holds int8 graphs with full-range weights, which saturate on CPUs without VNNI: run "
                     "`python -m acebert.onnx_export %s` for vectors that do not depend on the CPU",

@@ -41,11 +41,15 @@ def read_manifest(onnx_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def quantised_as_now(manifest: dict[str, Any]) -> bool:
+    """Whether an export's int8 graphs were made as :mod:`acebert.onnx_export` makes them today."""
+    return manifest.get("quantization") == INT8_QUANTIZATION
+
+
 def export_is_current(checkpoint: Path) -> bool:
     """Whether ``CHECKPOINT/onnx`` holds an export of the checkpoint's current weights, quantised as now."""
     try:
         manifest = read_manifest(Path(checkpoint) / ONNX_DIR)
     except FileNotFoundError:
         return False
-    same_weights = manifest["weights_version"] == weights_version(checkpoint)
-    return same_weights and manifest.get("quantization") == INT8_QUANTIZATION
+    return manifest["weights_version"] == weights_version(checkpoint) and quantised_as_now(manifest)
