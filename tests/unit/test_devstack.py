@@ -24,7 +24,13 @@ from devstack.config import (
     render_settings,
     write_run_config,
 )
-from devstack.engines import FLOOD_STAGE_FREE_SHARE, FLOOD_STAGE_MAX_HEADROOM, cluster_health, low_disk_warning
+from devstack.engines import (
+    FLOOD_STAGE_FREE_SHARE,
+    FLOOD_STAGE_MAX_HEADROOM,
+    GIB,
+    cluster_health,
+    low_disk_warning,
+)
 from devstack.install import Artifact, unzip
 from devstack.java import find_java_home, java_major, parse_java_major
 from devstack.logtail import tail_lines
@@ -259,16 +265,15 @@ def test_service_stop_twice(tmp_path: Path) -> None:
 
 
 def test_low_disk_warning_starts_at_twice_the_engines_headroom() -> None:
-    gib = 1024**3
-    small, large = 100 * gib, 1000 * gib  # headroom: 5% of the small disk, the 20 GB cap on the large one
+    small, large = 100 * GIB, 1000 * GIB  # headroom: 5% of the small disk, the 20 GB cap on the large one
     small_headroom = FLOOD_STAGE_FREE_SHARE * small
-    assert FLOOD_STAGE_MAX_HEADROOM == 20 * gib and small_headroom < FLOOD_STAGE_MAX_HEADROOM < 0.05 * large
+    assert FLOOD_STAGE_MAX_HEADROOM == 20 * GIB and small_headroom < FLOOD_STAGE_MAX_HEADROOM < 0.05 * large
     assert low_disk_warning(Path("/data"), int(2 * small_headroom), small) is None
     assert low_disk_warning(Path("/data"), int(2 * small_headroom) - 1, small) is not None
-    warning = low_disk_warning(Path("/data"), 9 * gib, small)
+    warning = low_disk_warning(Path("/data"), 9 * GIB, small)
     assert warning is not None and "9.0 GB free on the disk of /data (100 GB)" in warning and "below 5.0 GB" in warning
     assert low_disk_warning(Path("/data"), 2 * FLOOD_STAGE_MAX_HEADROOM, large) is None
-    warning = low_disk_warning(Path("/data"), 2 * FLOOD_STAGE_MAX_HEADROOM - gib, large)
+    warning = low_disk_warning(Path("/data"), 2 * FLOOD_STAGE_MAX_HEADROOM - GIB, large)
     assert warning is not None and "below 20.0 GB" in warning and "free disk space" in warning
 
 
