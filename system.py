@@ -21,7 +21,7 @@ from acebert.encoder import CachedQueryEncoder, Encoder
 from engines import EngineError, SearchEngine, connect
 from es_mappings import IndexLayout, IndexNames
 from indexer.indices import ensure_index
-from indexer.models import IndexModels, model_meta
+from indexer.models import IndexModels, ModelMismatch, model_meta
 from query_rewriter.cursor import RedisCursorStore
 from query_rewriter.knn_breadth import KnnBreadth, oversample_for
 from query_rewriter.search import HybridSearcher
@@ -134,12 +134,16 @@ class System:
         return self.celery
 
     def _encoder_for_writes(self) -> Encoder:
-        """The model of the write index, or the settings' one while the engine cannot say which."""
+        """The model of the write index, or the settings' one while the engine cannot say which or that model
+        is refused (its batches then park with the reason)."""
         try:
             return self.models.for_writes().encoder
         except EngineError as exc:
             log.warning("could not ask the engine which model the write index uses (%s); loading %s",
                         exc, self.settings.encoder)
+            return self.encoder
+        except ModelMismatch as exc:  # each batch parks with this error until an operator acts on it
+            log.error("%s", exc)
             return self.encoder
 
     def sweep(self) -> None:

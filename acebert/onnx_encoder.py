@@ -12,8 +12,9 @@ so a process that serves an export does not pay for loading them.
 
 ``model_version``: fp32 graphs reproduce the torch vectors (cosine > 0.9999), so they keep the
 checkpoint's version and their documents mix freely with torch-encoded ones. int8 vectors differ
-(cosine to fp32 over the catalogue: mean 0.994, minimum 0.964), so they get ``-onnx-int8``
-appended and an index can tell them apart.
+(cosine to fp32 over the catalogue: mean 0.994, minimum 0.98), so they get a suffix
+(:func:`acebert.onnx_layout.int8_version_suffix`, which also tells 7-bit weights from the older
+full-range ones) and an index can tell them apart.
 """
 from __future__ import annotations
 
@@ -37,12 +38,12 @@ from acebert.onnx_layout import (
     PRODUCT_TEXT,
     QUERY,
     graph_file,
+    int8_version_suffix,
     quantised_as_now,
     read_manifest,
 )
 
 log = logging.getLogger(__name__)
-INT8_VERSION_SUFFIX = "-onnx-int8"
 Feed = dict[str, np.ndarray]
 T = TypeVar("T")
 R = TypeVar("R")
@@ -176,9 +177,10 @@ def load_onnx_encoder(checkpoint: Path, int8: bool, threads: int | None = None) 
         )
     if int8 and not quantised_as_now(manifest):
         # served, not refused: its vectors are close to a current export's, and a running index may hold them
-        log.warning("%s holds int8 graphs with full-range weights, which saturate on CPUs without VNNI: run "
-                    "`python -m acebert.onnx_export %s` for vectors that do not depend on the CPU",
+        log.warning("%s holds int8 graphs with full-range weights, which saturate on CPUs without VNNI. For vectors "
+                    "that do not depend on the CPU, copy %s to a new directory, run `python -m acebert.onnx_export "
+                    "NEW_DIR` and move the index to it with `hybrid-search reembed --encoder onnx-int8:NEW_DIR`",
                     onnx_dir, checkpoint)
     config = ModelConfig.model_validate(read_config(checkpoint)["model"])
-    model_version = version + (INT8_VERSION_SUFFIX if int8 else "")
+    model_version = version + (int8_version_suffix(manifest) if int8 else "")
     return OnnxAceBertEncoder(onnx_dir, load_tokenizer(checkpoint), config, model_version, int8, threads)

@@ -24,6 +24,9 @@ OUTPUT = "vectors"
 # How the int8 graphs were made, as the manifest records it; exports made before 7-bit weights
 # (``acebert.onnx_export``: full-range weights saturate on AVX2 CPUs without VNNI) say otherwise.
 INT8_QUANTIZATION = "onnxruntime quantize_dynamic, QInt8 weights, per channel, reduce_range (7-bit)"
+# What int8 graphs append to the checkpoint's model_version: their vectors differ from fp32's (cosine to
+# fp32 about 0.994), and 7-bit from the older full-range ones (about 0.997), so an index tells them apart.
+INT8_VERSION_SUFFIX, FULL_RANGE_INT8_VERSION_SUFFIX = "-onnx-int8-w7", "-onnx-int8"
 
 
 def graph_file(name: str, int8: bool) -> str:
@@ -44,6 +47,11 @@ def read_manifest(onnx_dir: Path) -> dict[str, Any]:
 def quantised_as_now(manifest: dict[str, Any]) -> bool:
     """Whether an export's int8 graphs were made as :mod:`acebert.onnx_export` makes them today."""
     return manifest.get("quantization") == INT8_QUANTIZATION
+
+
+def int8_version_suffix(manifest: dict[str, Any]) -> str:
+    """The ``model_version`` suffix of an export's int8 graphs, by how they were quantised."""
+    return INT8_VERSION_SUFFIX if quantised_as_now(manifest) else FULL_RANGE_INT8_VERSION_SUFFIX
 
 
 def export_is_current(checkpoint: Path) -> bool:

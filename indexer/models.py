@@ -13,6 +13,11 @@ an alias and which encoder belongs to it:
 A re-embed or a rollback (:mod:`indexer.reembed`) therefore needs no restart: when an alias
 moves, each process follows within ``ttl_s``. The settings' encoder is only the model of a new
 first index, and of an index created before indices recorded their model.
+
+The recorded spec names a path, and a checkpoint retrained or re-exported in place changes what
+that path loads. The index also records the ``model_version`` it was filled with, so such an
+encoder is refused (:class:`ModelMismatch`) instead of mixing two models' vectors in one index
+or searching old vectors with a new query tower.
 """
 from __future__ import annotations
 
@@ -30,6 +35,10 @@ MODEL_META = "model"
 # How long a process keeps its answer to "which index is behind this alias": the delay before it
 # follows a moved alias, and what a switch waits before it reads the old index (indexer.reembed).
 ALIAS_TTL_S = 2.0
+
+
+class ModelMismatch(RuntimeError):
+    """An index's encoder spec now loads another model than the one that filled the index."""
 
 
 def model_meta(spec: str, model_version: str) -> dict[str, Any]:
@@ -86,7 +95,20 @@ class IndexModels:
     def bound(self, alias: str) -> Bound:
         """The index behind ``alias`` (the alias itself when none is yet) and its encoder."""
         index = self._index_behind(alias)
-        return Bound(index, self.encoder(self.spec_of(index)))
+        return Bound(index, self.encoder_of(index))
+
+    def encoder_of(self, index: str) -> Encoder:
+        """The encoder of ``index``'s model; :class:`ModelMismatch` if its spec now loads another model."""
+        encoder = self.encoder(self.spec_of(index))
+        recorded = self._meta_of(index).get(MODEL_META, {}).get("model_version")
+        if recorded and recorded != encoder.model_version:
+            raise ModelMismatch(
+                f"index {index} holds vectors of model {recorded}, but its encoder now loads {encoder.model_version} "
+                "(its checkpoint was retrained or re-exported in place). Put that checkpoint back, or move to the "
+                "new model with `hybrid-search reembed --encoder <spec>`; a new model in a directory of its own "
+                "keeps the old one servable until the switch."
+            )
+        return encoder
 
     def spec_of(self, index: str) -> str:
         """The encoder spec recorded by ``index``; the default for an index that recorded none."""
@@ -104,7 +126,7 @@ class IndexModels:
 
     def model_version_of(self, index: str) -> str:
         """The ``model_version`` of the vectors ``index`` holds (its encoder's)."""
-        return self.encoder(self.spec_of(index)).model_version
+        return self.encoder_of(index).model_version
 
     def weights_of(self, index: str) -> Mapping[str, float] | None:
         """The hybrid weights stored with the model of ``index``; None when it has none."""

@@ -108,7 +108,7 @@ def switch_to(
     time.sleep(settle_s)
     engine.refresh(source)
 
-    encoder = models.encoder(models.spec_of(target))
+    encoder = models.encoder_of(target)
 
     def write_events(events: list[dict[str, Any]]) -> None:
         for start in range(0, len(events), batch_size):

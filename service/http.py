@@ -26,6 +26,7 @@ from redis import RedisError
 from engines import EngineError
 from es_mappings import MAX_PRICE
 from indexer.image_files import image_path, read_image
+from indexer.models import ModelMismatch
 from query_rewriter.blend import Method, leg_weights
 from query_rewriter.requests import Filters
 from query_rewriter.search import NEW_CURSOR, Mode, SearchRequest
@@ -184,7 +185,7 @@ def search(
         response = system.searcher.search(request)
     except ValueError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from exc
-    except EngineError as exc:
+    except (EngineError, ModelMismatch) as exc:
         raise HTTPException(status_code=503, detail=str(exc)) from exc
     except RedisError as exc:  # its text may hold the Redis URL: not echoed
         raise HTTPException(status_code=503, detail="the cursor store (Redis) is unavailable: retry, or page "

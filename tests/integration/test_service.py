@@ -44,6 +44,25 @@ def test_events_endpoint_parks_malformed_events(client: TestClient, stack: Stack
     stack.queue.discard(body["parked"][0]["id"])
 
 
+def test_search_refuses_an_index_whose_model_its_encoder_no_longer_loads(stack: Stack):
+    """An index filled by one model, whose recorded spec now loads another (a checkpoint retrained in
+    place), answers 503 with what to do instead of searching its vectors with the wrong query tower."""
+    from dataclasses import replace
+
+    from indexer.indices import ensure_index
+    from indexer.models import model_meta
+    from service.http import create_app
+    from system import System
+
+    system = System(replace(stack.system.settings, index_prefix="itest-mismatch"))
+    ensure_index(stack.engine, system.names, system.encoder.dimension, system.layout,
+                 model_meta(system.settings.encoder, "acebert-filled-by-an-older-training"))
+    answer = TestClient(create_app(system)).get("/search", params={"q": "black watch"})
+    assert answer.status_code == 503
+    assert "holds vectors of model acebert-filled-by-an-older-training" in answer.json()["detail"]
+    assert "hybrid-search reembed" in answer.json()["detail"]
+
+
 def test_openapi_schema_lists_the_endpoints(client: TestClient):
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/search", "/events", "/dead-letters", "/health"} <= set(paths)

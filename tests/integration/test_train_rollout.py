@@ -71,7 +71,7 @@ def test_train_then_rollout_then_rollback(stack: Stack, catalog: Path, tmp_path:
     assert "fewer than 2 products with a photo" in (output / "evaluation.md").read_text()
     assert report["counts"]["heldout_queries"] >= 1 and report["counts"]["pairs_per_epoch"] == 24
     ndcg = report["ndcg@10"]
-    assert ndcg["served"] == "all-MiniLM-L6-v2" and ndcg["candidate"].endswith("-onnx-int8")
+    assert ndcg["served"] == "all-MiniLM-L6-v2" and ndcg["candidate"].endswith("-onnx-int8-w7")
     assert 0 < ndcg["served_value"] <= 1 and 0 < ndcg["candidate_value"] <= 1
     with open(report["heldout"]["queries"], encoding="utf-8") as handle:
         assert len(list(csv.DictReader(handle, delimiter="\t"))) == report["counts"]["heldout_queries"]
