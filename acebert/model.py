@@ -149,7 +149,7 @@ class AceBert(nn.Module):
         self.query_bert = backbone
         self.product_bert = None if config.shared_towers else copy.deepcopy(backbone)
         if self.product_bert is not None and config.product_layers is not None:
-            _keep_first_layers(self.product_bert, config.product_layers)
+            keep_first_layers(self.product_bert, config.product_layers)
         self.query_proj = nn.Linear(hidden, config.dim) if config.dim != hidden else nn.Identity()
         self.product_proj = None if config.shared_towers else copy.deepcopy(self.query_proj)
         self.image_tokens = ImageTokens(config, hidden) if config.use_image else None
@@ -228,7 +228,7 @@ class AceBert(nn.Module):
         return self.domain_classifier(vectors).squeeze(-1)
 
 
-def _keep_first_layers(bert: nn.Module, layers: int) -> None:
+def keep_first_layers(bert: nn.Module, layers: int) -> None:
     """Cut ``bert`` to its first ``layers`` transformer layers (a copy's own config says so too)."""
     available = len(bert.encoder.layer)
     if layers > available:

@@ -357,7 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="clicks that make a full match (grade 2) without a purchase; fewer: grade 1 (default 3)")
     p.add_argument("--output", help="checkpoint directory to create (default: my-acebert under "
                                     "~/.cache/acebert-search/checkpoints)")
-    p.add_argument("--overwrite", action="store_true", help="replace what --output already holds")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace what --output already holds (an index that model filled is then refused until "
+                        "it is re-embedded)")
     p.add_argument("--baseline", help="encoder spec of the served model to compare with (default: ACEBERT_ENCODER)")
     p.add_argument("--holdout", type=float, help="share of queries held out for the comparison (default 0.2)")
     p.add_argument("--config", help="TOML or YAML run config ([model], [train]) over the defaults")

@@ -1,0 +1,177 @@
+"""Distil a checkpoint's product tower into a shorter one, taught by its own product vectors.
+
+Why: the product tower is what a worker runs for every event (``docs/performance.md``: 81% of its
+time), and its cost grows with its layers. A short tower trained like the default, from MiniLM's
+first layers, lost 3 points of nDCG@10 (``docs/acebert.md``, "A shorter product tower"): its last
+layer was never trained to land in the query tower's space. Here the student starts from the
+teacher's own first ``layers`` layers and learns to reproduce the teacher's product vectors
+(cosine loss), with the query tower kept as it is, so queries need no re-encoding and the student's
+vectors sit in the teacher's space.
+
+No judgments are read: the targets are the teacher's vectors of the catalogue's products, so any
+catalogue can be distilled. Products outside ``share`` (the stable hash of
+:func:`acebert.pairs.in_share`) are not trained on; their cosine to the teacher says how the student
+does on a product added after distilling.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from acebert.checkpoint import AceBertEncoder, load_model, save_checkpoint
+from acebert.checkpoint_layout import weights_version
+from acebert.config import ModelConfig
+from acebert.data import catalog_inputs, load_catalog
+from acebert.encoder import ProductInput
+from acebert.features import Featurizer
+from acebert.model import AceBert, keep_first_layers
+from acebert.pairs import in_share
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Distillation:
+    """How a student is taught; the defaults are the run measured in ``docs/acebert.md``."""
+
+    layers: int = 4
+    epochs: int = 4
+    lr: float = 3e-4
+    batch_size: int = 32
+    share: float = 0.8  # of the products trained on; the rest measure the student on unseen products
+    warmup_steps: int = 100
+    seed: int = 13
+
+
+def student_of(teacher: AceBert, layers: int) -> AceBert:
+    """A copy of ``teacher`` whose product tower keeps its first ``layers`` layers; only that tower
+    (its BERT, projection and image tokens) is left trainable."""
+    if teacher.product_bert is None:
+        raise ValueError("a model with shared towers has no product tower of its own to shorten")
+    have = len(teacher.product_bert.encoder.layer)
+    if not 1 <= layers < have:
+        raise ValueError(f"the teacher's product tower has {have} layers: a student keeps 1 to {have - 1}, "
+                         f"not {layers}")
+    student = copy.deepcopy(teacher)
+    keep_first_layers(student.product_bert, layers)
+    student.config = ModelConfig.model_validate({**teacher.config.model_dump(), "product_layers": layers})
+    for parameter in student.parameters():
+        parameter.requires_grad = False
+    for parameter in product_parameters(student):
+        parameter.requires_grad = True
+    return student
+
+
+def product_parameters(model: AceBert) -> list[torch.nn.Parameter]:
+    parts = [model.product_bert, model.product_proj, model.image_tokens]
+    return [parameter for part in parts if part is not None for parameter in part.parameters()]
+
+
+def distil(
+    student: AceBert, featurizer: Featurizer, products: Sequence[ProductInput], targets: np.ndarray,
+    settings: Distillation, progress: bool = True,
+) -> list[float]:
+    """Train ``student``'s product tower towards ``targets`` (unit vectors, one per product); mean loss per epoch."""
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    optimiser = torch.optim.AdamW(product_parameters(student), lr=settings.lr, weight_decay=0.01)
+    steps = settings.epochs * (len(products) // settings.batch_size)
+    if steps < 1:
+        raise ValueError(f"{len(products)} products make no batch of {settings.batch_size}")
+    warmup = max(1, min(settings.warmup_steps, steps // 10))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda step: min(1.0, (step + 1) / warmup) * max(0.0, 1 - step / steps))
+    wanted = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32))
+    student.train()
+    losses = []
+    for epoch in range(settings.epochs):
+        order = rng.permutation(len(products))
+        batches = [order[start:start + settings.batch_size]
+                   for start in range(0, len(order) - settings.batch_size + 1, settings.batch_size)]
+        epoch_losses = []
+        for rows in tqdm(batches, desc=f"distil epoch {epoch + 1}/{settings.epochs}", disable=not progress):
+            batch = featurizer.products([products[i] for i in rows])
+            vectors = student.encode_products(*(torch.from_numpy(getattr(batch, name)) for name in
+                                                ("input_ids", "attention_mask", "images", "has_image")))
+            loss = (1 - (vectors * wanted[rows]).sum(-1)).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            epoch_losses.append(loss.item())
+        losses.append(float(np.mean(epoch_losses)))
+        log.info("epoch %d: mean cosine loss %.4f", epoch + 1, losses[-1])
+    student.eval()
+    return losses
+
+
+def distil_checkpoint(teacher_dir: Path, output: Path, catalog_dir: Path, settings: Distillation,
+                      progress: bool = True) -> dict[str, object]:
+    """Distil ``teacher_dir`` over the catalogue's products into a new checkpoint at ``output``; its report."""
+    from transformers import AutoTokenizer
+
+    if output.exists() and any(output.iterdir()):
+        raise FileExistsError(f"{output} is not empty: choose another --output")
+    teacher, tokenizer, _ = load_model(teacher_dir)
+    catalog = load_catalog(catalog_dir)
+    products = catalog_inputs(catalog)
+    started = time.perf_counter()
+    targets = AceBertEncoder(teacher, tokenizer, "teacher", threads=1).encode_products(products)
+    trained = [i for i, pid in enumerate(catalog["product_id"]) if in_share(str(pid), settings.share)]
+    held_out = sorted(set(range(len(products))) - set(trained))
+    student = student_of(teacher, settings.layers)
+    losses = distil(student, Featurizer(tokenizer, student.config), [products[i] for i in trained],
+                    targets[trained], settings, progress)
+    vectors = AceBertEncoder(student, tokenizer, "student", threads=1).encode_products(products)
+    cosines = (vectors * targets).sum(1)
+
+    def summary(rows: list[int]) -> dict[str, float]:
+        return {"products": len(rows), "mean": round(float(cosines[rows].mean()), 4),
+                "min": round(float(cosines[rows].min()), 4)} if rows else {"products": 0}
+
+    report: dict[str, object] = {
+        "distilled_from": weights_version(teacher_dir), "settings": settings.__dict__, "epoch_losses": losses,
+        "cosine_to_teacher": {"trained": summary(trained), "held_out": summary(held_out)},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    hf_tokenizer = AutoTokenizer.from_pretrained(str(teacher_dir), local_files_only=True)
+    save_checkpoint(output, student, hf_tokenizer, {"distillation": report})
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    defaults = Distillation()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("teacher", type=Path, help="checkpoint directory of the trained model")
+    parser.add_argument("--output", type=Path, required=True, help="new checkpoint directory for the student")
+    parser.add_argument("--catalog", type=Path, default=Path("../shared/data/fashion"),
+                        help="directory with products.csv (and images/): the products whose vectors it learns")
+    parser.add_argument("--layers", type=int, default=defaults.layers, help="product tower layers of the student")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--share", type=float, default=defaults.share,
+                        help="share of the products trained on; the rest measure unseen products")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings = Distillation(args.layers, args.epochs, args.lr, args.batch_size, args.share, seed=args.seed)
+    report = distil_checkpoint(args.teacher, args.output, args.catalog, settings)
+    print(json.dumps(report, indent=2))
+    print(f"next: python -m acebert.onnx_export {args.output}, then compare it with "
+          f"python -m bench.performance.encoding --encoder onnx-int8:{args.output} --variant <name>")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
