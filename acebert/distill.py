@@ -36,6 +36,7 @@ from acebert.encoder import ProductInput
 from acebert.features import Featurizer
 from acebert.model import AceBert, keep_first_layers
 from acebert.pairs import in_share
+from acebert.tensors import host_tensors
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +102,7 @@ def distil(
         epoch_losses = []
         for rows in tqdm(batches, desc=f"distil epoch {epoch + 1}/{settings.epochs}", disable=not progress):
             batch = featurizer.products([products[i] for i in rows])
-            vectors = student.encode_products(*(torch.from_numpy(getattr(batch, name)) for name in
-                                                ("input_ids", "attention_mask", "images", "has_image")))
+            vectors = student.encode_products(*host_tensors(batch))
             loss = (1 - (vectors * wanted[rows]).sum(-1)).mean()
             optimiser.zero_grad()
             loss.backward()
@@ -127,8 +127,9 @@ def distil_checkpoint(teacher_dir: Path, output: Path, catalog_dir: Path, settin
     products = catalog_inputs(catalog)
     started = time.perf_counter()
     targets = AceBertEncoder(teacher, tokenizer, "teacher", threads=1).encode_products(products)
-    trained = [i for i, pid in enumerate(catalog["product_id"]) if in_share(str(pid), settings.share)]
-    held_out = sorted(set(range(len(products))) - set(trained))
+    in_trained = [in_share(str(pid), settings.share) for pid in catalog["product_id"]]
+    trained = [i for i, chosen in enumerate(in_trained) if chosen]
+    held_out = [i for i, chosen in enumerate(in_trained) if not chosen]
     student = student_of(teacher, settings.layers)
     losses = distil(student, Featurizer(tokenizer, student.config), [products[i] for i in trained],
                     targets[trained], settings, progress)
