@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +51,16 @@ def load_tokenizer(directory: Path) -> Tokenizer:
     if not path.is_file():
         raise FileNotFoundError(f"no tokenizer ({TOKENIZER}) in {directory}")
     return Tokenizer.from_file(str(path))
+
+
+def prepare_output(output: Path, overwrite: bool) -> None:
+    """Refuse to mix a new model into an existing checkpoint directory unless asked to replace it.
+
+    Why: a checkpoint's files are read together; a new model's weights beside an earlier model's
+    ONNX export or blend would load as one model that nobody trained.
+    """
+    if output.exists() and any(output.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{output} is not empty (an earlier model?); choose another --output or pass "
+                                  "--overwrite to replace it")
+        shutil.rmtree(output)

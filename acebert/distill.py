@@ -29,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 from acebert.checkpoint import AceBertEncoder, load_model, save_checkpoint
-from acebert.checkpoint_layout import weights_version
+from acebert.checkpoint_layout import prepare_output, weights_version
 from acebert.config import ModelConfig
 from acebert.data import catalog_inputs, load_catalog
 from acebert.encoder import ProductInput
@@ -116,12 +116,13 @@ def distil(
 
 
 def distil_checkpoint(teacher_dir: Path, output: Path, catalog_dir: Path, settings: Distillation,
-                      progress: bool = True) -> dict[str, object]:
+                      progress: bool = True, overwrite: bool = False) -> dict[str, object]:
     """Distil ``teacher_dir`` over the catalogue's products into a new checkpoint at ``output``; its report."""
     from transformers import AutoTokenizer
 
-    if output.exists() and any(output.iterdir()):
-        raise FileExistsError(f"{output} is not empty: choose another --output")
+    if output.resolve() == teacher_dir.resolve():
+        raise ValueError(f"{output} is the teacher: a student is written to a directory of its own")
+    prepare_output(output, overwrite)
     teacher, tokenizer, _ = load_model(teacher_dir)
     catalog = load_catalog(catalog_dir)
     products = catalog_inputs(catalog)
@@ -164,10 +165,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--share", type=float, default=defaults.share,
                         help="share of the products trained on; the rest measure unseen products")
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a non-empty --output; an index that model filled is then refused until re-embedded")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = Distillation(args.layers, args.epochs, args.lr, args.batch_size, args.share, seed=args.seed)
-    report = distil_checkpoint(args.teacher, args.output, args.catalog, settings)
+    report = distil_checkpoint(args.teacher, args.output, args.catalog, settings, overwrite=args.overwrite)
     print(json.dumps(report, indent=2))
     print(f"next: python -m acebert.onnx_export {args.output}, then compare it with "
           f"python -m bench.performance.encoding --encoder onnx-int8:{args.output} --variant <name>")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import pandas as pd
 
 from acebert.blend_choice import BLEND_FILE, BlendChoice, choose_on_catalog
+from acebert.checkpoint_layout import prepare_output
 from acebert.config import ConfigError, RunConfig, apply_overrides, build_config, load_config
 from acebert.data import DataError, load_catalog, load_qrels, load_queries, read_rows, require_value
 from acebert.encoder import Encoder, ProductInput
@@ -279,15 +279,6 @@ class TrainingReport:
         json_path.write_text(json.dumps(self.as_json(), indent=2) + "\n")
         md_path.write_text(self.markdown())
         return json_path, md_path
-
-
-def prepare_output(output: Path, overwrite: bool) -> None:
-    """Refuse to mix a new model into an existing checkpoint directory unless asked to replace it."""
-    if output.exists() and any(output.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{output} is not empty (an earlier model?); choose another --output or pass "
-                                  "--overwrite to replace it")
-        shutil.rmtree(output)
 
 
 def _baseline_encoder(spec: str, threads: int | None) -> Encoder:

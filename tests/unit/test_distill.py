@@ -76,7 +76,7 @@ def test_distilling_moves_the_student_towards_the_teachers_vectors_and_leaves_qu
                           AceBertEncoder(model, tokenizer, "t", threads=1).encode_queries(queries))
 
 
-def test_a_distilled_checkpoint_loads_as_a_short_tower_and_says_where_it_came_from(
+def test_a_distilled_checkpoint_loads_short_says_where_it_came_from_and_replaces_only_when_asked(
     teacher: Path, tmp_path: Path
 ) -> None:
     catalog = tmp_path / "catalog"
@@ -100,3 +100,8 @@ def test_a_distilled_checkpoint_loads_as_a_short_tower_and_says_where_it_came_fr
     assert encoder.encode_products([ProductInput(TITLES[0])]).shape == (1, 32)
     with pytest.raises(FileExistsError, match="not empty"):
         distil_checkpoint(teacher, tmp_path / "student", catalog, settings, progress=False)
+    with pytest.raises(ValueError, match="is the teacher"):
+        distil_checkpoint(teacher, teacher, catalog, settings, progress=False, overwrite=True)
+    (tmp_path / "student" / "stale.txt").write_text("from an earlier model")
+    distil_checkpoint(teacher, tmp_path / "student", catalog, settings, progress=False, overwrite=True)
+    assert not (tmp_path / "student" / "stale.txt").exists()
