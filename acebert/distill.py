@@ -9,7 +9,11 @@ teacher's own first ``layers`` layers and learns to reproduce the teacher's prod
 vectors sit in the teacher's space.
 
 No judgments are read: the targets are the teacher's vectors of the catalogue's products, so any
-catalogue can be distilled. Products outside ``share`` (the stable hash of
+catalogue can be distilled. Given query texts (``--queries``, e.g. the training split's), the student
+also learns how the teacher's product vectors score against those queries: search reads a product
+vector only through its dot products with query vectors, so matching each product's distribution over
+real queries spends the student's few layers on the directions queries look along (a relational term,
+the KL divergence of the two softmaxes at the training temperature). Products outside ``share`` (the stable hash of
 :func:`acebert.pairs.in_share`) are not trained on; their cosine to the teacher says how the student
 does on a product added after distilling.
 """
@@ -31,7 +35,7 @@ from tqdm import tqdm
 from acebert.checkpoint import AceBertEncoder, load_model, save_checkpoint
 from acebert.checkpoint_layout import prepare_output, weights_version
 from acebert.config import ModelConfig
-from acebert.data import catalog_inputs, load_catalog
+from acebert.data import catalog_inputs, load_catalog, load_queries
 from acebert.encoder import ProductInput
 from acebert.features import Featurizer
 from acebert.model import AceBert, keep_first_layers
@@ -52,6 +56,8 @@ class Distillation:
     share: float = 0.8  # of the products trained on; the rest measure the student on unseen products
     warmup_steps: int = 100
     seed: int = 13
+    query_weight: float = 1.0  # of the relational term, when query vectors are given
+    temperature: float = 0.05  # of its softmaxes: the default training temperature
 
 
 def student_of(teacher: AceBert, layers: int) -> AceBert:
@@ -78,11 +84,20 @@ def product_parameters(model: AceBert) -> list[torch.nn.Parameter]:
     return [parameter for part in parts if part is not None for parameter in part.parameters()]
 
 
+def relational_loss(student_vectors: torch.Tensor, teacher_vectors: torch.Tensor, queries: torch.Tensor,
+                    temperature: float) -> torch.Tensor:
+    """KL divergence from the teacher's to the student's softmax over ``queries`` of each product, batch mean."""
+    teacher_log = torch.log_softmax(teacher_vectors @ queries.T / temperature, -1)
+    student_log = torch.log_softmax(student_vectors @ queries.T / temperature, -1)
+    return torch.nn.functional.kl_div(student_log, teacher_log, log_target=True, reduction="batchmean")
+
+
 def distil(
     student: AceBert, featurizer: Featurizer, products: Sequence[ProductInput], targets: np.ndarray,
-    settings: Distillation, progress: bool = True,
+    settings: Distillation, progress: bool = True, query_vectors: np.ndarray | None = None,
 ) -> list[float]:
-    """Train ``student``'s product tower towards ``targets`` (unit vectors, one per product); mean loss per epoch."""
+    """Train ``student``'s product tower towards ``targets`` (unit vectors, one per product), and towards
+    their scores against ``query_vectors`` when given; mean loss per epoch."""
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     optimiser = torch.optim.AdamW(product_parameters(student), lr=settings.lr, weight_decay=0.01)
@@ -93,6 +108,8 @@ def distil(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda step: min(1.0, (step + 1) / warmup) * max(0.0, 1 - step / steps))
     wanted = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32))
+    queries = (None if query_vectors is None
+               else torch.from_numpy(np.ascontiguousarray(query_vectors, dtype=np.float32)))
     student.train()
     losses = []
     for epoch in range(settings.epochs):
@@ -104,20 +121,26 @@ def distil(
             batch = featurizer.products([products[i] for i in rows])
             vectors = student.encode_products(*host_tensors(batch))
             loss = (1 - (vectors * wanted[rows]).sum(-1)).mean()
+            if queries is not None:
+                loss = loss + settings.query_weight * relational_loss(vectors, wanted[rows], queries,
+                                                                      settings.temperature)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             schedule.step()
             epoch_losses.append(loss.item())
         losses.append(float(np.mean(epoch_losses)))
-        log.info("epoch %d: mean cosine loss %.4f", epoch + 1, losses[-1])
+        log.info("epoch %d: mean loss %.4f", epoch + 1, losses[-1])
     student.eval()
     return losses
 
 
 def distil_checkpoint(teacher_dir: Path, output: Path, catalog_dir: Path, settings: Distillation,
-                      progress: bool = True, overwrite: bool = False) -> dict[str, object]:
-    """Distil ``teacher_dir`` over the catalogue's products into a new checkpoint at ``output``; its report."""
+                      progress: bool = True, overwrite: bool = False,
+                      queries_path: Path | None = None) -> dict[str, object]:
+    """Distil ``teacher_dir`` over the catalogue's products into a new checkpoint at ``output``; its report.
+
+    ``queries_path`` (a queries TSV; only its texts are read) adds the relational term."""
     from transformers import AutoTokenizer
 
     if output.resolve() == teacher_dir.resolve():
@@ -127,13 +150,16 @@ def distil_checkpoint(teacher_dir: Path, output: Path, catalog_dir: Path, settin
     catalog = load_catalog(catalog_dir)
     products = catalog_inputs(catalog)
     started = time.perf_counter()
-    targets = AceBertEncoder(teacher, tokenizer, "teacher", threads=1).encode_products(products)
+    teacher_encoder = AceBertEncoder(teacher, tokenizer, "teacher", threads=1)
+    targets = teacher_encoder.encode_products(products)
+    query_vectors = (None if queries_path is None
+                     else teacher_encoder.encode_queries(list(load_queries(queries_path)["query"])))
     in_trained = [in_share(str(pid), settings.share) for pid in catalog["product_id"]]
     trained = [i for i, chosen in enumerate(in_trained) if chosen]
     held_out = [i for i, chosen in enumerate(in_trained) if not chosen]
     student = student_of(teacher, settings.layers)
     losses = distil(student, Featurizer(tokenizer, student.config), [products[i] for i in trained],
-                    targets[trained], settings, progress)
+                    targets[trained], settings, progress, query_vectors)
     vectors = AceBertEncoder(student, tokenizer, "student", threads=1).encode_products(products)
     cosines = (vectors * targets).sum(1)
 
@@ -142,7 +168,9 @@ def distil_checkpoint(teacher_dir: Path, output: Path, catalog_dir: Path, settin
                 "min": round(float(cosines[rows].min()), 4)} if rows else {"products": 0}
 
     report: dict[str, object] = {
-        "distilled_from": weights_version(teacher_dir), "settings": settings.__dict__, "epoch_losses": losses,
+        "distilled_from": weights_version(teacher_dir), "settings": settings.__dict__,
+        "queries": None if queries_path is None else {"path": str(queries_path), "count": len(query_vectors)},
+        "epoch_losses": losses,
         "cosine_to_teacher": {"trained": summary(trained), "held_out": summary(held_out)},
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -164,13 +192,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--share", type=float, default=defaults.share,
                         help="share of the products trained on; the rest measure unseen products")
+    parser.add_argument("--queries", type=Path,
+                        help="queries TSV whose texts (no judgments) the student's scores are matched on, e.g. "
+                             "the training split's; without it the student learns the vectors alone")
+    parser.add_argument("--query-weight", type=float, default=defaults.query_weight)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace a non-empty --output; an index that model filled is then refused until re-embedded")
+                        help="replace a non-empty --output; an index that model filled is then refused until "
+                             "re-embedded")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    settings = Distillation(args.layers, args.epochs, args.lr, args.batch_size, args.share, seed=args.seed)
-    report = distil_checkpoint(args.teacher, args.output, args.catalog, settings, overwrite=args.overwrite)
+    settings = Distillation(args.layers, args.epochs, args.lr, args.batch_size, args.share, seed=args.seed,
+                            query_weight=args.query_weight)
+    report = distil_checkpoint(args.teacher, args.output, args.catalog, settings, overwrite=args.overwrite,
+                               queries_path=args.queries)
     print(json.dumps(report, indent=2))
     print(f"next: python -m acebert.onnx_export {args.output}, then compare it with "
           f"python -m bench.performance.encoding --encoder onnx-int8:{args.output} --variant <name>")

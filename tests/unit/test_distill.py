@@ -12,7 +12,7 @@ import torch
 from acebert.checkpoint import AceBertEncoder, load_checkpoint_encoder, load_model, save_checkpoint
 from acebert.checkpoint_layout import weights_version
 from acebert.config import ModelConfig
-from acebert.distill import Distillation, distil, distil_checkpoint, student_of
+from acebert.distill import Distillation, distil, distil_checkpoint, relational_loss, student_of
 from acebert.encoder import ProductInput
 from acebert.features import Featurizer
 from acebert.minilm import base_model_path
@@ -76,6 +76,25 @@ def test_distilling_moves_the_student_towards_the_teachers_vectors_and_leaves_qu
                           AceBertEncoder(model, tokenizer, "t", threads=1).encode_queries(queries))
 
 
+def test_with_query_vectors_the_student_learns_the_teachers_scores_against_them(teacher: Path) -> None:
+    model, tokenizer, _ = load_model(teacher)
+    products = [ProductInput(title) for title in TITLES]
+    rng = np.random.default_rng(1)
+    targets, queries = rng.normal(size=(len(products), 32)), rng.normal(size=(5, 32))
+    targets, queries = (torch.from_numpy(x / np.linalg.norm(x, axis=1, keepdims=True)).float()
+                        for x in (targets, queries))
+    student = student_of(model, 1)
+
+    def divergence() -> float:
+        vectors = torch.from_numpy(AceBertEncoder(student, tokenizer, "s", threads=1).encode_products(products))
+        return relational_loss(vectors, targets, queries, 0.05).item()
+
+    before = divergence()
+    distil(student, Featurizer(tokenizer, student.config), products, targets.numpy(),
+           Distillation(layers=1, epochs=15, lr=3e-3, batch_size=4), progress=False, query_vectors=queries.numpy())
+    assert divergence() < before / 2
+
+
 def test_a_distilled_checkpoint_loads_short_says_where_it_came_from_and_replaces_only_when_asked(
     teacher: Path, tmp_path: Path
 ) -> None:
@@ -103,5 +122,22 @@ def test_a_distilled_checkpoint_loads_short_says_where_it_came_from_and_replaces
     with pytest.raises(ValueError, match="is the teacher"):
         distil_checkpoint(teacher, teacher, catalog, settings, progress=False, overwrite=True)
     (tmp_path / "student" / "stale.txt").write_text("from an earlier model")
-    distil_checkpoint(teacher, tmp_path / "student", catalog, settings, progress=False, overwrite=True)
+    queries = tmp_path / "queries.tsv"
+    queries.write_text("query_id\tquery\nq1\tred shoes\nq2\tblack watch\n")
+    report = distil_checkpoint(teacher, tmp_path / "student", catalog, settings, progress=False, overwrite=True,
+                               queries_path=queries)
     assert not (tmp_path / "student" / "stale.txt").exists()
+    assert report["queries"] == {"path": str(queries), "count": 2}
+
+
+def test_the_relational_term_is_the_kl_divergence_of_the_two_softmaxes_over_the_queries() -> None:
+    queries = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    teacher_vectors = torch.tensor([[1.0, 0.0]])
+    student_vectors = torch.tensor([[0.6, 0.8]])
+    temperature = 0.5
+    p = torch.softmax(torch.tensor([1.0, 0.0]) / temperature, 0)  # the teacher's scores against the two queries
+    q = torch.softmax(torch.tensor([0.6, 0.8]) / temperature, 0)
+    expected = float((p * (p.log() - q.log())).sum())
+    assert relational_loss(student_vectors, teacher_vectors, queries, temperature).item() == pytest.approx(expected)
+    assert relational_loss(teacher_vectors, teacher_vectors, queries, temperature).item() == pytest.approx(0.0)
+
