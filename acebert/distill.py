@@ -23,6 +23,7 @@ import argparse
 import copy
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from acebert.blend_choice import BLEND_FILE
 from acebert.checkpoint import AceBertEncoder, load_model, save_checkpoint
 from acebert.checkpoint_layout import prepare_output, weights_version
 from acebert.config import ModelConfig
@@ -176,6 +178,10 @@ def distil_checkpoint(teacher_dir: Path, output: Path, catalog_dir: Path, settin
     }
     hf_tokenizer = AutoTokenizer.from_pretrained(str(teacher_dir), local_files_only=True)
     save_checkpoint(output, student, hf_tokenizer, {"distillation": report})
+    if (teacher_dir / BLEND_FILE).is_file():
+        # The student's vectors stand in for the teacher's, so the hybrid keeps the teacher's blend
+        # (chosen on judgments distilling does not read); without it the searcher would blend 50:50.
+        shutil.copyfile(teacher_dir / BLEND_FILE, output / BLEND_FILE)
     return report
 
 

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from acebert.blend_choice import BlendChoice, read_blend
 from acebert.checkpoint import AceBertEncoder, load_checkpoint_encoder, load_model, save_checkpoint
 from acebert.checkpoint_layout import weights_version
 from acebert.config import ModelConfig
@@ -107,7 +109,10 @@ def test_a_distilled_checkpoint_loads_short_says_where_it_came_from_and_replaces
         for i, title in enumerate(TITLES):
             writer.writerow([str(i), title, "Apparel > Topwear", "images/red.jpg" if i % 2 else ""])
     settings = Distillation(layers=1, epochs=2, batch_size=2, share=0.5)
+    teacher = Path(shutil.copytree(teacher, tmp_path / "teacher"))
+    BlendChoice(0.2, {0.2: 0.9}, queries=3).write(teacher)
     report = distil_checkpoint(teacher, tmp_path / "student", catalog, settings, progress=False)
+    assert read_blend(tmp_path / "student") == {"bm25": 0.2, "knn": 0.8}  # the hybrid the teacher was served with
     held_out = report["cosine_to_teacher"]["held_out"]  # type: ignore[index]
     assert report["distilled_from"] == weights_version(teacher)
     assert held_out["products"] + report["cosine_to_teacher"]["trained"]["products"] == len(TITLES)  # type: ignore[index]
