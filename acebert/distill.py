@@ -9,13 +9,14 @@ teacher's own first ``layers`` layers and learns to reproduce the teacher's prod
 vectors sit in the teacher's space.
 
 No judgments are read: the targets are the teacher's vectors of the catalogue's products, so any
-catalogue can be distilled. Given query texts (``--queries``, e.g. the training split's), the student
-also learns how the teacher's product vectors score against those queries: search reads a product
-vector only through its dot products with query vectors, so matching each product's distribution over
-real queries spends the student's few layers on the directions queries look along (a relational term,
-the KL divergence of the two softmaxes at the training temperature). Products outside ``share`` (the stable hash of
-:func:`acebert.pairs.in_share`) are not trained on; their cosine to the teacher says how the student
-does on a product added after distilling.
+catalogue can be distilled. Given query texts (``--queries``, e.g. the training split's), the
+student also learns how the teacher's product vectors score against those queries: search reads a
+product vector only through its dot products with query vectors, so matching each product's
+distribution over real queries spends the student's few layers on the directions queries look along
+(a relational term, the KL divergence of the two softmaxes at the training temperature).
+
+Products outside ``share`` (the stable hash of :func:`acebert.pairs.in_share`) are not trained on;
+their cosine to the teacher says how the student does on a product added after distilling.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from tqdm import tqdm
 from acebert.blend_choice import BLEND_FILE
 from acebert.checkpoint import AceBertEncoder, load_model, save_checkpoint
 from acebert.checkpoint_layout import prepare_output, weights_version
-from acebert.config import ModelConfig
+from acebert.config import DEFAULT_DATA_DIR, REPO_ROOT, ModelConfig
 from acebert.data import catalog_inputs, load_catalog, load_queries
 from acebert.encoder import ProductInput
 from acebert.features import Featurizer
@@ -190,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("teacher", type=Path, help="checkpoint directory of the trained model")
     parser.add_argument("--output", type=Path, required=True, help="new checkpoint directory for the student")
-    parser.add_argument("--catalog", type=Path, default=Path("../shared/data/fashion"),
+    parser.add_argument("--catalog", type=Path, default=REPO_ROOT / DEFAULT_DATA_DIR,
                         help="directory with products.csv (and images/): the products whose vectors it learns")
     parser.add_argument("--layers", type=int, default=defaults.layers, help="product tower layers of the student")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
