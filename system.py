@@ -87,11 +87,8 @@ class System:
     @cached_property
     def searcher(self) -> HybridSearcher:
         """Searches the index behind the read alias with that index's model, following a switch."""
-        def target() -> tuple[str, Encoder]:
-            bound = self.models.for_reads()
-            return bound.index, bound.encoder
-
-        return HybridSearcher(self.engine, target, RedisCursorStore(self.queue.redis, self.settings.queue_prefix),
+        return HybridSearcher(self.engine, self.models.index_for_reads, self.models.encoder_of,
+                              RedisCursorStore(self.queue.redis, self.settings.queue_prefix),
                               KnnBreadth(self.engine, self.settings.knn_candidates), self.models.weights_of,
                               lambda index: oversample_for(self.models.vectors_of(index)))
 

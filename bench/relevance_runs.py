@@ -120,7 +120,7 @@ def spot_check(searcher: HybridSearcher, queries: Mapping[str, str], bm25: Mappi
         direct = [hit.product_id for hit in searcher.search(request).hits]
         if direct != fuse(queries[qid], bm25[qid], knn[qid], method, bm25_weight):
             raise RuntimeError(f"fused legs differ from HybridSearcher for {qid} ({method}, {bm25_weight}) "
-                               f"on {searcher.target()[0]}: the benchmark's shortcut is wrong")
+                               f"on {searcher.target()}: the benchmark's shortcut is wrong")
     return len(checked)
 
 

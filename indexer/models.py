@@ -89,6 +89,10 @@ class IndexModels:
     def for_reads(self) -> Bound:
         return self.bound(self.names.read_alias)
 
+    def index_for_reads(self) -> str:
+        """The index behind the read alias, without its encoder: a BM25 search needs none."""
+        return self._index_behind(self.names.read_alias)
+
     def for_writes(self) -> Bound:
         return self.bound(self.names.write_alias)
 

@@ -142,19 +142,23 @@ def _leg(response: Mapping[str, Any]) -> tuple[list[tuple[str, float]], dict[str
 
 
 class HybridSearcher:
-    """Hybrid BM25 + kNN search: each search asks ``target()`` for the index to search and the
-    encoder of the model that made its vectors, so a searcher can follow an alias to a new index
-    version (``system.System.searcher``) or stay on one index (:meth:`over`). ``cursors`` (Redis,
+    """Hybrid BM25 + kNN search: each search asks ``target()`` for the index to search, and
+    ``encoder(index)`` for the encoder of the model that made its vectors, so a searcher can follow
+    an alias to a new index version (``system.System.searcher``) or stay on one index (:meth:`over`).
+    The encoder is asked for only when a leg needs a query vector: a BM25 search keeps answering while
+    an index's model cannot be loaded (:class:`indexer.models.ModelMismatch`). ``cursors`` (Redis,
     in ``System``) keeps the lists of cursor searches; without it a cursor is refused."""
 
     def __init__(
-        self, engine: SearchEngine, target: Callable[[], tuple[str, Encoder]], cursors: CursorStore | None = None,
+        self, engine: SearchEngine, target: Callable[[], str], encoder: Callable[[str], Encoder],
+        cursors: CursorStore | None = None,
         breadth: Callable[[str], int | None] = lambda index: None,
         weights: Callable[[str], Mapping[str, float] | None] = lambda index: None,
         oversample: Callable[[str], float | None] = lambda index: None,
     ) -> None:
         self.engine = engine
         self.target = target
+        self.encoder = encoder
         self.cursors = cursors
         self.breadth = breadth  # index -> the kNN leg's HNSW candidates (query_rewriter.knn_breadth)
         self.weights = weights  # index -> the blend weights stored with its model (None: DEFAULT_WEIGHTS)
@@ -166,7 +170,7 @@ class HybridSearcher:
         """A searcher of one index (or alias) with one encoder for queries, a fixed kNN breadth and fixed
         blend weights: pass the model's stored ones (:func:`acebert.loading.blend_weights`) for the hybrid
         a deployment of that model serves; None blends with ``DEFAULT_WEIGHTS``."""
-        return cls(engine, lambda: (index, encoder), breadth=lambda _: candidates, weights=lambda _: weights,
+        return cls(engine, lambda: index, lambda _: encoder, breadth=lambda _: candidates, weights=lambda _: weights,
                    oversample=lambda _: oversample)
 
     def search(self, request: SearchRequest) -> SearchResponse:
@@ -174,12 +178,12 @@ class HybridSearcher:
         timings: dict[str, float] = {}
         if request.cursor not in (None, NEW_CURSOR):
             return self._continue(request, started, timings)
-        index, encoder = self.target()
+        index = self.target()
         if request.weights is None:
             request = replace(request, weights=dict(self.weights(index) or DEFAULT_WEIGHTS))
         offset = (request.page - 1) * request.size
         depths = tier_depths(request.depth, offset + request.size, MAX_WINDOW)
-        ranked = self._rank(index, encoder, request, depths, timings)
+        ranked = self._rank(index, request, depths, timings)
         entries = ranked.entries
         end = offset + request.size
         hits = [_hit(item, ranked.sources.get(item.doc_id, {})) for item in entries[offset:end]]
@@ -235,8 +239,7 @@ class HybridSearcher:
         assert self.cursors is not None
         request = SearchRequest.from_cursor_fields(state.request, depth=state.first_depth)
         depths = tier_depths(state.first_depth, needed, MAX_WINDOW)
-        index, encoder = self.target()
-        ranked = self._rank(index, encoder, request, depths, timings)
+        ranked = self._rank(self.target(), request, depths, timings)
 
         def append(current: CursorState) -> CursorState:
             held = {item.doc_id for item in current.entries}
@@ -250,9 +253,7 @@ class HybridSearcher:
             raise ValueError("cursor expired while it was being extended: search again without it")
         return updated
 
-    def _rank(
-        self, index: str, encoder: Encoder, request: SearchRequest, depths: list[int], timings: dict[str, float]
-    ) -> _Ranked:
+    def _rank(self, index: str, request: SearchRequest, depths: list[int], timings: dict[str, float]) -> _Ranked:
         """The request's tiers over ``depths``, each leg asked once for the deepest."""
         removed: dict[str, int] = {}
         rewritten = rewrite(request.query) if request.rewrite else None
@@ -270,7 +271,7 @@ class HybridSearcher:
         vector = None
         if request.mode != "bm25":
             t = time.perf_counter()
-            vector = encoder.encode_queries([text])[0].tolist()
+            vector = self.encoder(index).encode_queries([text])[0].tolist()
             timings["encode"] = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()

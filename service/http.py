@@ -185,7 +185,9 @@ def search(
         response = system.searcher.search(request)
     except ValueError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from exc
-    except (EngineError, ModelMismatch) as exc:
+    except ModelMismatch as exc:
+        raise HTTPException(status_code=503, detail=f"{exc} Meanwhile mode=bm25 still answers.") from exc
+    except EngineError as exc:
         raise HTTPException(status_code=503, detail=str(exc)) from exc
     except RedisError as exc:  # its text may hold the Redis URL: not echoed
         raise HTTPException(status_code=503, detail="the cursor store (Redis) is unavailable: retry, or page "

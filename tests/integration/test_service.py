@@ -46,7 +46,8 @@ def test_events_endpoint_parks_malformed_events(client: TestClient, stack: Stack
 
 def test_search_refuses_an_index_whose_model_its_encoder_no_longer_loads(stack: Stack):
     """An index filled by one model, whose recorded spec now loads another (a checkpoint retrained in
-    place), answers 503 with what to do instead of searching its vectors with the wrong query tower."""
+    place), answers 503 with what to do instead of searching its vectors with the wrong query tower;
+    BM25, which reads no vectors, still answers."""
     from dataclasses import replace
 
     from indexer.indices import ensure_index
@@ -57,10 +58,15 @@ def test_search_refuses_an_index_whose_model_its_encoder_no_longer_loads(stack: 
     system = System(replace(stack.system.settings, index_prefix="itest-mismatch"))
     ensure_index(stack.engine, system.names, system.encoder.dimension, system.layout,
                  model_meta(system.settings.encoder, "acebert-filled-by-an-older-training"))
-    answer = TestClient(create_app(system)).get("/search", params={"q": "black watch"})
-    assert answer.status_code == 503
-    assert "holds vectors of model acebert-filled-by-an-older-training" in answer.json()["detail"]
-    assert "hybrid-search reembed" in answer.json()["detail"]
+    client = TestClient(create_app(system))
+    for mode in ("hybrid", "knn", "server_hybrid"):
+        answer = client.get("/search", params={"q": "black watch", "mode": mode})
+        assert answer.status_code == 503, mode
+        detail = answer.json()["detail"]
+        assert "holds vectors of model acebert-filled-by-an-older-training" in detail
+        assert "hybrid-search reembed" in detail and "mode=bm25 still answers" in detail
+    bm25 = client.get("/search", params={"q": "black watch", "mode": "bm25"})
+    assert bm25.status_code == 200 and bm25.json()["mode"] == "bm25"
 
 
 def test_openapi_schema_lists_the_endpoints(client: TestClient):

@@ -109,12 +109,12 @@ def test_the_searcher_blends_with_the_models_weights_unless_the_request_names_it
     # FakeEngine's legs, min-max: BM25 b 1, c 6/7, a 0; kNN a 1, d 0.2, b 0.
     # At BM25 0.9: b 0.9 leads; at 0.1: a 0.9 leads.
     stored = {"idx": {"bm25": 0.9, "knn": 0.1}}
-    searcher = HybridSearcher(FakeEngine("http://fake"), lambda: ("idx", CountingEncoder()), weights=stored.get)
+    searcher = HybridSearcher(FakeEngine("http://fake"), lambda: "idx", lambda _: CountingEncoder(), weights=stored.get)
     served = searcher.search(SearchRequest("shoes", known_item=False))
     assert served.weights == {"bm25": 0.9, "knn": 0.1} and served.hits[0].product_id == "b"
     asked = searcher.search(SearchRequest("shoes", weights={"bm25": 0.1, "knn": 0.9}, known_item=False))
     assert asked.weights == {"bm25": 0.1, "knn": 0.9} and asked.hits[0].product_id == "a"
-    other = HybridSearcher(FakeEngine("http://fake"), lambda: ("other", CountingEncoder()), weights=stored.get)
+    other = HybridSearcher(FakeEngine("http://fake"), lambda: "other", lambda _: CountingEncoder(), weights=stored.get)
     assert other.search(SearchRequest("shoes")).weights == DEFAULT_WEIGHTS  # a model without stored weights
     fixed = HybridSearcher.over(FakeEngine("http://fake"), CountingEncoder(), "idx", weights=stored["idx"])
     assert fixed.search(SearchRequest("shoes", known_item=False)).hits[0].product_id == "b"  # what a bench serves

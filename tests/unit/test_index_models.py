@@ -54,6 +54,7 @@ def test_a_checkpoint_changed_in_place_is_refused_for_reads_and_writes() -> None
                                                 "loads acebert-bbb") as error:
             bound()
         assert "hybrid-search reembed --encoder" in str(error.value)
+    assert models.index_for_reads() == "p-v1"  # what a BM25 search needs still resolves
     # a re-embed encodes with the spec itself, and its new index records what the spec loads now
     assert models.encoder("ckpt").model_version == "acebert-bbb"
 

@@ -78,7 +78,7 @@ def test_a_fixed_breadth_needs_no_count_and_must_be_positive():
 
 def test_the_searcher_asks_the_breadth_of_the_index_it_searches():
     engine = SizedEngine({"idx": LARGE_INDEX_DOCUMENTS + 1})
-    searcher = HybridSearcher(engine, lambda: ("idx", CountingEncoder()), breadth=KnnBreadth(engine))
+    searcher = HybridSearcher(engine, lambda: "idx", lambda _: CountingEncoder(), breadth=KnnBreadth(engine))
     searcher.search(SearchRequest("shoes", mode="hybrid"))
     searcher.search(SearchRequest("shoes", mode="bm25"))
     assert engine.breadths == [LARGE_INDEX_CANDIDATES]  # the kNN leg only
@@ -127,7 +127,7 @@ def test_int8_vectors_are_rescored_and_float_ones_are_not():
 
 def test_the_searcher_rescores_the_index_it_searches_when_that_index_holds_int8_vectors():
     engine = SizedEngine({"idx": 10})
-    searcher = HybridSearcher(engine, lambda: ("idx", CountingEncoder()),
+    searcher = HybridSearcher(engine, lambda: "idx", lambda _: CountingEncoder(),
                               oversample=lambda index: oversample_for("int8" if index == "idx" else "float"))
     searcher.search(SearchRequest("shoes", mode="hybrid"))
     assert engine.oversamples == [RESCORE_OVERSAMPLE]
