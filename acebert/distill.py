@@ -3,10 +3,11 @@
 Why: the product tower is what a worker runs for every event (``docs/performance.md``: 81% of its
 time), and its cost grows with its layers. A short tower trained like the default, from MiniLM's
 first layers, lost 3 points of nDCG@10 (``docs/acebert.md``, "A shorter product tower"): its last
-layer was never trained to land in the query tower's space. Here the student starts from the
-teacher's own first ``layers`` layers and learns to reproduce the teacher's product vectors
-(cosine loss), with the query tower kept as it is, so queries need no re-encoding and the student's
-vectors sit in the teacher's space.
+layer was never trained to land in the query tower's space. Here the student starts from
+``layers`` of the teacher's own layers, its first ones and its last (``top_layers``: the layer that
+wrote the teacher's vectors, so the student's output starts in their space), and learns to
+reproduce the teacher's product vectors (cosine loss), with the query tower kept as it is, so
+queries need no re-encoding and the student's vectors sit in the teacher's space.
 
 No judgments are read: the targets are the teacher's vectors of the catalogue's products, so any
 catalogue can be distilled. Given query texts (``--queries``, e.g. the training split's), the
@@ -41,7 +42,7 @@ from acebert.config import DEFAULT_DATA_DIR, REPO_ROOT, ModelConfig
 from acebert.data import catalog_inputs, load_catalog, load_queries
 from acebert.encoder import ProductInput
 from acebert.features import Featurizer
-from acebert.model import AceBert, keep_first_layers
+from acebert.model import AceBert, keep_layers
 from acebert.pairs import in_share
 from acebert.tensors import host_tensors
 
@@ -61,19 +62,24 @@ class Distillation:
     seed: int = 13
     query_weight: float = 1.0  # of the relational term, when query vectors are given
     temperature: float = 0.05  # of its softmaxes: the default training temperature
+    top_layers: int = 1  # of the student's layers that are the teacher's last ones (4 and 1 of 6: 0, 1, 2, 5)
 
 
-def student_of(teacher: AceBert, layers: int) -> AceBert:
-    """A copy of ``teacher`` whose product tower keeps its first ``layers`` layers; only that tower
-    (its BERT, projection and image tokens) is left trainable."""
+def student_of(teacher: AceBert, layers: int, top_layers: int = 0) -> AceBert:
+    """A copy of ``teacher`` whose product tower keeps ``layers`` of its layers: the first ones, and with
+    ``top_layers`` its last ones in place of as many of those (4 and 1 of 6: layers 0, 1, 2 and 5, so the
+    student's output starts from the layer that wrote the teacher's vectors). Only that tower (its BERT,
+    projection and image tokens) is left trainable."""
     if teacher.product_bert is None:
         raise ValueError("a model with shared towers has no product tower of its own to shorten")
     have = len(teacher.product_bert.encoder.layer)
     if not 1 <= layers < have:
         raise ValueError(f"the teacher's product tower has {have} layers: a student keeps 1 to {have - 1}, "
                          f"not {layers}")
+    if not 0 <= top_layers <= layers:
+        raise ValueError(f"top_layers is 0 to the student's {layers} layers, not {top_layers}")
     student = copy.deepcopy(teacher)
-    keep_first_layers(student.product_bert, layers)
+    keep_layers(student.product_bert, [*range(layers - top_layers), *range(have - top_layers, have)])
     student.config = ModelConfig.model_validate({**teacher.config.model_dump(), "product_layers": layers})
     for parameter in student.parameters():
         parameter.requires_grad = False
@@ -87,11 +93,12 @@ def product_parameters(model: AceBert) -> list[torch.nn.Parameter]:
     return [parameter for part in parts if part is not None for parameter in part.parameters()]
 
 
-def relational_loss(student_vectors: torch.Tensor, teacher_vectors: torch.Tensor, queries: torch.Tensor,
+def relational_loss(student_vectors: torch.Tensor, teacher_vectors: torch.Tensor, anchors: torch.Tensor,
                     temperature: float) -> torch.Tensor:
-    """KL divergence from the teacher's to the student's softmax over ``queries`` of each product, batch mean."""
-    teacher_log = torch.log_softmax(teacher_vectors @ queries.T / temperature, -1)
-    student_log = torch.log_softmax(student_vectors @ queries.T / temperature, -1)
+    """KL divergence from the teacher's to the student's softmax over ``anchors`` (query vectors) of each
+    product, batch mean."""
+    teacher_log = torch.log_softmax(teacher_vectors @ anchors.T / temperature, -1)
+    student_log = torch.log_softmax(student_vectors @ anchors.T / temperature, -1)
     return torch.nn.functional.kl_div(student_log, teacher_log, log_target=True, reduction="batchmean")
 
 
@@ -160,14 +167,16 @@ def distil_checkpoint(teacher_dir: Path, output: Path, catalog_dir: Path, settin
     in_trained = [in_share(str(pid), settings.share) for pid in catalog["product_id"]]
     trained = [i for i, chosen in enumerate(in_trained) if chosen]
     held_out = [i for i, chosen in enumerate(in_trained) if not chosen]
-    student = student_of(teacher, settings.layers)
+    student = student_of(teacher, settings.layers, settings.top_layers)
     losses = distil(student, Featurizer(tokenizer, student.config), [products[i] for i in trained],
                     targets[trained], settings, progress, query_vectors)
     vectors = AceBertEncoder(student, tokenizer, "student", threads=1).encode_products(products)
     cosines = (vectors * targets).sum(1)
 
     def summary(rows: list[int]) -> dict[str, float]:
+        # the 5th percentile: the tail, where the products a short tower fails (rare types) sit
         return {"products": len(rows), "mean": round(float(cosines[rows].mean()), 4),
+                "p5": round(float(np.percentile(cosines[rows], 5)), 4),
                 "min": round(float(cosines[rows].min()), 4)} if rows else {"products": 0}
 
     report: dict[str, object] = {
@@ -203,6 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="queries TSV whose texts (no judgments) the student's scores are matched on, e.g. "
                              "the training split's; without it the student learns the vectors alone")
     parser.add_argument("--query-weight", type=float, default=defaults.query_weight)
+    parser.add_argument("--top-layers", type=int, default=defaults.top_layers,
+                        help="how many of the student's layers are the teacher's last ones (4 and 1 of 6: "
+                             "layers 0, 1, 2, 5; 0: its first layers only)")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a non-empty --output; an index that model filled is then refused until "
@@ -210,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = Distillation(args.layers, args.epochs, args.lr, args.batch_size, args.share, seed=args.seed,
-                            query_weight=args.query_weight)
+                            query_weight=args.query_weight, top_layers=args.top_layers)
     report = distil_checkpoint(args.teacher, args.output, args.catalog, settings, overwrite=args.overwrite,
                                queries_path=args.queries)
     print(json.dumps(report, indent=2))

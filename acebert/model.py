@@ -27,7 +27,7 @@ import copy
 import math
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -233,8 +233,15 @@ def keep_first_layers(bert: nn.Module, layers: int) -> None:
     available = len(bert.encoder.layer)
     if layers > available:
         raise ValueError(f"product_layers = {layers}, but the backbone has {available} layers")
-    bert.encoder.layer = nn.ModuleList(list(bert.encoder.layer)[:layers])
-    bert.config.num_hidden_layers = layers
+    keep_layers(bert, range(layers))
+
+
+def keep_layers(bert: nn.Module, indices: Sequence[int]) -> None:
+    """Keep only the transformer layers at ``indices``, in that order; a saved copy loads as the first
+    ``len(indices)`` layers of its backbone with these weights, so only their number is recorded."""
+    layers = list(bert.encoder.layer)
+    bert.encoder.layer = nn.ModuleList(layers[i] for i in indices)
+    bert.config.num_hidden_layers = len(indices)
 
 
 def _image_part(

@@ -97,6 +97,26 @@ def test_with_query_vectors_the_student_learns_the_teachers_scores_against_them(
     assert divergence() < before / 2
 
 
+def test_top_layers_start_the_student_from_the_teachers_last_layers(teacher: Path, tmp_path: Path) -> None:
+    """With top_layers, the student's last layer is the teacher's last one; saved, it loads as an ordinary
+    short checkpoint that encodes as it did."""
+    from transformers import AutoTokenizer
+
+    model, tokenizer, _ = load_model(teacher)
+    student = student_of(model, 1, top_layers=1)
+    kept, last = student.product_bert.encoder.layer[0].state_dict(), model.product_bert.encoder.layer[1].state_dict()
+    assert len(student.product_bert.encoder.layer) == 1 and all(torch.equal(t, last[k]) for k, t in kept.items())
+    student.eval()
+    products = [ProductInput(title) for title in TITLES]
+    saved = save_checkpoint(tmp_path / "student", student,
+                            AutoTokenizer.from_pretrained(str(teacher), local_files_only=True), {})
+    loaded, loaded_tokenizer, _ = load_model(saved)
+    assert np.allclose(AceBertEncoder(loaded, loaded_tokenizer, "l", threads=1).encode_products(products),
+                       AceBertEncoder(student, tokenizer, "s", threads=1).encode_products(products), atol=1e-6)
+    with pytest.raises(ValueError, match="top_layers is 0 to the student's 1 layers, not 2"):
+        student_of(model, 1, top_layers=2)
+
+
 def test_a_distilled_checkpoint_loads_short_says_where_it_came_from_and_replaces_only_when_asked(
     teacher: Path, tmp_path: Path
 ) -> None:
