@@ -93,12 +93,11 @@ def product_parameters(model: AceBert) -> list[torch.nn.Parameter]:
     return [parameter for part in parts if part is not None for parameter in part.parameters()]
 
 
-def relational_loss(student_vectors: torch.Tensor, teacher_vectors: torch.Tensor, anchors: torch.Tensor,
+def relational_loss(student_vectors: torch.Tensor, teacher_vectors: torch.Tensor, queries: torch.Tensor,
                     temperature: float) -> torch.Tensor:
-    """KL divergence from the teacher's to the student's softmax over ``anchors`` (query vectors) of each
-    product, batch mean."""
-    teacher_log = torch.log_softmax(teacher_vectors @ anchors.T / temperature, -1)
-    student_log = torch.log_softmax(student_vectors @ anchors.T / temperature, -1)
+    """KL divergence from the teacher's to the student's softmax over ``queries`` of each product, batch mean."""
+    teacher_log = torch.log_softmax(teacher_vectors @ queries.T / temperature, -1)
+    student_log = torch.log_softmax(student_vectors @ queries.T / temperature, -1)
     return torch.nn.functional.kl_div(student_log, teacher_log, log_target=True, reduction="batchmean")
 
 
