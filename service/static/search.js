@@ -69,7 +69,8 @@ async function loadColumn(mode, params, run, next) {
   try {
     const answer = await fetch(`/search?${query}`);
     const text = await answer.text();
-    try { body = JSON.parse(text); } catch { body = { detail: text }; }
+    // a proxy's HTML error page is cut short; the service's own JSON detail is shown whole
+    try { body = JSON.parse(text); } catch { body = { detail: text.slice(0, 300) }; }
     if (!answer.ok) throw new Error(`${answer.status}: ${describe(body.detail)}`);
   } catch (error) {
     if (run !== generation) return;
@@ -100,7 +101,7 @@ function nextPage(body, current, askedForCursor) {
 }
 
 function describe(detail) {
-  if (typeof detail === "string") return detail.slice(0, 300);
+  if (typeof detail === "string") return detail;
   if (Array.isArray(detail)) return detail.map((d) => `${(d.loc || []).slice(-1)[0]}: ${d.msg}`).join("; ");
   return "unexpected answer";
 }
