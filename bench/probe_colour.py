@@ -293,7 +293,7 @@ def headroom_rows(qrels: Mapping[str, Mapping[str, int]], rankings: Mapping[str,
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from acebert.data import load_catalog
-    from bench.relevance import breadth, load_split, parse_model, served_bm25_weight
+    from bench.relevance import breadth, load_split, parse_models, served_bm25_weight
     from indexer.catalog import catalog_events
 
     catalog = load_catalog(args.catalog)
@@ -306,7 +306,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     qrels = {qid: split.qrels[qid] for qid in queries}
     changed = sum(e["title"] != t for e, t in zip(events, catalog["title"]))
     _log(f"{len(queries)} colour queries; {changed} of {len(events)} titles lost a colour word")
-    specs = [parse_model(item.strip()) for item in args.models.split(",") if item.strip()]
+    specs = parse_models(args.models)
     blends = {f"hybrid {name}": served_bm25_weight(spec.encoder) for spec, name in model_rows(specs)}
     rankings = (exact_rankings(specs, events, queries, blends) if args.exact
                 else engine_rankings(args, specs, events, queries, blends))

@@ -84,6 +84,21 @@ def parse_model(text: str) -> IndexSpec:
     raise ValueError(f"model {text!r}: expected minilm, acebert:CKPT or acebert-title:CKPT")
 
 
+def parse_models(text: str) -> list[IndexSpec]:
+    """A comma-separated list of :func:`parse_model` items, each kind at most once.
+
+    Indices and result rows are named by kind, so a second ``acebert:CKPT`` would silently
+    share the first one's index and rows: two checkpoints are compared in two runs.
+    """
+    specs = [parse_model(item.strip()) for item in text.split(",") if item.strip()]
+    kinds = [spec.name for spec in specs]
+    twice = sorted({kind for kind in kinds if kinds.count(kind) > 1})
+    if twice:
+        raise ValueError(f"{', '.join(twice)} given twice: name each kind once, and compare two checkpoints of "
+                         "one kind in two runs, each with its own --out (and --run-dir)")
+    return specs
+
+
 def default_models() -> str:
     if (DEFAULT_CHECKPOINT / "config.json").is_file():
         return f"minilm,acebert-title:{DEFAULT_CHECKPOINT},acebert:{DEFAULT_CHECKPOINT}"
@@ -129,8 +144,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if unknown or not args.engines:
         parser.error(f"--engines: unknown {unknown}; choose from {list(ENGINE_KINDS)}")
     try:
-        args.models = [parse_model(item.strip()) for item in (args.models or default_models()).split(",")
-                       if item.strip()]
+        args.models = parse_models(args.models or default_models())
     except ValueError as error:
         parser.error(f"--models: {error}")
     return args

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from acebert.blend_choice import best_setting
-from bench.relevance import load_split, parse_model
+from bench.relevance import load_split, parse_model, parse_models
 from bench.relevance_eval import (
     NO_RESULTS,
     bootstrap_ci,
@@ -172,6 +172,18 @@ def test_parse_model_names_the_index_and_whether_images_are_encoded(tmp_path):
     for bad in ("acebert", f"acebert:{tmp_path / 'missing'}", "bert:x"):
         with pytest.raises(ValueError):
             parse_model(bad)
+
+
+def test_parse_models_refuses_a_kind_given_twice(tmp_path):
+    """Indices are named by kind: two acebert checkpoints in one run would share one index."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert [spec.name for spec in parse_models(f"minilm, acebert:{a},acebert-title:{a}")] == [
+        "minilm", "acebert", "acebert-title"]
+    with pytest.raises(ValueError, match="acebert given twice"):
+        parse_models(f"acebert:{a},acebert:{b}")
 
 
 def test_title_only_events_carry_no_image():
