@@ -95,7 +95,7 @@ def parse_models(text: str) -> list[IndexSpec]:
     twice = sorted({kind for kind in kinds if kinds.count(kind) > 1})
     if twice:
         raise ValueError(f"{', '.join(twice)} given twice: name each kind once, and compare two checkpoints of "
-                         "one kind in two runs, each with its own --out (and --run-dir)")
+                         "one kind in two runs, each with its own --out")
     return specs
 
 
