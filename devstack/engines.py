@@ -66,6 +66,18 @@ def low_disk_warning(path: Path, free: int, total: int) -> str | None:
             "free disk space before building indices")
 
 
+def warn_if_low_disk(run_dirs: list[Path]) -> None:
+    """Log :func:`low_disk_warning` once per disk that holds engine data.
+
+    The nodes of a local cluster usually share one disk: one warning says it, three repeat it.
+    """
+    by_disk = {path.stat().st_dev: path for path in run_dirs}
+    for path in by_disk.values():
+        usage = shutil.disk_usage(path)
+        if (warning := low_disk_warning(path, usage.free, usage.total)) is not None:
+            log.warning(warning)
+
+
 @dataclass(frozen=True)
 class EngineKind:
     """What differs between OpenSearch and Elasticsearch when starting one."""
@@ -156,6 +168,7 @@ def start_nodes(specs: list[NodeSpec], timeout_s: float) -> list[Service]:
     try:
         for spec in specs:
             launches.append(_launch(spec))
+        warn_if_low_disk([spec.run_dir for spec in specs])
         return [_await_healthy(launch, timeout_s) for launch in launches]
     except BaseException:  # a failed node or Ctrl-C: leave no detached engine behind
         for launch in launches:
@@ -170,9 +183,6 @@ def _launch(spec: NodeSpec) -> _Launch:
     for port in (spec.http_port, spec.transport_port):
         require_free_port(port)
     _prepare_run_dir(spec, home)
-    usage = shutil.disk_usage(run_dir)
-    if (warning := low_disk_warning(run_dir, usage.free, usage.total)) is not None:
-        log.warning(warning)
     pid_file = run_dir / f"{kind.name}.pid"
     pid_file.unlink(missing_ok=True)
     command = _launch_command(kind, home, java_home, run_dir, pid_file)

@@ -30,6 +30,7 @@ from devstack.engines import (
     GIB,
     cluster_health,
     low_disk_warning,
+    warn_if_low_disk,
 )
 from devstack.install import Artifact, unzip
 from devstack.java import find_java_home, java_major, parse_java_major
@@ -275,6 +276,25 @@ def test_low_disk_warning_starts_at_twice_the_engines_headroom() -> None:
     assert low_disk_warning(Path("/data"), 2 * FLOOD_STAGE_MAX_HEADROOM, large) is None
     warning = low_disk_warning(Path("/data"), 2 * FLOOD_STAGE_MAX_HEADROOM - GIB, large)
     assert warning is not None and "below 20.0 GB" in warning and "free disk space" in warning
+
+
+def test_the_low_disk_warning_is_logged_once_per_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """Three nodes of a local cluster on one nearly full disk: one warning, not three."""
+    from types import SimpleNamespace
+
+    import devstack.engines
+
+    nodes = [tmp_path / f"node-{number}" for number in range(3)]
+    for node in nodes:
+        node.mkdir()
+    for free, expected in ((GIB, ["1.0 GB"]), (90 * GIB, [])):
+        caplog.clear()
+        usage = SimpleNamespace(total=100 * GIB, free=free)
+        monkeypatch.setattr(devstack.engines.shutil, "disk_usage", lambda path: usage)
+        with caplog.at_level("WARNING", logger=devstack.engines.log.name):
+            warn_if_low_disk(nodes)
+        assert [record.getMessage().split(" free")[0] for record in caplog.records] == expected
 
 
 def test_wait_until_outcomes() -> None:
