@@ -266,7 +266,11 @@ class Run:
 
     def kill_worker(self) -> None:
         """SIGKILL (its whole process group) a worker that holds a batch; a replacement starts in
-        the background, so the phase measures how the others take the dead one's batch back."""
+        the background, so the phase measures how the others take the dead one's batch back.
+
+        The worker is frozen (SIGSTOP) before its lease is checked a second time: between a look
+        and a kill it could otherwise finish its batch, and the phase would kill an idle worker.
+        """
         from devstack.process import group_members
 
         def holder() -> int | None:
@@ -277,7 +281,12 @@ class Run:
             return None
 
         deadline = time.monotonic() + 60
-        while (slot := holder()) is None:
+        while True:
+            if (slot := holder()) is not None:
+                os.killpg(self.workers[slot].process.pid, signal.SIGSTOP)
+                if holder() == slot:  # frozen with its batch: it can no longer let go of it
+                    break
+                os.killpg(self.workers[slot].process.pid, signal.SIGCONT)
             if time.monotonic() > deadline:
                 raise TimeoutError("no worker claimed a batch within 60 s")
             time.sleep(0.02)
