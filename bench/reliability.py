@@ -273,18 +273,22 @@ class Run:
         """
         from devstack.process import group_members
 
+        def lease_pids() -> set[str]:
+            return {owner.rsplit(":", 1)[1] for owner in self.system.queue.lease_owners().values()}
+
+        def holds_a_batch(slot: int, pids: set[str]) -> bool:
+            worker = self.workers[slot]
+            return worker is not None and bool(pids & {str(pid) for pid in group_members(worker.process.pid)})
+
         def holder() -> int | None:
-            owners = {owner.rsplit(":", 1)[1] for owner in self.system.queue.lease_owners().values()}
-            for slot, worker in enumerate(self.workers):
-                if worker is not None and owners & {str(pid) for pid in group_members(worker.process.pid)}:
-                    return slot
-            return None
+            pids = lease_pids()
+            return next((slot for slot in range(len(self.workers)) if holds_a_batch(slot, pids)), None)
 
         deadline = time.monotonic() + 60
         while True:
             if (slot := holder()) is not None:
                 os.killpg(self.workers[slot].process.pid, signal.SIGSTOP)
-                if holder() == slot:  # frozen with its batch: it can no longer let go of it
+                if holds_a_batch(slot, lease_pids()):  # frozen with its batch: it can no longer let go of it
                     break
                 os.killpg(self.workers[slot].process.pid, signal.SIGCONT)
             if time.monotonic() > deadline:
