@@ -87,13 +87,16 @@ class EngineKind:
     env_prefix: str  # <prefix>_JAVA_HOME, <prefix>_PATH_CONF, <prefix>_TMPDIR
     settings_file: str
     extra_settings: dict
+    # Each kind has its own default ports, so that ``python -m devstack up`` runs both side by side.
+    http_port: int
+    transport_port: int
 
 
-OPENSEARCH = EngineKind("opensearch", install_opensearch, "OPENSEARCH", "opensearch.yml", {})
+OPENSEARCH = EngineKind("opensearch", install_opensearch, "OPENSEARCH", "opensearch.yml", {}, 9200, 9300)
 # Security is on by default in Elasticsearch 9 (TLS + passwords); the test node is loopback-only.
 ELASTICSEARCH = EngineKind(
     "elasticsearch", install_elasticsearch, "ES", "elasticsearch.yml",
-    {"xpack.security.enabled": False},
+    {"xpack.security.enabled": False}, 9201, 9301,
 )
 
 
@@ -103,20 +106,22 @@ ENGINES: dict[str, EngineKind] = {kind.name: kind for kind in (OPENSEARCH, ELAST
 def start_search_engine(
     name: str,
     run_dir: Path,
-    http_port: int = 9200,
-    transport_port: int = 9300,
+    http_port: int | None = None,
+    transport_port: int | None = None,
     heap: str = "1g",
     timeout_s: float = 180,
 ) -> Service:
     """OpenSearch (with k-NN and neural-search) or Elasticsearch (integ-test build, security off).
 
-    Data and logs go under ``run_dir``; ``name`` is a key of :data:`ENGINES`.
+    Data and logs go under ``run_dir``; ``name`` is a key of :data:`ENGINES`. The ports default to
+    the kind's own: OpenSearch 9200/9300, Elasticsearch 9201/9301.
     """
     try:
         kind = ENGINES[name]
     except KeyError:
         raise EngineStartError(f"unknown engine {name!r}; devstack runs {sorted(ENGINES)}") from None
-    return start_engine(kind, run_dir, http_port, transport_port, heap, timeout_s)
+    return start_engine(kind, run_dir, http_port or kind.http_port, transport_port or kind.transport_port,
+                        heap, timeout_s)
 
 
 @dataclass(frozen=True)

@@ -376,3 +376,10 @@ def test_state_round_trip(tmp_path: Path) -> None:
     write_state(tmp_path, services)
     assert read_state(tmp_path) == services
     assert read_state(tmp_path / "empty") == []
+
+
+def test_each_engine_kind_has_its_own_default_ports_so_both_start_side_by_side():
+    from devstack.engines import ENGINES
+
+    ports = [port for kind in ENGINES.values() for port in (kind.http_port, kind.transport_port)]
+    assert len(set(ports)) == 2 * len(ENGINES)
