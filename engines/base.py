@@ -296,6 +296,10 @@ class SearchEngine(ABC):
         answer = self._request("GET", f"/{index}/_mapping")
         return next(iter(answer.values()))["mappings"]
 
+    def add_fields(self, index: str, properties: Mapping[str, Any]) -> None:
+        """Add the fields ``properties`` to ``index``'s mapping (existing fields cannot change)."""
+        self._request("PUT", f"/{index}/_mapping", body={"properties": dict(properties)})
+
     def settings_of(self, index: str) -> dict[str, Any]:
         """The index-level settings of ``index`` (or of the one index behind an alias), as stored."""
         answer = self._request("GET", f"/{index}/_settings")
@@ -399,11 +403,22 @@ class SearchEngine(ABC):
                 return None
             raise
 
-    def mget(self, index: str, ids: Sequence[str], source_excludes: Sequence[str]) -> dict[str, Any]:
-        """The documents ``ids`` of ``index`` in one round trip, without the ``source_excludes`` fields."""
-        return self._request(
-            "POST", f"/{index}/_mget", body={"ids": list(ids)}, params={"_source_excludes": ",".join(source_excludes)}
-        )
+    def mget(
+        self, index: str, ids: Sequence[str], source_excludes: Sequence[str] = (), source_includes: Sequence[str] = (),
+        realtime: bool = True,
+    ) -> dict[str, Any]:
+        """The documents ``ids`` of ``index`` in one round trip, with only the ``source_includes`` fields
+        (all when empty) and without the ``source_excludes`` ones.
+
+        Elasticsearch 9.2 leaves vectors out of ``_source`` unless they are named: an include names them.
+        ``realtime=False`` reads what the last refresh made visible: a caller that can live with a
+        slightly older copy spares the engine the refresh a realtime read of a fresh write may cost.
+        """
+        params = {key: ",".join(fields) for key, fields in
+                  (("_source_excludes", source_excludes), ("_source_includes", source_includes)) if fields}
+        if not realtime:
+            params["realtime"] = "false"
+        return self._request("POST", f"/{index}/_mget", body={"ids": list(ids)}, params=params)
 
     def search(
         self, index: str, body: Mapping[str, Any], params: Mapping[str, Any] | None = None

@@ -5,11 +5,13 @@ reader can print the exact JSON that creates an index.
 """
 from es_mappings.naming import IndexNames
 from es_mappings.schema import (
+    DIGEST_FIELD,
     FLOAT_VECTORS,
     INT8_VECTORS,
     LIVE_PRODUCTS,
     MAX_PRICE,
     PRODUCT_FIELDS,
+    UNSHOWN_FIELDS,
     VECTOR_FIELD,
     VECTOR_KINDS,
     VECTORS_META,
@@ -20,5 +22,5 @@ from es_mappings.schema import (
     is_quantized,
 )
 
-__all__ = ["FLOAT_VECTORS", "Field", "HnswGraph", "INT8_VECTORS", "IndexLayout", "IndexNames", "LIVE_PRODUCTS",
-           "MAX_PRICE", "PRODUCT_FIELDS", "VECTOR_FIELD", "VECTOR_KINDS", "VECTORS_META", "index_body", "is_quantized"]
+__all__ = ["DIGEST_FIELD", "FLOAT_VECTORS", "Field", "HnswGraph", "INT8_VECTORS", "IndexLayout", "IndexNames",
+           "LIVE_PRODUCTS", "MAX_PRICE", "PRODUCT_FIELDS", "UNSHOWN_FIELDS", "VECTOR_FIELD", "VECTOR_KINDS", "VECTORS_META", "index_body", "is_quantized"]

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 VECTOR_FIELD = "vector"
+DIGEST_FIELD = "encoded_input"  # what made the vector (indexer.documents.input_digest)
+# What searches leave out of the documents they return: the worker's bookkeeping, not product data.
+UNSHOWN_FIELDS = (VECTOR_FIELD, DIGEST_FIELD)
 # ``price`` is a 32-bit float: a bound far above any real price (in any currency) keeps a typo
 # like 1e300 out of events and search filters with a clear error, not an engine refusal later.
 MAX_PRICE = 1e12
@@ -48,6 +51,9 @@ PRODUCT_FIELDS: tuple[Field, ...] = (
     Field("image", {"type": "keyword", "index": False}),
     Field("has_image", {"type": "boolean"}),
     Field("model_version", {"type": "keyword"}),
+    # A digest of what the product tower read (indexer.documents.input_digest): an update that
+    # changes only the price or attributes finds it unchanged and keeps the stored vector.
+    Field(DIGEST_FIELD, {"type": "keyword", "index": False, "doc_values": False}),
     Field("event_version", {"type": "long"}),
     # A delete's tombstone (indexer.documents.tombstone): no text, no vector, just its version.
     Field("deleted", {"type": "boolean"}),

@@ -1,11 +1,13 @@
 """Event -> engine document (without the vector), delete -> tombstone, and event -> encoder input."""
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from acebert.encoder import ProductInput
+from es_mappings import DIGEST_FIELD
 from indexer.events import ProductDelete, ProductUpsert
 from indexer.image_files import image_path, read_image
 
@@ -28,8 +30,29 @@ def encoder_input(event: ProductUpsert, image_root: Path) -> ProductInput:
     return ProductInput(title=event.title, image=image, category=event.category)
 
 
-def build_document(event: ProductUpsert, *, model_version: str, has_image: bool) -> dict[str, Any]:
-    """The stored document for an upsert; the vector is attached by the caller."""
+def input_digest(product: ProductInput) -> str:
+    """A fingerprint of what the product tower reads: title, category and the image's bytes.
+
+    Most events of a live catalogue change a price, a stock level or an attribute, which the tower
+    never sees. The document keeps this digest next to its vector, so the next event with the same
+    digest (and the same model) reuses the vector instead of encoding it again. The image's bytes,
+    not its path, go in: a photo replaced under the same name is a new input. Each part is prefixed
+    by its length, so no two inputs can run together into one digest.
+    """
+    if product.image is not None and not isinstance(product.image, bytes):
+        raise TypeError("input_digest needs the image's bytes, as encoder_input reads them")
+    digest = hashlib.blake2b(digest_size=16)
+    for part in (product.title.encode(), (product.category or "").encode(), product.image or b""):
+        digest.update(len(part).to_bytes(8, "little"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def build_document(event: ProductUpsert, *, model_version: str, has_image: bool, encoded_input: str) -> dict[str, Any]:
+    """The stored document for an upsert; the vector is attached by the caller.
+
+    ``encoded_input`` is the :func:`input_digest` of what made that vector.
+    """
     document: dict[str, Any] = {
         "product_id": event.product_id,
         "title": event.title,
@@ -42,6 +65,7 @@ def build_document(event: ProductUpsert, *, model_version: str, has_image: bool)
         "image": event.image,
         "has_image": has_image,
         "model_version": model_version,
+        DIGEST_FIELD: encoded_input,
         "event_version": event.version,
         "updated_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
     }

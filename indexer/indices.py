@@ -9,7 +9,7 @@ import logging
 from typing import Any, Mapping
 
 from engines import SearchEngine
-from es_mappings import VECTORS_META, IndexLayout, IndexNames, index_body
+from es_mappings import PRODUCT_FIELDS, VECTORS_META, IndexLayout, IndexNames, index_body
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +51,35 @@ def ensure_index(
     engine: SearchEngine, names: IndexNames, dimension: int, layout: IndexLayout = IndexLayout(),
     meta: Mapping[str, Any] | None = None,
 ) -> str:
-    """The index behind the write alias, creating version 1 (with ``meta``) and both aliases on first use.
+    """The index behind the write alias, creating version 1 (with ``meta``) and both aliases on first
+    use, or bringing an existing one's mapping up to date (:func:`add_missing_fields`).
 
     Workers that start together may all get here first: creating an existing index and adding an
     alias it already has both succeed, so each of them ends with the same index and aliases.
     """
     _, write = current_versions(engine, names)
     if write:
+        add_missing_fields(engine, write)
         return write
     index = create_version(engine, names, 1, dimension, layout, meta, exist_ok=True)
     serve_first_version(engine, names, index)
     return index
+
+
+def add_missing_fields(engine: SearchEngine, index: str) -> list[str]:
+    """Add the product fields that ``index``'s mapping lacks; the names added, sorted.
+
+    Every index version has a strict mapping, so one made by an earlier release refuses a document
+    with a field that release did not know (such as ``encoded_input``). Workers call this when they
+    start and a switch calls it before writing to its target: an index keeps taking writes across
+    an upgrade and a rollback. Adding a field is idempotent, and two processes may do it at once.
+    """
+    held = engine.mapping(index).get("properties", {})
+    missing = {field.name: dict(field.mapping) for field in PRODUCT_FIELDS if field.name not in held}
+    if missing:
+        engine.add_fields(index, missing)
+        log.info("added %s to the mapping of %s", ", ".join(sorted(missing)), index)
+    return sorted(missing)
 
 
 def serve_first_version(engine: SearchEngine, names: IndexNames, index: str) -> None:

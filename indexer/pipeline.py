@@ -1,5 +1,8 @@
 """One batch of events through the write path: validate, encode, bulk-write with versions.
 
+An upsert whose tower input (title, category, image bytes) is what the index already holds, with
+the same model, keeps its stored vector: a price or stock update costs a lookup, not an encoding.
+
 Every event gets exactly one outcome. ``indexed``/``deleted``/``stale`` are done (a stale event
 lost to a newer version already in the index, which is what idempotent replay means);
 ``rejected`` events can never succeed as they are and must be parked for an operator;
@@ -11,15 +14,15 @@ import logging
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 
 from acebert.encoder import Encoder, ProductInput
 from acebert.images import ImageError
 from engines import BulkOutcome, SearchEngine
-from es_mappings import VECTOR_FIELD
-from indexer.documents import build_document, encoder_input, tombstone
+from es_mappings import DIGEST_FIELD, VECTOR_FIELD
+from indexer.documents import build_document, encoder_input, input_digest, tombstone
 from indexer.events import InvalidEvent, ProductDelete, ProductUpsert, parse_event
 
 log = logging.getLogger(__name__)
@@ -59,33 +62,78 @@ class BatchReport:
         return counts
 
 
+@dataclass(frozen=True)
+class _Encoded:
+    raw: Any
+    event: ProductUpsert
+    product: ProductInput
+    digest: str  # indexer.documents.input_digest(product)
+    vector: np.ndarray
+
+
+def stored_vectors(
+    engine: SearchEngine, index: str, ids: Sequence[str], model_version: str
+) -> dict[str, tuple[str, list[float]]]:
+    """For each of ``ids`` that ``index`` holds with a vector of ``model_version``: (input digest, vector).
+
+    One ``_mget`` per batch, reading three fields. A document written before documents kept their
+    digest, a tombstone, or a vector of another model (a switch between models is under way) gives
+    nothing, so its product is encoded again. The read is not realtime: a copy older than the last
+    refresh at worst misses a reuse, because a digest and a model always make the same vector.
+    """
+    fields = [DIGEST_FIELD, "model_version", VECTOR_FIELD]
+    docs = engine.mget(index, ids, source_includes=fields, realtime=False)["docs"]
+    held: dict[str, tuple[str, list[float]]] = {}
+    for doc in docs:
+        source = doc.get("_source") or {}
+        if (doc.get("found") and source.get("model_version") == model_version and source.get(DIGEST_FIELD)
+                and source.get(VECTOR_FIELD)):
+            held[doc["_id"]] = (source[DIGEST_FIELD], source[VECTOR_FIELD])
+    return held
+
+
 def _encode(
-    encoder: Encoder, upserts: Sequence[tuple[Any, ProductUpsert]], image_root: Path
-) -> tuple[list[tuple[Any, ProductUpsert, ProductInput, np.ndarray]], list[EventOutcome]]:
-    """Encode the upserts; a bad image rejects that event alone, not the batch."""
-    ready: list[tuple[Any, ProductUpsert, ProductInput]] = []
+    encoder: Encoder, upserts: Sequence[tuple[Any, ProductUpsert]], image_root: Path,
+    stored: Mapping[str, tuple[str, list[float]]],
+) -> tuple[list[_Encoded], list[EventOutcome]]:
+    """Encode the upserts whose tower input changed; a bad image rejects that event alone, not the batch.
+
+    ``stored`` holds the indexed (digest, vector) of these products (:func:`stored_vectors`): an upsert
+    with the same digest (a new price, stock or attributes) keeps its vector and skips the tower.
+    """
+    ready: list[tuple[Any, ProductUpsert, ProductInput, str]] = []
     rejected: list[EventOutcome] = []
     for raw, event in upserts:
         try:
-            ready.append((raw, event, encoder_input(event, image_root)))
+            product = encoder_input(event, image_root)
         except ImageError as exc:
             rejected.append(EventOutcome(raw, Status.REJECTED, f"product {event.product_id}: {exc}"))
+            continue
+        ready.append((raw, event, product, input_digest(product)))
     if not ready:
         return [], rejected
-    inputs = [product for _, _, product in ready]
+    done: list[_Encoded] = []
+    fresh: list[tuple[Any, ProductUpsert, ProductInput, str]] = []
+    for raw, event, product, digest in ready:
+        kept = stored.get(event.product_id)
+        if kept is not None and kept[0] == digest:
+            done.append(_Encoded(raw, event, product, digest, np.asarray(kept[1], dtype=np.float32)))
+        else:
+            fresh.append((raw, event, product, digest))
+    if not fresh:
+        return done, rejected
     try:
-        vectors = encoder.encode_products(inputs)
+        vectors = encoder.encode_products([product for _, _, product, _ in fresh])
     except ImageError:
         # Find the culprit(s) one by one; the rest of the batch still goes through.
-        encoded, rows = [], []
-        for item in ready:
+        for raw, event, product, digest in fresh:
             try:
-                rows.append(encoder.encode_products([item[2]])[0])
-                encoded.append(item)
+                done.append(_Encoded(raw, event, product, digest, encoder.encode_products([product])[0]))
             except ImageError as exc:
-                rejected.append(EventOutcome(item[0], Status.REJECTED, f"product {item[1].product_id}: {exc}"))
-        ready, vectors = encoded, np.asarray(rows, dtype=np.float32)
-    return [(raw, ev, prod, vec) for (raw, ev, prod), vec in zip(ready, vectors)], rejected
+                rejected.append(EventOutcome(raw, Status.REJECTED, f"product {event.product_id}: {exc}"))
+        return done, rejected
+    done += [_Encoded(*item, vector) for item, vector in zip(fresh, vectors)]
+    return done, rejected
 
 
 def _outcome(raw: Any, event: ProductUpsert | ProductDelete, result: BulkOutcome) -> EventOutcome:
@@ -136,18 +184,18 @@ def index_events(
     upserts = [(raw, e) for raw, e in newest.values() if isinstance(e, ProductUpsert)]
     deletes = [(raw, e) for raw, e in newest.values() if isinstance(e, ProductDelete)]
 
-    encoded, rejected = _encode(encoder, upserts, image_root)
+    stored = stored_vectors(engine, index, [e.product_id for _, e in upserts], encoder.model_version) if upserts else {}
+    encoded, rejected = _encode(encoder, upserts, image_root, stored)
     report.outcomes += rejected
 
     actions: list[dict[str, Any]] = []
     pending: list[tuple[Any, ProductUpsert | ProductDelete]] = []
-    for raw, event, product, vector in encoded:
-        document = build_document(
-            event, model_version=encoder.model_version, has_image=product.image is not None
-        )
-        document[VECTOR_FIELD] = vector.tolist()
-        actions.append(_action(index, event, document, version_type))
-        pending.append((raw, event))
+    for item in encoded:
+        document = build_document(item.event, model_version=encoder.model_version,
+                                  has_image=item.product.image is not None, encoded_input=item.digest)
+        document[VECTOR_FIELD] = item.vector.tolist()
+        actions.append(_action(index, item.event, document, version_type))
+        pending.append((item.raw, item.event))
     for raw, delete in deletes:
         # A delete writes a tombstone at its version rather than removing the document: the
         # version then outlives index.gc_deletes, and a stale upsert replayed later is refused.

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from engines import SearchEngine
 from es_mappings import VECTOR_FIELD, IndexLayout, IndexNames
-from indexer.indices import create_version, current_versions, next_version
+from indexer.indices import add_missing_fields, create_version, current_versions, next_version
 from indexer.models import ALIAS_TTL_S, IndexModels, model_meta
 from indexer.pipeline import Status, index_events
 
@@ -99,6 +99,7 @@ def switch_to(
     source = read if read != target else write
     if source == target:
         return SwitchReport(source, target, 0, 0, 0)
+    add_missing_fields(engine, target)  # a rollback's target may predate a field
     if write != target:
         engine.update_aliases([
             {"remove": {"index": write, "alias": names.write_alias}},

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from engines import SearchEngine
-from es_mappings import VECTOR_FIELD
+from es_mappings import UNSHOWN_FIELDS, VECTOR_FIELD
 from es_mappings.schema import BM25_FIELDS
 
-SOURCE = {"excludes": [VECTOR_FIELD]}
+SOURCE = {"excludes": list(UNSHOWN_FIELDS)}
 
 
 @dataclass(frozen=True)

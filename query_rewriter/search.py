@@ -16,7 +16,7 @@ from typing import Any, Callable, Literal, Mapping, get_args
 
 from acebert.encoder import Encoder
 from engines import HybridQuery, SearchEngine
-from es_mappings import VECTOR_FIELD
+from es_mappings import UNSHOWN_FIELDS, VECTOR_FIELD
 from query_rewriter.blend import METHODS, Blended, Method, blend_tiers, tier_depths
 from query_rewriter.cursor import CursorState, CursorStore, format_cursor, parse_cursor
 from query_rewriter.facets import Facets, facet_counts
@@ -230,7 +230,7 @@ class HybridSearcher:
         """The products' fields as they are now; a product deleted since the first page is absent."""
         if not ids:
             return {}
-        found = self.engine.mget(index, ids, source_excludes=[VECTOR_FIELD])
+        found = self.engine.mget(index, ids, source_excludes=UNSHOWN_FIELDS)
         return {doc["_id"]: doc["_source"] for doc in found.get("docs", [])
                 if doc.get("found") and not doc["_source"].get("deleted")}
 

@@ -102,17 +102,20 @@ def catalogue_events(catalog_dir: Path, catalog: pd.DataFrame, id_prefix: str = 
     return [{**by_id[pid], "product_id": f"{id_prefix}{pid}"} for pid in catalog["product_id"]]
 
 
-def documents(events: Sequence[Mapping[str, Any]], vectors: np.ndarray, model_version: str) -> list[dict[str, Any]]:
+def documents(
+    events: Sequence[Mapping[str, Any]], vectors: np.ndarray, model_version: str, image_root: Path
+) -> list[dict[str, Any]]:
     """The stored documents for ``events`` with their precomputed vectors (what a worker would write)."""
     from es_mappings import VECTOR_FIELD
-    from indexer.documents import build_document
+    from indexer.documents import build_document, encoder_input, input_digest
     from indexer.events import ProductUpsert, parse_event
 
     docs = []
     for event, vector in zip(events, vectors, strict=True):
         upsert = parse_event(event)
         assert isinstance(upsert, ProductUpsert)
-        doc = build_document(upsert, model_version=model_version, has_image=upsert.image is not None)
+        doc = build_document(upsert, model_version=model_version, has_image=upsert.image is not None,
+                             encoded_input=input_digest(encoder_input(upsert, image_root)))
         doc[VECTOR_FIELD] = vector.tolist()
         docs.append(doc)
     return docs

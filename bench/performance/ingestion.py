@@ -187,7 +187,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             stack.stop_worker(worker)
         results["dead_letters"] = len(system.queue.dead_letters())
         for repeat in range(args.repeats):
-            docs = documents(catalogue_events(args.catalog, catalog, f"c{repeat}-"), vectors, encoder.model_version)
+            docs = documents(catalogue_events(args.catalog, catalog, f"c{repeat}-"), vectors, encoder.model_version,
+                             args.catalog)
             results["ceiling"].append(ceiling(engine, docs, encoder.dimension, args.graph))
             print(f"ceiling {repeat + 1}/{args.repeats}: {results['ceiling'][-1]['events_per_s']:.1f} events/s", flush=True)
     results["model_version"] = encoder.model_version

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     qrels = {qid: qrels[qid] for qid in query_ids}  # --tiny keeps only the first queries
     exact_runs = search(query_vectors, vectors, ids, DEPTH)
     exact = [list(hits) for hits in exact_runs]
-    docs = documents(catalogue_events(args.catalog, catalog), vectors, encoder.model_version)
+    docs = documents(catalogue_events(args.catalog, catalog), vectors, encoder.model_version, args.catalog)
     candidates = candidates_for(len(ids))
     rows = []
     with engine_stack(args.engine) as (engine, _):

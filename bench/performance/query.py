@@ -176,7 +176,7 @@ def run_engine(
     judged = variant_label(args.encoder)
     product_encoder = encoders[judged]
     vectors = catalogue_vectors(product_encoder, catalog)
-    docs = documents(catalogue_events(args.catalog, catalog), vectors, product_encoder.model_version)
+    docs = documents(catalogue_events(args.catalog, catalog), vectors, product_encoder.model_version, args.catalog)
     with engine_stack(kind) as (engine, _):
         load = bulk_load(engine, INDEX_PREFIX, docs, product_encoder.dimension)
         stats = index_stats(engine, load.index)

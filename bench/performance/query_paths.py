@@ -48,7 +48,7 @@ from bench.performance.query import measure
 from bench.performance.stats import median_summary, paired_ratios
 from bench.report import markdown_table
 from engines import SearchEngine
-from es_mappings import VECTOR_FIELD
+from es_mappings import UNSHOWN_FIELDS
 from query_rewriter.blend import blend
 from query_rewriter.knn_breadth import candidates_for
 from query_rewriter.requests import bm25_body, knn_body
@@ -120,11 +120,11 @@ def build_paths(
         return ask
 
     def mget(ids: list[str]) -> Any:
-        return engine.mget(index, ids, source_excludes=[VECTOR_FIELD])
+        return engine.mget(index, ids, source_excludes=UNSHOWN_FIELDS)
 
     def ids_query(ids: list[str]) -> Any:
         return engine.search(index, {"size": len(ids), "query": {"ids": {"values": ids}},
-                                     "_source": {"excludes": [VECTOR_FIELD]}})
+                                     "_source": {"excludes": list(UNSHOWN_FIELDS)}})
 
     def knn_leg_50(query: str) -> list[str]:
         bm25, knn = engine.msearch(index, [bm25_body(query, [], DEPTH),
@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     catalog, queries_frame = load_inputs(args)
     encoder = prepare_encoder(args.encoder)
     vectors = catalogue_vectors(encoder, catalog)
-    docs = documents(catalogue_events(args.catalog, catalog), vectors, encoder.model_version)
+    docs = documents(catalogue_events(args.catalog, catalog), vectors, encoder.model_version, args.catalog)
     queries = list(queries_frame["query"])
     with engine_stack(args.engine) as (engine, _), ThreadPoolExecutor(1) as pool:
         bulk_load(engine, INDEX_PREFIX, docs, encoder.dimension)

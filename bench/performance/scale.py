@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     order = np.random.default_rng(0).permutation(len(catalog))  # "first N" of a fixed shuffle
     vectors = catalogue_vectors(encoder, catalog)[order]
     catalog = catalog.iloc[order].reset_index(drop=True)
-    base_docs = documents(catalogue_events(args.catalog, catalog), vectors, encoder.model_version)
+    base_docs = documents(catalogue_events(args.catalog, catalog), vectors, encoder.model_version, args.catalog)
     queries = list(queries_frame["query"])
     points: list[dict[str, Any]] = []
 

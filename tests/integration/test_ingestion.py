@@ -159,3 +159,38 @@ def test_queue_survives_json_round_trip(stack: Stack):
     stack.enqueue([event])
     stack.drained()
     assert stack.doc(pid)["_source"]["attributes"] == {"material": "wool"}
+
+
+def test_a_price_update_keeps_the_stored_vector_and_an_old_index_takes_the_digest(stack: Stack):
+    """Both engines give the vector back to the worker's lookup (Elasticsearch 9.2 only when it is
+    named), and an index whose mapping predates ``encoded_input`` gets the field added."""
+    from es_mappings import DIGEST_FIELD, PRODUCT_FIELDS, IndexLayout, index_body
+    from indexer.indices import add_missing_fields
+    from indexer.pipeline import Status, index_events
+    from tests.unit.test_pipeline import TitleEncoder
+
+    engine, index = stack.engine, new_id("reuse")
+    old_fields = {f.name: dict(f.mapping) for f in PRODUCT_FIELDS if f.name != DIGEST_FIELD}
+    body = index_body(vector_mapping=engine.vector_mapping(2, quantized=False, graph=IndexLayout().graph),
+                      text_analyzer=engine.text_analyzer(), extra_settings=engine.index_settings())
+    body["mappings"]["properties"] = {**old_fields, "vector": body["mappings"]["properties"]["vector"]}
+    assert engine.create_index(index, body)
+    try:
+        encoder = TitleEncoder()
+        bag = upsert("p1", 1, "Quechua Green Light Backpack", image="images/1565.jpg", price=20)
+        refused = index_events([bag], engine=engine, encoder=encoder, index=index, image_root=SAMPLE)
+        assert [o.status for o in refused.outcomes] == [Status.REJECTED]  # strict mapping: the field is unknown
+
+        assert add_missing_fields(engine, index) == [DIGEST_FIELD] and add_missing_fields(engine, index) == []
+        index_events([bag], engine=engine, encoder=encoder, index=index, image_root=SAMPLE)
+        engine.refresh(index)  # the lookup reads what a refresh made visible
+        stored = engine.mget(index, ["p1"], source_includes=["vector"])["docs"][0]["_source"]["vector"]
+        report = index_events([{**bag, "version": 2, "price": 15}], engine=engine, encoder=encoder, index=index,
+                              image_root=SAMPLE)
+        assert [o.status for o in report.outcomes] == [Status.INDEXED]
+        assert encoder.encoded == ["Quechua Green Light Backpack"] * 2  # the refused write, then the first
+        doc = engine.get(index, "p1")
+        assert doc["_version"] == 2 and doc["_source"]["price"] == 15
+        assert engine.mget(index, ["p1"], source_includes=["vector"])["docs"][0]["_source"]["vector"] == stored
+    finally:
+        engine.delete_index(index)

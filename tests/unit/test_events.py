@@ -56,8 +56,8 @@ def test_category_path_lists_ancestors():
 
 def test_document_drops_absent_optional_fields():
     doc = build_document(parse_event({"type": "upsert", "product_id": "p", "version": 7, "title": "Cap"}),
-                         model_version="m1", has_image=False)
-    assert doc["event_version"] == 7 and doc["model_version"] == "m1"
+                         model_version="m1", has_image=False, encoded_input="d1")
+    assert doc["event_version"] == 7 and doc["model_version"] == "m1" and doc["encoded_input"] == "d1"
     assert "price" not in doc and "brand" not in doc
 
 
@@ -77,3 +77,20 @@ def test_a_catalogue_without_titles_names_the_missing_column(tmp_path):
     (tmp_path / "products.csv").write_text("product_id,name\np1,Red shirt\n")
     with pytest.raises(ValueError, match=r"missing columns \['title'\]"):
         load_catalog(tmp_path)
+
+
+def test_the_input_digest_follows_what_the_tower_reads_and_nothing_else():
+    from acebert.encoder import ProductInput
+    from indexer.documents import input_digest
+
+    shirt = ProductInput(title="Red shirt", image=b"\xff\xd8photo", category="Apparel > Topwear")
+    assert input_digest(shirt) == input_digest(ProductInput("Red shirt", b"\xff\xd8photo", "Apparel > Topwear"))
+    changed = [ProductInput("Red shirts", shirt.image, shirt.category),
+               ProductInput(shirt.title, b"\xff\xd8other photo", shirt.category),  # a photo replaced in place
+               ProductInput(shirt.title, None, shirt.category),
+               ProductInput(shirt.title, shirt.image, None)]
+    assert len({input_digest(p) for p in [shirt, *changed]}) == 5
+    # Parts are length-prefixed: moving a character between title and category changes the digest.
+    assert input_digest(ProductInput("ab", None, "c")) != input_digest(ProductInput("a", None, "bc"))
+    with pytest.raises(TypeError, match="bytes"):
+        input_digest(ProductInput("Red shirt", "photos/1.jpg"))

@@ -1,7 +1,9 @@
 """One batch through the write path: one action per product, outcomes matched to their events."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
 
 from engines import BulkOutcome
 from indexer.pipeline import Status, index_events
@@ -9,17 +11,46 @@ from tests.unit.test_query_cache import CountingEncoder
 
 
 class ReversingBulk:
-    """An engine whose bulk answers come back in reverse order, as items re-sent after a 429 do."""
+    """An engine whose bulk answers come back in reverse order, as items re-sent after a 429 do.
+
+    It keeps what it was sent and gives it back to ``_mget``, as an index does after a refresh.
+    """
 
     kind = "test"
 
     def __init__(self, statuses: Mapping[str, int] | None = None) -> None:
         self.statuses = dict(statuses or {})
         self.actions: list[dict[str, Any]] = []
+        self.held: dict[str, dict[str, Any]] = {}
 
     def bulk(self, actions: Iterable[Mapping[str, Any]]) -> list[BulkOutcome]:
         self.actions = [dict(a) for a in actions]
+        self.held.update({a["_id"]: a["_source"] for a in self.actions if self.statuses.get(a["_id"], 201) < 300})
         return [BulkOutcome(a["_id"], a["_op_type"], self.statuses.get(a["_id"], 201)) for a in reversed(self.actions)]
+
+    def mget(self, index: str, ids: Sequence[str], source_includes: Sequence[str] = (), realtime: bool = True
+             ) -> dict[str, Any]:
+        docs = [{"_id": i, "found": True, "_source": {k: v for k, v in self.held[i].items() if k in source_includes}}
+                if i in self.held else {"_id": i, "found": False} for i in ids]
+        return {"docs": docs}
+
+
+class TitleEncoder:
+    """Products encoded as (title length, number of products encoded before): each encoding is told apart."""
+
+    dimension = 2
+
+    def __init__(self, model_version: str = "m1") -> None:
+        self.model_version = model_version
+        self.encoded: list[str] = []
+
+    def encode_queries(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        raise AssertionError("the write path encodes no query")
+
+    def encode_products(self, products: Sequence[Any], batch_size: int = 64) -> np.ndarray:
+        rows = [[len(p.title), len(self.encoded) + i] for i, p in enumerate(products)]
+        self.encoded += [p.title for p in products]
+        return np.asarray(rows, dtype=np.float32)
 
 
 def upsert(pid: str, version: int) -> dict[str, Any]:
@@ -54,3 +85,43 @@ def test_a_reembed_turns_a_tombstone_back_into_its_delete():
     assert _as_event(tombstone) == {"type": "delete", "product_id": "a", "version": 9}
     product = {"_source": {"product_id": "b", "title": "Cap", "event_version": 4, "attributes": {}}}
     assert _as_event(product) == {"type": "upsert", "version": 4, "product_id": "b", "title": "Cap"}
+
+
+def vectors_sent(engine: ReversingBulk) -> dict[str, list[float]]:
+    return {a["_id"]: a["_source"]["vector"] for a in engine.actions}
+
+
+def test_an_update_that_leaves_the_tower_input_alone_keeps_the_stored_vector():
+    engine, encoder = ReversingBulk(), TitleEncoder()
+    index_events([upsert("a", 1), upsert("b", 1)], engine=engine, encoder=encoder, index="i")
+    first = vectors_sent(engine)
+    price_only = [{**upsert("a", 1), "version": 2, "price": 12.5}, {**upsert("b", 1), "version": 2, "brand": "Acme"}]
+    report = index_events(price_only, engine=engine, encoder=encoder, index="i")
+    assert encoder.encoded == ["a v1", "b v1"]  # nothing encoded the second time
+    assert vectors_sent(engine) == first
+    assert [a["_source"].get("price") for a in engine.actions] == [12.5, None]
+    assert {o.status for o in report.outcomes} == {Status.INDEXED}
+
+
+def test_a_new_title_category_or_model_is_encoded_again():
+    engine, encoder = ReversingBulk(), TitleEncoder()
+    index_events([upsert("a", 1), upsert("b", 1)], engine=engine, encoder=encoder, index="i")
+    index_events([{**upsert("a", 1), "version": 2, "title": "a, now blue"},
+                  {**upsert("b", 1), "version": 2, "category": "Apparel > Topwear"}],
+                 engine=engine, encoder=encoder, index="i")
+    assert encoder.encoded == ["a v1", "b v1", "a, now blue", "b v1"]
+    other_model = TitleEncoder("m2")
+    index_events([{**upsert("a", 1), "version": 3, "title": "a, now blue"}], engine=engine, encoder=other_model,
+                 index="i")
+    assert other_model.encoded == ["a, now blue"]
+    assert engine.actions[0]["_source"]["model_version"] == "m2"
+
+
+def test_a_document_without_a_digest_is_encoded_again():
+    """An index filled by an earlier release holds no ``encoded_input``: its products are re-encoded once."""
+    engine, encoder = ReversingBulk(), TitleEncoder()
+    index_events([upsert("a", 1)], engine=engine, encoder=encoder, index="i")
+    del engine.held["a"]["encoded_input"]
+    index_events([{**upsert("a", 1), "version": 2, "price": 3.0}], engine=engine, encoder=encoder, index="i")
+    assert encoder.encoded == ["a v1", "a v1"]
+    assert "encoded_input" in engine.actions[0]["_source"]
