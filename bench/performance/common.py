@@ -102,6 +102,14 @@ def catalogue_events(catalog_dir: Path, catalog: pd.DataFrame, id_prefix: str = 
     return [{**by_id[pid], "product_id": f"{id_prefix}{pid}"} for pid in catalog["product_id"]]
 
 
+def price_update(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The next version of ``event`` with only its price changed: nothing the product tower reads.
+
+    The commonest event of a live catalogue; the write path keeps such a product's stored vector.
+    """
+    return {**event, "version": event["version"] + 1, "price": round(float(event.get("price") or 20.0) * 0.9, 2)}
+
+
 def documents(
     events: Sequence[Mapping[str, Any]], vectors: np.ndarray, model_version: str, image_root: Path
 ) -> list[dict[str, Any]]:

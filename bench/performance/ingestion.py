@@ -1,12 +1,15 @@
 """Target 3: ingestion, from enqueue to searchable, through Redis and two real Celery workers.
 
-``python -m bench.performance.ingestion [--rate 50] [--duration 60] [--repeats 3] [--graph 16:128] [--tiny]``
+``python -m bench.performance.ingestion [--rate 50] [--duration 60] [--repeats 3] [--graph 16:128] [--updates]
+[--tiny]``
 
 Three measurements, on one engine, with the production write path (producer -> Redis ->
 ``workers.drain`` -> encoder -> bulk with external versions):
 
 * **sustained**: every catalogue product enqueued at once; events/s from the first enqueue
-  until the last one is searchable (visible to ``_count`` after a refresh);
+  until the last one is searchable (visible to ``_count`` after a refresh). With ``--updates``,
+  each repeat then enqueues every product again as a price change (the next version, the same
+  title, category and photo) and times it the same way, until every product shows the new version;
 * **offered load**: ``--rate`` events/s for ``--duration`` s, each event enqueued alone at its
   scheduled time; a poller asks the engine (``ids`` query, every ``--poll`` s) which are
   searchable and records each event's enqueue-to-searchable delay. Target: p95 < 2 s;
@@ -35,6 +38,7 @@ from bench.performance.common import (
     load_inputs,
     parse_graphs,
     prepare_encoder,
+    price_update,
     section_header,
     write_outputs,
 )
@@ -68,10 +72,13 @@ def searchable(engine: SearchEngine, alias: str, ids: Sequence[str]) -> set[str]
     return found
 
 
-def wait_searchable(engine: SearchEngine, alias: str, prefix: str, total: int, poll_s: float, timeout_s: float) -> float:
-    """Block until ``total`` documents with ids starting ``prefix`` are searchable; returns the time."""
+def wait_searchable(
+    engine: SearchEngine, alias: str, prefix: str, total: int, poll_s: float, timeout_s: float, version: int = 1
+) -> float:
+    """Block until ``total`` documents with ids starting ``prefix`` are searchable at ``version`` or
+    later; returns the time."""
     deadline = time.monotonic() + timeout_s
-    query = {"prefix": {"product_id": prefix}}
+    query = {"bool": {"filter": [{"prefix": {"product_id": prefix}}, {"range": {"event_version": {"gte": version}}}]}}
     while engine.count(alias, query) < total:
         if time.monotonic() > deadline:
             raise TimeoutError(f"only {engine.count(alias, query)} of {total} events searchable after {timeout_s}s")
@@ -87,12 +94,12 @@ def warm_up(system: System, events: list[dict[str, Any]], poll_s: float) -> None
 
 
 def sustained(system: System, events: list[dict[str, Any]], prefix: str, poll_s: float) -> dict[str, float]:
-    """Enqueue every event at once; events/s until the last one is searchable."""
+    """Enqueue every event at once; events/s until the last one is searchable (at its version)."""
     started = time.perf_counter()
     system.producer.enqueue(events)
     enqueued = time.perf_counter()
     done = wait_searchable(system.engine, system.names.read_alias, prefix, len(events), poll_s,
-                           timeout_s=max(600, len(events)))
+                           timeout_s=max(600, len(events)), version=min(event["version"] for event in events))
     return {"events": len(events), "seconds": done - started, "events_per_s": len(events) / (done - started),
             "enqueue_s": enqueued - started}
 
@@ -158,7 +165,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     load_events = int(args.rate * args.duration)
     if load_events > len(catalog):
         raise ValueError(f"--rate x --duration = {load_events} events, but the catalogue has {len(catalog)}")
-    results: dict[str, Any] = {"sustained": [], "ceiling": []}
+    results: dict[str, Any] = {"sustained": [], "ceiling": [], "sustained_updates": []}
     with engine_stack(args.engine) as (engine, stack):
         settings = stack.settings(index_prefix=INDEX_PREFIX, encoder=args.encoder, image_root=args.catalog,
                                   batch_size=args.batch_size, queue_prefix=INDEX_PREFIX)
@@ -179,6 +186,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["sustained"].append(sustained(system, events, f"s{repeat}-", args.poll))
             print(f"sustained {repeat + 1}/{args.repeats}: {results['sustained'][-1]['events_per_s']:.1f} events/s",
                   flush=True)
+            if args.updates:
+                updates = [price_update(event) for event in events]
+                results["sustained_updates"].append(sustained(system, updates, f"s{repeat}-", args.poll))
+                print(f"price updates {repeat + 1}/{args.repeats}: "
+                      f"{results['sustained_updates'][-1]['events_per_s']:.1f} events/s", flush=True)
         fresh_index()
         events = catalogue_events(args.catalog, catalog.head(load_events), "load-")
         results["offered_load"] = offered_load(system, events, args.rate, args.poll, drain_timeout_s=120)
@@ -201,8 +213,12 @@ def summarize(results: Mapping[str, Any]) -> dict[str, Any]:
     bulk_rate = throughput_summary([r["events_per_s"] for r in results["ceiling"]])
     load = results["offered_load"]
     p95 = load["delay_s"]["p95"] if load["delay_s"] else float("inf")
+    updates = results.get("sustained_updates") or []
+    update_rate = throughput_summary([r["events_per_s"] for r in updates]) if updates else None
     return {"sustained_events_per_s": worker_rate, "ceiling_events_per_s": bulk_rate,
             "ratio_to_ceiling": ratio(worker_rate["median"], bulk_rate["median"]),
+            "sustained_updates_per_s": update_rate,
+            "updates_ratio_to_ceiling": ratio(update_rate["median"], bulk_rate["median"]) if update_rate else None,
             "p95_delay_s": p95, "p95_verdict": verdict(p95, TARGET_P95_S, higher_is_better=False) if not load["lost"]
             else "not met"}
 
@@ -217,6 +233,10 @@ def render(payload: Mapping[str, Any], info: RunInfo) -> str:
         ["ceiling: bulk with precomputed vectors", f"{ceiling_['median']:.1f}",
          f"{ceiling_['min']:.1f}-{ceiling_['max']:.1f}", "1.00x"],
     ]
+    if (updates := summary.get("sustained_updates_per_s")) is not None:
+        rows.insert(1, ["sustained, the same products again as price changes (vectors reused)",
+                        f"{updates['median']:.1f}", f"{updates['min']:.1f}-{updates['max']:.1f}",
+                        f"{summary['updates_ratio_to_ceiling']:.2f}x"])
     delays = [[f"{load['offered_per_s']:.1f}", load["events"], load["searchable"], load["lost"],
                *(f"{delay[k]:.2f}" if delay else "-" for k in ("p50", "p95", "p99")),
                f"{load['max_delay_s']:.2f}" if load["max_delay_s"] is not None else "-"]]
@@ -247,6 +267,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64, help="worker micro-batch (INGEST_BATCH_SIZE)")
     parser.add_argument("--graph", default=str(HnswGraph()),
                         help="HNSW graph of the indices written, M:EF_CONSTRUCTION (INDEX_HNSW)")
+    parser.add_argument("--updates", action="store_true",
+                        help="after each sustained run, time the same products again as price changes")
     args = parser.parse_args(argv)
     graphs = parse_graphs(parser, "--graph", args.graph)
     if len(graphs) != 1:

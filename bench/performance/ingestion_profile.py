@@ -40,6 +40,7 @@ from bench.performance.common import (
     finish_args,
     load_inputs,
     prepare_encoder,
+    price_update,
     section_header,
     write_outputs,
 )
@@ -90,11 +91,6 @@ def stage_shares(seconds: dict[str, float], total: float) -> dict[str, float]:
     }
     exclusive["rest"] = total - sum(exclusive.values())
     return exclusive
-
-
-def price_update(event: dict[str, Any]) -> dict[str, Any]:
-    """The next version of ``event`` with only its price changed: nothing the product tower reads."""
-    return {**event, "version": event["version"] + 1, "price": round(float(event.get("price") or 20.0) * 0.9, 2)}
 
 
 def profile_pass(engine: Any, encoder: Any, batches: Sequence[list[dict[str, Any]]], index: str,

@@ -5,7 +5,8 @@ import types
 
 import pytest
 
-from bench.performance.ingestion_profile import STAGES, StageClock, price_update, ratio_of_medians, stage_shares
+from bench.performance.common import price_update
+from bench.performance.ingestion_profile import STAGES, StageClock, ratio_of_medians, stage_shares
 
 
 def test_shares_take_featurizing_out_of_the_tower_and_leave_the_rest():

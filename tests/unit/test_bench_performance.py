@@ -203,6 +203,14 @@ def test_ingestion_summary_ratio_and_verdict() -> None:
     assert summary["ratio_to_ceiling"] == pytest.approx(100.0 / 450.0)
     assert summary["p95_verdict"] == "met"
     assert ingestion.summarize(_ingestion_results(lost=1))["p95_verdict"] == "not met"
+    assert summary["sustained_updates_per_s"] is None and summary["updates_ratio_to_ceiling"] is None
+
+
+def test_price_updates_get_their_own_rate_against_the_same_ceiling() -> None:
+    results = {**_ingestion_results(lost=0), "sustained_updates": [{"events_per_s": r} for r in (300.0, 360.0, 330.0)]}
+    summary = ingestion.summarize(results)
+    assert summary["sustained_updates_per_s"]["median"] == 330.0
+    assert summary["updates_ratio_to_ceiling"] == pytest.approx(330.0 / 450.0)
 
 
 # -- target 4: synthetic points --------------------------------------------------------------
