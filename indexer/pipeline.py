@@ -64,6 +64,8 @@ class BatchReport:
 
 @dataclass(frozen=True)
 class _Encoded:
+    """An upsert ready to write: its tower input's digest and its vector, fresh or kept from the index."""
+
     raw: Any
     event: ProductUpsert
     product: ProductInput
