@@ -64,15 +64,21 @@ def bulk_load(
     """
     names = IndexNames(prefix)
     index = recreate_index(engine, names, dimension, engine.text_analyzer(), quantized, graph)
+    written, bulk_s = bulk_write(engine, index, docs)
+    merge_s = force_merge(engine, index) if merge else None
+    return BulkLoad(index, written, bulk_s, merge_s)
+
+
+def bulk_write(engine: SearchEngine, index: str, docs: Iterable[Mapping[str, Any]]) -> tuple[int, float]:
+    """``docs`` bulk-written into ``index`` at their versions, then refreshed: (documents, seconds)."""
     started = time.perf_counter()
     outcomes = engine.bulk(bulk_actions(docs, index))
     engine.refresh(index)
-    bulk_s = time.perf_counter() - started
+    seconds = time.perf_counter() - started
     failed = [o for o in outcomes if not o.ok]
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(outcomes)} bulk writes failed; first: {failed[0].error}")
-    merge_s = force_merge(engine, index) if merge else None
-    return BulkLoad(index, len(outcomes), bulk_s, merge_s)
+    return len(outcomes), seconds
 
 
 def index_stats(engine: SearchEngine, index: str) -> dict[str, Any]:

@@ -206,11 +206,16 @@ def test_ingestion_summary_ratio_and_verdict() -> None:
     assert summary["sustained_updates_per_s"] is None and summary["updates_ratio_to_ceiling"] is None
 
 
-def test_price_updates_get_their_own_rate_against_the_same_ceiling() -> None:
-    results = {**_ingestion_results(lost=0), "sustained_updates": [{"events_per_s": r} for r in (300.0, 360.0, 330.0)]}
+def test_price_updates_are_held_against_the_ceiling_of_bulk_writing_the_same_updates() -> None:
+    results = _ingestion_results(lost=0)
+    results["sustained_updates"] = [{"events_per_s": r} for r in (300.0, 360.0, 330.0)]
+    for row, rate in zip(results["ceiling"], (380.0, 420.0, 400.0)):
+        row["updates"] = {"events_per_s": rate}
     summary = ingestion.summarize(results)
     assert summary["sustained_updates_per_s"]["median"] == 330.0
-    assert summary["updates_ratio_to_ceiling"] == pytest.approx(330.0 / 450.0)
+    assert summary["updates_ceiling_per_s"]["median"] == 400.0
+    assert summary["updates_ratio_to_ceiling"] == pytest.approx(330.0 / 400.0)
+    assert summary["ratio_to_ceiling"] == pytest.approx(100.0 / 450.0)  # new products keep their own ceiling
 
 
 # -- target 4: synthetic points --------------------------------------------------------------
