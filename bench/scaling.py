@@ -31,6 +31,8 @@ from es_mappings import HnswGraph
 DOC = ROOT / "docs" / "scaling.md"
 COMMAND = "python -m bench.scaling"
 CLUSTER_RESULTS = "scaling-cluster.json"
+UPDATES_RESULTS = "performance-ingestion-updates.json"  # bench.performance.ingestion --updates (optional)
+PRICE_CHANGE_SHARE = 0.9  # the worked example of section 4: nine events in ten leave title, category and photo alone
 
 GB = 1e9
 """Decimal gigabytes, the unit of the OpenSearch memory examples and of the shard-size rule."""
@@ -177,6 +179,15 @@ def rate_per_worker(total_rate: float, workers: int) -> float:
     return total_rate / workers
 
 
+def workers_for_mix(rate: float, changed_share: float, per_worker_new: float, per_worker_changed: float) -> int:
+    """Workers for ``rate`` events/s of which ``changed_share`` keep their vectors (price or stock
+    changes, each taking 1 / ``per_worker_changed`` of a worker-second) and the rest are encoded."""
+    if not 0 <= changed_share <= 1:
+        raise ValueError("changed_share is a share, between 0 and 1")
+    seconds_per_event = (1 - changed_share) / per_worker_new + changed_share / per_worker_changed
+    return max(1, math.ceil(rate * seconds_per_event))
+
+
 def seconds_to_process(items: float, rate: float) -> float:
     """How long ``items`` take at ``rate`` items/s."""
     return items / rate
@@ -228,6 +239,16 @@ class Inputs:
     query: dict[str, Any]
     query_src: Source
     cluster: dict[str, Any] | None
+    updates: dict[str, Any] | None = None  # sustained price changes against new products, one run
+    updates_src: Source | None = None
+
+    @property
+    def price_change_speedup(self) -> float | None:
+        """Price changes / new products sustained by the same workers in one run (vectors kept vs encoded)."""
+        if self.updates is None:
+            return None
+        summary = self.updates["summary"]
+        return summary["sustained_updates_per_s"]["median"] / summary["sustained_events_per_s"]["median"]
 
     @property
     def float_mapping(self) -> dict[str, Any]:
@@ -285,14 +306,16 @@ class Inputs:
 
 
 def load_inputs(results: Path = RESULTS) -> Inputs:
-    """The four performance results (required) and the cluster results (optional)."""
+    """The four performance results (required), the cluster and the price-change results (optional)."""
     scale, scale_src = _load(results, "performance-scale.json")
     encoding, encoding_src = _load(results, "performance-encoding.json")
     ingestion, ingestion_src = _load(results, "performance-ingestion.json")
     query, query_src = _load(results, "performance-query.json")
     cluster_path = results / CLUSTER_RESULTS
     cluster = json.loads(cluster_path.read_text()) if cluster_path.is_file() else None
-    return Inputs(scale, scale_src, encoding, encoding_src, ingestion, ingestion_src, query, query_src, cluster)
+    updates, updates_src = _load(results, UPDATES_RESULTS) if (results / UPDATES_RESULTS).is_file() else (None, None)
+    return Inputs(scale, scale_src, encoding, encoding_src, ingestion, ingestion_src, query, query_src, cluster,
+                  updates, updates_src)
 
 
 def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -371,6 +394,13 @@ def compute(inp: Inputs, data_nodes: int = DATA_NODES, replicas: int = REPLICAS)
             "rates": [{"events_per_s": r, "workers": workers_needed(r, per_worker),
                        "engine_nodes_at_ceiling": workers_needed(r, inp.ceiling), "over_ceiling": r > inp.ceiling}
                       for r in EVENT_RATES],
+            "price_changes": None if inp.price_change_speedup is None else {
+                "speedup": inp.price_change_speedup, "per_worker": per_worker * inp.price_change_speedup,
+                "share": PRICE_CHANGE_SHARE,
+                "rates": [{"events_per_s": r, "workers": workers_for_mix(r, PRICE_CHANGE_SHARE, per_worker,
+                                                                         per_worker * inp.price_change_speedup)}
+                          for r in EVENT_RATES],
+            },
         },
         "fusion": {
             "depth": FUSION_DEPTH, "budget_per_leg": FUSION_BUDGET_PER_LEG,
@@ -411,6 +441,11 @@ def inputs_section(inp: Inputs) -> str:
          inp.ingestion_src.cite()],
         ["ingestion, bulk ceiling", f"{inp.ceiling:,.1f} events/s (median of 3; precomputed vectors, no queue, one "
          "2-core node)", inp.ingestion_src.cite()],
+        *([["ingestion, price changes", f"{inp.updates['summary']['sustained_updates_per_s']['median']:.1f} price "
+            f"changes/s against {inp.updates['summary']['sustained_events_per_s']['median']:.1f} new products/s, "
+            f"the same {len(inp.updates['results']['worker_start_s'])} workers in one run "
+            f"(median of 3 each): **{inp.price_change_speedup:.2f}x**", inp.updates_src.cite()]]
+          if inp.updates is not None and inp.updates_src is not None else []),
         ["enqueue-to-searchable", f"p95 {inp.ingestion['summary']['p95_delay_s']:.2f} s at "
          f"{inp.ingestion['rate']:.0f} events/s, refresh interval 1 s (the engine default)", inp.ingestion_src.cite()],
         ["query latency, 12,917 docs, 1 shard", f"BM25 p50 {med['BM25 only']['p50']:.1f} ms; hybrid p50 "
@@ -611,7 +646,28 @@ def ingestion_section(c: Mapping[str, Any]) -> str:
         "Below one node's ceiling, add workers; above it, more workers only fill the queue: the engine needs more "
         "primaries on more nodes (or a longer `INDEX_REFRESH_INTERVAL`, which makes bulk indexing cheaper at the "
         "cost of freshness). The queue absorbs bursts, so size workers for the sustained rate, not the peak.\n",
+        *price_change_lines(g["price_changes"], g["per_worker"]),
     ])
+
+
+def price_change_lines(p: Mapping[str, Any] | None, per_worker_new: float) -> list[str]:
+    """Section 4's sizing for a stream of mostly price changes, which keep their vectors."""
+    if p is None:
+        return ["The rates above encode every event. Price and stock changes keep their stored vectors and cost a "
+                "worker less: `python -m bench.performance.ingestion --updates` measures how much "
+                f"(`{UPDATES_RESULTS}` is not in the results, so this guide does not count it).\n"]
+    share = p["share"]
+    rows = [[f"{row['events_per_s']:,.0f}", f"ceil({row['events_per_s']:,.0f} x ({1 - share:.1f} / "
+             f"{per_worker_new:.1f} + {share:.1f} / {p['per_worker']:.1f})) = **{row['workers']}**"]
+            for row in p["rates"]]
+    return [
+        "The rates above encode every event, as new products need. A price or stock change leaves the title, "
+        "category and photo alone and keeps its stored vector (`indexer.pipeline`): the same workers sustained "
+        f"**{p['speedup']:.2f}x** as many such events in one run (inputs table), so one worker takes "
+        f"{per_worker_new:.1f} x {p['speedup']:.2f} = **{p['per_worker']:.1f} price changes/s** ({EXTRA}: the "
+        f"ratio applied to the per-worker rate above). With {share:.0%} of the events price changes:\n",
+        markdown_table(["update rate, events/s", f"workers ({EXTRA})"], rows),
+    ]
 
 
 def fusion_section(inp: Inputs, c: Mapping[str, Any]) -> str:

@@ -79,6 +79,15 @@ def test_workers_needed_rounds_up() -> None:
         workers_needed(100, 0)
 
 
+def test_workers_for_a_mix_of_new_products_and_price_changes() -> None:
+    assert scaling.workers_for_mix(1000, 0.9, 150.0, 450.0) == math.ceil(1000 * (0.1 / 150 + 0.9 / 450))  # 3
+    assert scaling.workers_for_mix(1000, 0.0, 150.0, 450.0) == scaling.workers_needed(1000, 150.0)  # 7
+    assert scaling.workers_for_mix(1000, 1.0, 150.0, 450.0) == scaling.workers_needed(1000, 450.0)  # 3
+    assert scaling.workers_for_mix(1, 0.5, 150.0, 450.0) == 1
+    with pytest.raises(ValueError, match="share"):
+        scaling.workers_for_mix(1000, 1.5, 150.0, 450.0)
+
+
 def test_rates_and_durations() -> None:
     assert rate_per_worker(470.4, 2) == pytest.approx(470.4 / 2)
     assert seconds_to_process(10_000_000, 2324) == pytest.approx(10_000_000 / 2324)
@@ -123,6 +132,10 @@ def test_guide_renders_from_the_stored_results(tmp_path: Path) -> None:
                     "## 5. Where the client-side fusion", "## 6. What to set", "## Two-node cluster measurements"):
         assert heading in text
     assert "| `replicas` | 1 |" in text and "**extrapolation**" in text
+    assert ("price changes/s" in text) == (RESULTS / scaling.UPDATES_RESULTS).is_file()
+    (tmp_path / scaling.UPDATES_RESULTS).unlink(missing_ok=True)
+    assert scaling.main(["--results", str(tmp_path), "--doc", str(doc)]) == 0
+    assert "price changes/s" not in doc.read_text() and "does not count it" in doc.read_text()
     assert "{" not in text  # no f-string left unformatted: the guide holds no literal braces
     payload = json.loads((tmp_path / "scaling.json").read_text())
     assert payload["figures"]["dimension"] == D and payload["figures"]["m"] == M
