@@ -24,6 +24,7 @@ After each phase the run waits until the queue is drained and the index holds, f
 product sent so far, the state its newest event implies. The time from the end of the fault
 to that point is the phase's time to converge. At the end the index is compared with the final
 expected state (lost, stale, resurrected, duplicated and unexpected documents must all be 0),
+every live document's vector with a fresh encoding of its own title, category and photo,
 every bad event must be in the dead-letter list with a reason naming its field, and no good
 event may be there. Then the corrected version of each bad event is replayed, and must land.
 
@@ -55,6 +56,10 @@ MARKDOWN = REPO_ROOT / "docs" / "reliability.md"
 PHASES = ("baseline", "worker A killed", "worker B killed", "engine stopped", "engine restarted",
           "redis restarted")
 DELETE_SHARE = 0.12
+# Updates that change only the price: the write path keeps their stored vector (indexer.pipeline).
+PRICE_CHANGE_SHARE = 0.4
+# A live document's vector must be its own input's encoding; batch padding moves a cosine by ~1e-7.
+SAME_VECTOR_COSINE = 0.9999
 DUPLICATE_SHARE = 0.03
 DISORDER_WINDOW = 20
 SEND_CHUNK = 50
@@ -69,12 +74,15 @@ def good_events(base: Sequence[Mapping[str, Any]], count: int, seed: int) -> lis
     """``count`` valid events over about ``count / 5`` products, as a flaky source would send them.
 
     Each product's events carry growing versions (with gaps, like timestamps); some are deletes,
-    some deletes are followed by a re-creation. Delivery is disordered within windows of
-    ``DISORDER_WINDOW`` events, and a few events are sent twice, later.
+    some deletes are followed by a re-creation. An upsert's title names the version that last
+    changed it: ``PRICE_CHANGE_SHARE`` of the updates keep the title and change only the price.
+    Delivery is disordered within windows of ``DISORDER_WINDOW`` events, and a few events are sent
+    twice, later.
     """
     rng = random.Random(seed)
     products = max(count // 5, 1)
     versions = [0] * products
+    titled = [0] * products  # the version each product's title was last changed at
     ordered: list[dict[str, Any]] = []
     duplicates = int(count * DUPLICATE_SHARE)
     for _ in range(count - duplicates):
@@ -85,8 +93,10 @@ def good_events(base: Sequence[Mapping[str, Any]], count: int, seed: int) -> lis
             ordered.append({"type": "delete", "product_id": product_id, "version": versions[p]})
             continue
         row = base[p % len(base)]
+        if not titled[p] or rng.random() >= PRICE_CHANGE_SHARE:
+            titled[p] = versions[p]
         event = {"type": "upsert", "product_id": product_id, "version": versions[p],
-                 "title": f"{row['title']} v{versions[p]}", "price": round(5 + rng.random() * 95, 2)}
+                 "title": f"{row['title']} v{titled[p]}", "price": round(5 + rng.random() * 95, 2)}
         for key in ("category", "image"):
             if key in row:
                 event[key] = row[key]
@@ -235,6 +245,32 @@ class Run:
             found += [{"id": h["_id"], "version": h["_version"], "deleted": bool(h["_source"].get("deleted"))}
                       for h in hits]
             body["search_after"] = hits[-1]["sort"]
+
+    def vector_mismatches(self) -> dict[str, int]:
+        """Live documents whose stored vector is not the encoding of their own title, category and photo.
+
+        Checks every write the run made, the reused vectors of price changes among them: a vector
+        kept for an input that changed, or one written to the wrong product, shows here.
+        """
+        import numpy as np
+
+        from indexer.documents import encoder_input
+        from indexer.events import parse_event
+
+        engine, index, encoder = self.system.engine, self.system.names.read_alias, self.system.encoder
+        body: dict[str, Any] = {"size": 500, "sort": [{"product_id": "asc"}], "query": {"exists": {"field": "title"}},
+                                "_source": ["title", "category", "image", "vector"]}
+        checked = mismatched = 0
+        while hits := engine.search(index, body)["hits"]["hits"]:
+            events = [parse_event({"type": "upsert", "product_id": h["_id"], "version": 1,
+                                   **{k: v for k, v in h["_source"].items() if k != "vector"}}) for h in hits]
+            fresh = encoder.encode_products([encoder_input(event, self.settings.image_root) for event in events])
+            stored = np.asarray([h["_source"]["vector"] for h in hits], dtype=np.float32)
+            cosine = (fresh * stored).sum(1) / (np.linalg.norm(fresh, axis=1) * np.linalg.norm(stored, axis=1))
+            checked += len(hits)
+            mismatched += int((cosine < SAME_VECTOR_COSINE).sum())
+            body["search_after"] = hits[-1]["sort"]
+        return {"checked": checked, "mismatched": mismatched}
 
     def converged(self) -> bool:
         import redis
@@ -422,6 +458,7 @@ def run_all(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
             started = time.perf_counter()
             phases = run_phases(run, events, args.stop_s, args.pause_s)
             final = compare(expected_state(good), run.documents())
+            vectors = run.vector_mismatches()
             parked, letters = check_dead_letters(run, bad, good)
             replay = replay_corrected(run, bad, letters)
             for thread in run.starting:
@@ -431,7 +468,7 @@ def run_all(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
                     "settings": {"workers": WORKERS, "encoder": args.encoder,
                                  "ingest_max_retries": settings.ingest_max_retries,
                                  "stop_s": args.stop_s, "seed": args.seed},
-                    "phases": phases, "final": final, "dead_letters": parked, "replay": replay,
+                    "phases": phases, "final": final, "vectors": vectors, "dead_letters": parked, "replay": replay,
                     "after_replay": after_replay, "enqueue_retries": run.enqueue_retries,
                     "run_s": round(time.perf_counter() - started, 1)}
         finally:
@@ -497,6 +534,10 @@ def markdown(payload: Mapping[str, Any]) -> str:
         "|---:|---:|---:|---:|---:|",
         f"| {f['lost']} | {f['stale']} | {f['resurrected']} | {f['duplicated']} | {f['unexpected']} |",
         "",
+        *([f"Vectors: each of the {v['checked']:,} live documents was encoded again from its own title, category "
+           f"and photo after the run; {v['mismatched']} stored vectors differ from that (cosine below "
+           f"{SAME_VECTOR_COSINE}). About {PRICE_CHANGE_SHARE:.0%} of the updates changed only the price and kept "
+           "their stored vector.", ""] if (v := payload.get("vectors")) else []),
         f"Dead letters: {d['bad_parked']} of {e['bad']} bad events parked ({d['bad_missing']} missing), "
         f"{d['reason_without_field']} with a reason that does not name the field, {d['good_parked']} good events "
         f"parked. Replaying the corrected version of each ({r['replayed']}) landed all of them in "
@@ -549,6 +590,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     failures = sum(payload["final"].values()) + sum(payload["after_replay"].values())
     failures += payload["dead_letters"]["bad_missing"] + payload["dead_letters"]["reason_without_field"]
     failures += payload["dead_letters"]["good_parked"] + payload["replay"]["dead_letters_left"]
+    failures += payload["vectors"]["mismatched"]
     return 1 if failures else 0
 
 

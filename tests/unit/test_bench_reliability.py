@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import Counter
 
 from bench.reliability import (
-    DUPLICATE_SHARE, bad_events, compare, event_key, expected_state, good_events, markdown, mix,
+    DUPLICATE_SHARE, PRICE_CHANGE_SHARE, bad_events, compare, event_key, expected_state, good_events, markdown, mix,
 )
 from indexer.events import InvalidEvent, parse_event
 
@@ -27,6 +27,17 @@ def test_good_events_are_valid_disordered_and_partly_duplicated():
         last[event["product_id"]] = max(event["version"], last.get(event["product_id"], 0))
     assert backwards > 10
     assert good_events(BASE, 1000, seed=3) == events  # deterministic
+
+
+def test_some_updates_change_only_the_price_and_keep_the_title():
+    events = sorted((e for e in good_events(BASE, 2000, seed=4) if e["type"] == "upsert"),
+                    key=lambda e: (e["product_id"], e["version"]))
+    pairs = [(a, b) for a, b in zip(events, events[1:]) if a["product_id"] == b["product_id"]
+             and a["version"] != b["version"]]
+    kept = [b for a, b in pairs if b["title"] == a["title"]]
+    assert abs(len(kept) / len(pairs) - PRICE_CHANGE_SHARE) < 0.05
+    # a title names the version it was last changed at, never a later one
+    assert all(int(e["title"].rsplit(" v", 1)[1]) <= e["version"] for e in events)
 
 
 def test_expected_state_is_each_products_newest_event():
@@ -80,6 +91,7 @@ def test_markdown_states_the_machine_the_command_and_every_table():
         "settings": {"workers": 3, "encoder": "minilm", "ingest_max_retries": 8, "stop_s": 20, "seed": 7},
         "phases": [{"phase": "baseline", "events": 6, "fault_s": 0.1, "converge_s": 1.5}],
         "final": {"lost": 0, "stale": 0, "resurrected": 0, "duplicated": 0, "unexpected": 0},
+        "vectors": {"checked": 1234, "mismatched": 0},
         "dead_letters": {"bad_parked": 2, "bad_missing": 0, "reason_without_field": 0, "good_parked": 0,
                          "examples": {"price": "upsert.price: not a number"}},
         "replay": {"replayed": 2, "converge_s": 1.0, "dead_letters_left": 0},
@@ -89,4 +101,5 @@ def test_markdown_states_the_machine_the_command_and_every_table():
     assert "`python -m bench.reliability`" in text and "2 cores (EPYC)" in text
     assert "| baseline | 6 | 0.1 | 1.5 |" in text
     assert "| 0 | 0 | 0 | 0 | 0 |" in text
+    assert "each of the 1,234 live documents was encoded again" in text and "; 0 stored vectors differ" in text
     assert "- `price`: upsert.price: not a number" in text
