@@ -16,6 +16,7 @@ def test_the_tiny_fault_run_loses_nothing_and_parks_every_bad_event(tmp_path: Pa
     assert reliability.main(["--tiny", "--results", str(tmp_path)]) == 0  # 1 on any difference
     payload = json.loads((tmp_path / "reliability.json").read_text())
     assert payload["final"] == {"lost": 0, "stale": 0, "resurrected": 0, "duplicated": 0, "unexpected": 0}
+    assert payload["vectors"]["mismatched"] == 0 and payload["vectors"]["checked"] > 0  # kept vectors among them
     assert payload["dead_letters"]["bad_parked"] == payload["events"]["bad"] == 30
     assert payload["replay"]["replayed"] == 30 and payload["replay"]["dead_letters_left"] == 0
     kills = [phase for phase in payload["phases"] if "killed" in phase["phase"]]
