@@ -23,4 +23,5 @@ from es_mappings.schema import (
 )
 
 __all__ = ["DIGEST_FIELD", "FLOAT_VECTORS", "Field", "HnswGraph", "INT8_VECTORS", "IndexLayout", "IndexNames",
-           "LIVE_PRODUCTS", "MAX_PRICE", "PRODUCT_FIELDS", "UNSHOWN_FIELDS", "VECTOR_FIELD", "VECTOR_KINDS", "VECTORS_META", "index_body", "is_quantized"]
+           "LIVE_PRODUCTS", "MAX_PRICE", "PRODUCT_FIELDS", "UNSHOWN_FIELDS", "VECTOR_FIELD", "VECTOR_KINDS",
+           "VECTORS_META", "index_body", "is_quantized"]

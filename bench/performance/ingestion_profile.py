@@ -8,7 +8,7 @@ sized as each worker sizes it (one thread) and a real engine with the production
 and splits every batch's wall time by timing the calls it makes:
 
 * **lookup**: :func:`indexer.pipeline.stored_vectors` (the ``_mget`` of the batch's stored digests and vectors);
-* **image read**: :func:`indexer.documents.encoder_input` (path check and file read);
+* **image read**: :func:`indexer.documents.encoder_input` (path check, file read and the full decode that checks it);
 * **featurize**: image decode and tokenising (the encoder's ``featurizer.products``);
 * **tower**: the rest of ``encode_products`` (the ONNX or torch graph);
 * **bulk**: :meth:`engines.SearchEngine.bulk` (JSON, the HTTP round trip, the engine indexing);
