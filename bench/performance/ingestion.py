@@ -49,7 +49,7 @@ from bench.performance.stats import latency_summary, ratio, throughput_summary, 
 from bench.relevance_stack import recreate_index
 from bench.report import markdown_table
 from engines import SearchEngine
-from es_mappings import HnswGraph, IndexNames
+from es_mappings import HnswGraph, IndexLayout, IndexNames
 from system import System
 from workers.producer import Producer
 
@@ -183,7 +183,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         names = IndexNames(INDEX_PREFIX)
 
         def fresh_index() -> None:  # the workers' ensure_index finds it behind the write alias
-            recreate_index(engine, names, encoder.dimension, engine.text_analyzer(), graph=args.graph)
+            index = recreate_index(engine, names, encoder.dimension, engine.text_analyzer(), graph=args.graph)
+            engine.update_settings(index, {"refresh_interval": args.refresh_interval})
 
         fresh_index()
         workers = [stack.start_worker(settings, f"perf-{number}") for number in range(1, WORKERS + 1)]
@@ -261,7 +262,8 @@ def render(payload: Mapping[str, Any], info: RunInfo) -> str:
         section_header("Target 3: ingestion, enqueue to searchable", info),
         f"{payload['engine']}, {WORKERS} Celery workers (concurrency 1, 1 thread each), encoder "
         f"`{payload['encoder']}` ({payload['results']['model_version']}), batch {payload['batch_size']}, "
-        f"refresh interval 1 s (default), HNSW graph {payload['graph']} (m:ef_construction), "
+        f"refresh interval {payload.get('refresh_interval', '1s')}, "
+        f"HNSW graph {payload['graph']} (m:ef_construction), "
         f"{payload['events']} catalogue events per sustained run, "
         f"{payload['repeats']} repeats; searchable = visible to a search (polled every {payload['poll_s']} s).\n",
         markdown_table(["measurement", "events/s (median)", "min-max", "vs ceiling"], rows),
@@ -284,6 +286,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64, help="worker micro-batch (INGEST_BATCH_SIZE)")
     parser.add_argument("--graph", default=str(HnswGraph()),
                         help="HNSW graph of the indices written, M:EF_CONSTRUCTION (INDEX_HNSW)")
+    parser.add_argument("--refresh-interval", default=IndexLayout().refresh_interval,
+                        help="the written indices' refresh interval (INDEX_REFRESH_INTERVAL; default %(default)s)")
     parser.add_argument("--updates", action="store_true",
                         help="after each sustained run, time the same products again as price changes")
     args = parser.parse_args(argv)
@@ -301,7 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = RunInfo.now("bench.performance.ingestion", argv)
     results = run(args)
     payload = {**info.as_dict(), "engine": args.engine, "encoder": args.encoder, "batch_size": args.batch_size,
-               "graph": str(args.graph), "rate": args.rate, "duration_s": args.duration, "poll_s": args.poll,
+               "graph": str(args.graph), "refresh_interval": args.refresh_interval, "rate": args.rate,
+               "duration_s": args.duration, "poll_s": args.poll,
                "repeats": args.repeats,
                "events": results["sustained"][0]["events"], "results": results}
     payload["summary"] = summarize(results)
