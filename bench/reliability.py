@@ -254,18 +254,19 @@ class Run:
         """
         import numpy as np
 
+        from es_mappings import VECTOR_FIELD
         from indexer.documents import encoder_input
         from indexer.events import parse_event
 
         engine, index, encoder = self.system.engine, self.system.names.read_alias, self.system.encoder
         body: dict[str, Any] = {"size": 500, "sort": [{"product_id": "asc"}], "query": {"exists": {"field": "title"}},
-                                "_source": ["title", "category", "image", "vector"]}
+                                "_source": ["title", "category", "image", VECTOR_FIELD]}
         checked = mismatched = 0
         while hits := engine.search(index, body)["hits"]["hits"]:
             events = [parse_event({"type": "upsert", "product_id": h["_id"], "version": 1,
-                                   **{k: v for k, v in h["_source"].items() if k != "vector"}}) for h in hits]
+                                   **{k: v for k, v in h["_source"].items() if k != VECTOR_FIELD}}) for h in hits]
             fresh = encoder.encode_products([encoder_input(event, self.settings.image_root) for event in events])
-            stored = np.asarray([h["_source"]["vector"] for h in hits], dtype=np.float32)
+            stored = np.asarray([h["_source"][VECTOR_FIELD] for h in hits], dtype=np.float32)
             cosine = (fresh * stored).sum(1) / (np.linalg.norm(fresh, axis=1) * np.linalg.norm(stored, axis=1))
             checked += len(hits)
             mismatched += int((cosine < SAME_VECTOR_COSINE).sum())

@@ -297,12 +297,17 @@ class Inputs:
 
     @property
     def ingestion_workers(self) -> int:
-        # One start time per worker process the benchmark started (bench.performance.ingestion.WORKERS).
-        return len(self.ingestion["results"]["worker_start_s"])
+        return workers_started(self.ingestion)
 
     @property
     def opensearch_query(self) -> dict[str, Any]:
         return next(e for e in self.query["engines"] if e["engine"] == "opensearch")
+
+
+def workers_started(ingestion: Mapping[str, Any]) -> int:
+    """Workers of an ingestion run: one start time per worker process the benchmark started
+    (``bench.performance.ingestion.WORKERS``)."""
+    return len(ingestion["results"]["worker_start_s"])
 
 
 def load_inputs(results: Path = RESULTS) -> Inputs:
@@ -443,7 +448,7 @@ def inputs_section(inp: Inputs) -> str:
          "2-core node)", inp.ingestion_src.cite()],
         *([["ingestion, price changes", f"{inp.updates['summary']['sustained_updates_per_s']['median']:.1f} price "
             f"changes/s against {inp.updates['summary']['sustained_events_per_s']['median']:.1f} new products/s, "
-            f"the same {len(inp.updates['results']['worker_start_s'])} workers in one run "
+            f"the same {workers_started(inp.updates)} workers in one run "
             f"(median of 3 each): **{inp.price_change_speedup:.2f}x**", inp.updates_src.cite()]]
           if inp.updates is not None and inp.updates_src is not None else []),
         ["enqueue-to-searchable", f"p95 {inp.ingestion['summary']['p95_delay_s']:.2f} s at "

@@ -212,8 +212,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for repeat in range(args.repeats):
             events = catalogue_events(args.catalog, catalog, f"c{repeat}-")
             docs = documents(events, vectors, encoder.model_version, args.catalog)
-            changed = [price_update(event) for event in events]
-            updates = documents(changed, vectors, encoder.model_version, args.catalog) if args.updates else None
+            updates = (documents([price_update(event) for event in events], vectors, encoder.model_version,
+                                 args.catalog) if args.updates else None)
             results["ceiling"].append(ceiling(engine, docs, encoder.dimension, args.graph, updates))
             print(f"ceiling {repeat + 1}/{args.repeats}: {results['ceiling'][-1]['events_per_s']:.1f} events/s", flush=True)
     results["model_version"] = encoder.model_version
