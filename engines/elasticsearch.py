@@ -22,6 +22,7 @@ _NDJSON = {"accept": "application/json", "content-type": "application/x-ndjson"}
 class ElasticsearchEngine(SearchEngine):
     kind = "elasticsearch"
     _client_errors = (ApiError, elastic_transport.TransportError)
+    _vectors_in_source = {"_source_exclude_vectors": "false"}  # 9.2 leaves them out of _source by default
 
     def __init__(self, url: str, timeout_s: float = 30.0) -> None:
         super().__init__(url)

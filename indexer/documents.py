@@ -9,7 +9,7 @@ from typing import Any
 from acebert.encoder import ProductInput
 from es_mappings import DIGEST_FIELD
 from indexer.events import ProductDelete, ProductUpsert
-from indexer.image_files import image_path, read_image
+from indexer.image_files import image_path, read_image_bytes
 
 
 def category_path(category: str | None) -> list[str]:
@@ -23,10 +23,13 @@ def category_path(category: str | None) -> list[str]:
 def encoder_input(event: ProductUpsert, image_root: Path) -> ProductInput:
     """What the product tower encodes: the title, the category and the image's bytes, if the event names one.
 
-    The image is read here, under ``image_root`` only and checked (see :mod:`indexer.image_files`);
-    a refused image raises :class:`~acebert.images.ImageError` for this event alone.
+    The image is read here, under ``image_root`` only and under the size cap (see
+    :mod:`indexer.image_files`); a refused image raises :class:`~acebert.images.ImageError` for this
+    event alone. It is not decoded here: the write path checks the picture only when it goes to the
+    tower (:func:`indexer.pipeline.index_events`), because a price change keeps the vector that the
+    same bytes, checked then, already made.
     """
-    image = read_image(image_path(event.image, image_root)) if event.image else None
+    image = read_image_bytes(image_path(event.image, image_root)) if event.image else None
     return ProductInput(title=event.title, image=image, category=event.category)
 
 

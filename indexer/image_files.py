@@ -39,6 +39,17 @@ def image_path(image: str, image_root: Path) -> Path:
 
 def read_image(path: Path) -> bytes:
     """The bytes of a regular file under the size cap that decodes to an allowed picture."""
+    data = read_image_bytes(path)
+    check_picture(data, path.name)
+    return data
+
+
+def read_image_bytes(path: Path) -> bytes:
+    """The bytes of a regular file under the size cap, not yet decoded.
+
+    The write path decodes a picture (:func:`check_picture`) only when the product tower will read
+    it: bytes whose digest matches the stored document's were checked when they were first encoded.
+    """
     try:
         info = os.stat(path)
     except OSError as exc:
@@ -51,7 +62,6 @@ def read_image(path: Path) -> bytes:
         data = path.read_bytes()
     except OSError as exc:
         raise ImageError(f"cannot read image {path.name!r}: {exc.strerror or exc}") from exc
-    check_picture(data, path.name)
     return data
 
 

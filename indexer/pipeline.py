@@ -24,6 +24,7 @@ from engines import BulkOutcome, SearchEngine
 from es_mappings import DIGEST_FIELD, VECTOR_FIELD
 from indexer.documents import build_document, encoder_input, input_digest, tombstone
 from indexer.events import InvalidEvent, ProductDelete, ProductUpsert, parse_event
+from indexer.image_files import check_picture
 
 log = logging.getLogger(__name__)
 VersionType = Literal["external", "external_gte"]
@@ -78,13 +79,15 @@ def stored_vectors(
 ) -> dict[str, tuple[str, list[float]]]:
     """For each of ``ids`` that ``index`` holds with a vector of ``model_version``: (input digest, vector).
 
-    One ``_mget`` per batch, reading three fields. A document written before documents kept their
-    digest, a tombstone, or a vector of another model (a switch between models is under way) gives
-    nothing, so its product is encoded again. The read is not realtime: a copy older than the last
-    refresh at worst misses a reuse, because a digest and a model always make the same vector.
+    One ``_mget`` per batch. It reads whole sources with their vectors: the engine sends a stored
+    source as it is, but must parse and write again one filtered down to the three fields needed
+    here, which cost more than the other fields weigh (half of the lookup on OpenSearch).
+    A document written before documents kept their digest, a tombstone, or a vector of another
+    model (a switch between models is under way) gives nothing, so its product is encoded again.
+    The read is not realtime: a copy older than the last refresh at worst misses a reuse, because a
+    digest and a model always make the same vector.
     """
-    fields = [DIGEST_FIELD, "model_version", VECTOR_FIELD]
-    docs = engine.mget(index, ids, source_includes=fields, realtime=False)["docs"]
+    docs = engine.mget(index, ids, realtime=False, vectors=True)["docs"]
     held: dict[str, tuple[str, list[float]]] = {}
     for doc in docs:
         source = doc.get("_source") or {}
@@ -101,7 +104,8 @@ def _encode(
     """Encode the upserts whose tower input changed; a bad image rejects that event alone, not the batch.
 
     ``stored`` holds the indexed (digest, vector) of these products (:func:`stored_vectors`): an upsert
-    with the same digest (a new price, stock or attributes) keeps its vector and skips the tower.
+    with the same digest (a new price, stock or attributes) keeps its vector and skips the tower, and
+    the full decode that checks its picture too.
     """
     ready: list[tuple[Any, ProductUpsert, ProductInput, str]] = []
     rejected: list[EventOutcome] = []
@@ -120,8 +124,15 @@ def _encode(
         kept = stored.get(event.product_id)
         if kept is not None and kept[0] == digest:
             done.append(_Encoded(raw, event, product, digest, np.asarray(kept[1], dtype=np.float32)))
-        else:
-            fresh.append((raw, event, product, digest))
+            continue
+        try:
+            # Decoded only on its way to the tower: kept bytes passed this check when first encoded.
+            if product.image is not None:
+                check_picture(product.image, Path(event.image or "").name)
+        except ImageError as exc:
+            rejected.append(EventOutcome(raw, Status.REJECTED, f"product {event.product_id}: {exc}"))
+            continue
+        fresh.append((raw, event, product, digest))
     if not fresh:
         return done, rejected
     try:

@@ -8,7 +8,8 @@ sized as each worker sizes it (one thread) and a real engine with the production
 and splits every batch's wall time by timing the calls it makes:
 
 * **lookup**: :func:`indexer.pipeline.stored_vectors` (the ``_mget`` of the batch's stored digests and vectors);
-* **image read**: :func:`indexer.documents.encoder_input` (path check, file read and the full decode that checks it);
+* **image read**: :func:`indexer.documents.encoder_input` (path check and file read);
+* **picture check**: :func:`indexer.image_files.check_picture` (the full decode, only for a picture going to the tower);
 * **featurize**: image decode and tokenising (the encoder's ``featurizer.products``);
 * **tower**: the rest of ``encode_products`` (the ONNX or torch graph);
 * **bulk**: :meth:`engines.SearchEngine.bulk` (JSON, the HTTP round trip, the engine indexing);
@@ -50,7 +51,7 @@ from bench.report import markdown_table
 from es_mappings import IndexNames
 
 INDEX_PREFIX = "perf-ingest-profile"
-STAGES = ("lookup", "image read", "featurize", "tower", "bulk", "rest")
+STAGES = ("lookup", "image read", "picture check", "featurize", "tower", "bulk", "rest")
 TINY_EVENTS = 256
 
 
@@ -85,6 +86,7 @@ def stage_shares(seconds: dict[str, float], total: float) -> dict[str, float]:
     exclusive = {
         "lookup": seconds.get("lookup", 0.0),
         "image read": seconds.get("image read", 0.0),
+        "picture check": seconds.get("picture check", 0.0),
         "featurize": seconds.get("featurize", 0.0),
         "tower": seconds.get("encode", 0.0) - seconds.get("featurize", 0.0),
         "bulk": seconds.get("bulk", 0.0),
@@ -102,6 +104,7 @@ def profile_pass(engine: Any, encoder: Any, batches: Sequence[list[dict[str, Any
     with ExitStack() as patches:
         patches.enter_context(clock.patched(pipeline, "stored_vectors", "lookup"))
         patches.enter_context(clock.patched(pipeline, "encoder_input", "image read"))
+        patches.enter_context(clock.patched(pipeline, "check_picture", "picture check"))
         patches.enter_context(clock.patched(encoder, "encode_products", "encode"))
         patches.enter_context(clock.patched(engine, "bulk", "bulk"))
         if hasattr(encoder, "featurizer"):  # else featurizing stays inside the tower's share

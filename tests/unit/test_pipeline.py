@@ -28,9 +28,8 @@ class ReversingBulk:
         self.held.update({a["_id"]: a["_source"] for a in self.actions if self.statuses.get(a["_id"], 201) < 300})
         return [BulkOutcome(a["_id"], a["_op_type"], self.statuses.get(a["_id"], 201)) for a in reversed(self.actions)]
 
-    def mget(self, index: str, ids: Sequence[str], source_includes: Sequence[str] = (), realtime: bool = True
-             ) -> dict[str, Any]:
-        docs = [{"_id": i, "found": True, "_source": {k: v for k, v in self.held[i].items() if k in source_includes}}
+    def mget(self, index: str, ids: Sequence[str], realtime: bool = True, vectors: bool = False) -> dict[str, Any]:
+        docs = [{"_id": i, "found": True, "_source": {k: v for k, v in self.held[i].items() if vectors or k != "vector"}}
                 if i in self.held else {"_id": i, "found": False} for i in ids]
         return {"docs": docs}
 
@@ -125,3 +124,36 @@ def test_a_document_without_a_digest_is_encoded_again():
     index_events([{**upsert("a", 1), "version": 2, "price": 3.0}], engine=engine, encoder=encoder, index="i")
     assert encoder.encoded == ["a v1", "a v1"]
     assert "encoded_input" in engine.actions[0]["_source"]
+
+
+def test_a_picture_is_decoded_only_on_its_way_to_the_tower(tmp_path, monkeypatch):
+    """A broken new picture is parked; a price change with the bytes that made its vector skips the decode."""
+    import io
+
+    from PIL import Image
+
+    import indexer.pipeline as pipeline
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 20, 20)).save(buffer, format="JPEG")
+    (tmp_path / "ok.jpg").write_bytes(buffer.getvalue())
+    (tmp_path / "truncated.jpg").write_bytes(buffer.getvalue()[:200])
+    checked: list[str] = []
+    monkeypatch.setattr(pipeline, "check_picture", _counting(pipeline.check_picture, checked))
+    engine, encoder = ReversingBulk(), TitleEncoder()
+    first = index_events([{**upsert("a", 1), "image": "ok.jpg"}, {**upsert("b", 1), "image": "truncated.jpg"}],
+                         engine=engine, encoder=encoder, index="i", image_root=tmp_path)
+    assert {o.product_id: o.status for o in first.outcomes} == {"a": Status.INDEXED, "b": Status.REJECTED}
+    assert "not a decodable picture" in first.with_status(Status.REJECTED)[0].error
+    assert checked == ["ok.jpg", "truncated.jpg"] and encoder.encoded == ["a v1"]
+    later = index_events([{**upsert("a", 1), "image": "ok.jpg", "version": 2, "price": 9.0}],
+                         engine=engine, encoder=encoder, index="i", image_root=tmp_path)
+    assert [o.status for o in later.outcomes] == [Status.INDEXED]
+    assert checked == ["ok.jpg", "truncated.jpg"] and encoder.encoded == ["a v1"]
+
+
+def _counting(check, names: list[str]):
+    def counted(data: bytes, name: str) -> None:
+        names.append(name)
+        check(data, name)
+    return counted
