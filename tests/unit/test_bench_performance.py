@@ -6,13 +6,14 @@ verdicts, the report sections and the measurement loops compute what they claim.
 from __future__ import annotations
 
 import argparse
+import statistics
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from bench.performance import common, encoding, ingestion, quantization, query, query_paths, scale
+from bench.performance import common, encoding, ingestion, lookup_reads, quantization, query, query_paths, scale
 from bench.performance.doc import markers, replace_section, write_section
 from bench.performance.stats import (
     latency_summary,
@@ -321,3 +322,14 @@ def test_ingestion_writes_into_the_one_graph_it_is_given(capsys: pytest.CaptureF
             ingestion._parse_args(["--graph", bad])
     err = capsys.readouterr().err
     assert "--graph: an HNSW graph is written M:EF_CONSTRUCTION" in err and "--graph takes one M:EF_CONSTRUCTION" in err
+
+
+def test_lookup_reads_take_turns_per_batch_and_are_compared_batch_by_batch() -> None:
+    order: list[tuple[str, tuple[str, ...]]] = []
+    reads = {label: (lambda batch, label=label: order.append((label, tuple(batch)))) for label in ("whole", "filtered")}
+    seconds = lookup_reads.timed_rounds(reads, [["1"], ["2"]], repeats=2)
+    assert order == [("whole", ("1",)), ("filtered", ("1",)), ("whole", ("2",)), ("filtered", ("2",))] * 2
+    assert [len(times) for times in seconds.values()] == [4, 4]
+    summary = lookup_reads.summarize({"whole": [1.0, 2.0, 4.0], "filtered": [3.0, 2.0, 2.0]}, "whole")
+    assert summary["filtered"] == {"ms_per_batch": 2.0 * 1000, "vs_baseline": statistics.median([3 / 1, 2 / 2, 2 / 4])}
+    assert summary["whole"]["vs_baseline"] == 1.0
