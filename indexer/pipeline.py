@@ -16,8 +16,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
-import numpy as np
-
 from acebert.encoder import Encoder, ProductInput
 from acebert.images import ImageError
 from engines import BulkOutcome, SearchEngine
@@ -71,7 +69,7 @@ class _Encoded:
     event: ProductUpsert
     product: ProductInput
     digest: str  # indexer.documents.input_digest(product)
-    vector: np.ndarray
+    vector: list[float]  # as the document stores it
 
 
 def stored_vectors(
@@ -123,7 +121,7 @@ def _encode(
     for raw, event, product, digest in ready:
         kept = stored.get(event.product_id)
         if kept is not None and kept[0] == digest:
-            done.append(_Encoded(raw, event, product, digest, np.asarray(kept[1], dtype=np.float32)))
+            done.append(_Encoded(raw, event, product, digest, kept[1]))  # as stored: no conversion
             continue
         try:
             # Decoded only on its way to the tower: kept bytes passed this check when first encoded.
@@ -141,11 +139,11 @@ def _encode(
         # Find the culprit(s) one by one; the rest of the batch still goes through.
         for raw, event, product, digest in fresh:
             try:
-                done.append(_Encoded(raw, event, product, digest, encoder.encode_products([product])[0]))
+                done.append(_Encoded(raw, event, product, digest, encoder.encode_products([product])[0].tolist()))
             except ImageError as exc:
                 rejected.append(EventOutcome(raw, Status.REJECTED, f"product {event.product_id}: {exc}"))
         return done, rejected
-    done += [_Encoded(*item, vector) for item, vector in zip(fresh, vectors)]
+    done += [_Encoded(*item, vector) for item, vector in zip(fresh, vectors.tolist())]
     return done, rejected
 
 
@@ -206,7 +204,7 @@ def index_events(
     for item in encoded:
         document = build_document(item.event, model_version=encoder.model_version,
                                   has_image=item.product.image is not None, encoded_input=item.digest)
-        document[VECTOR_FIELD] = item.vector.tolist()
+        document[VECTOR_FIELD] = item.vector
         actions.append(_action(index, item.event, document, version_type))
         pending.append((item.raw, item.event))
     for raw, delete in deletes:
