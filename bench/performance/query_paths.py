@@ -48,7 +48,7 @@ from bench.performance.query import measure
 from bench.performance.stats import median_summary, paired_ratios
 from bench.report import markdown_table
 from engines import SearchEngine
-from es_mappings import UNSHOWN_FIELDS
+from es_mappings import PRODUCT_FIELDS, UNSHOWN_FIELDS
 from query_rewriter.blend import blend
 from query_rewriter.knn_breadth import candidates_for
 from query_rewriter.requests import bm25_body, knn_body
@@ -66,6 +66,8 @@ NO_TOTALS = {"track_total_hits": False}
 """The searcher never reads a leg's hit total; counting it may keep the engine from skipping blocks."""
 PIPELINE = "perf-query-paths-blend"
 """The stored pipeline both peer rows name: min-max, the searcher's default weights."""
+SHOWN = [f.name for f in PRODUCT_FIELDS if f.name not in UNSHOWN_FIELDS]
+"""The same sources the legs return, named by includes instead of excludes (a design experiment)."""
 PEER_TARGETS = {"p50 vs server-side": 0.8, "p50 vs BM25": 1.3, "p99 vs BM25": 1.5}
 Ask = Callable[[str], Any]
 
@@ -163,6 +165,7 @@ def build_paths(
         "kNN leg of 50 instead of 100 (changes the window)": knn_leg_50,
         "both legs in one _msearch, query vector supplied, no searcher around them": legs({}),
         "the same without hit totals (track_total_hits false)": legs(NO_TOTALS),
+        "the same with sources named by includes, not excludes": legs({"_source": {"includes": SHOWN}}),
         OURS: lambda q: peer.search(SearchRequest(query=q, mode="hybrid", rewrite=False)),
         SERVER: server(DEPTH),
         SERVER_PAGE: server(PAGE),
