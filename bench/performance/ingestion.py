@@ -191,6 +191,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"worker logs in {stack.run_dir}", flush=True)
         results["worker_start_s"] = [w.started_in_s for w in workers]
         warm_up(system, catalogue_events(args.catalog, catalog.head(WARM_UP_EVENTS), "warm-"), args.poll)
+        if args.warm_up:  # untimed: the engine's and the workers' first minutes are their slowest
+            events = catalogue_events(args.catalog, catalog.head(args.warm_up), "w-")
+            results["warm_up"] = [sustained(system, events, "w-", args.poll)]
+            if args.updates:
+                results["warm_up"].append(sustained(system, [price_update(e) for e in events], "w-", args.poll))
+            rates = ", ".join(f"{r['events_per_s']:.1f}" for r in results["warm_up"])
+            print(f"warm-up pass, not timed: {rates} events/s", flush=True)
         for repeat in range(args.repeats):
             fresh_index()
             events = catalogue_events(args.catalog, catalog, f"s{repeat}-")
@@ -265,7 +272,9 @@ def render(payload: Mapping[str, Any], info: RunInfo) -> str:
         f"refresh interval {payload.get('refresh_interval', '1s')}, "
         f"HNSW graph {payload['graph']} (m:ef_construction), "
         f"{payload['events']} catalogue events per sustained run, "
-        f"{payload['repeats']} repeats; searchable = visible to a search (polled every {payload['poll_s']} s).\n",
+        f"{payload['repeats']} repeats after an untimed pass of {payload.get('warm_up', 0)} events"
+        f"{' and their price changes' if payload['summary'].get('sustained_updates_per_s') else ''}; "
+        f"searchable = visible to a search (polled every {payload['poll_s']} s).\n",
         markdown_table(["measurement", "events/s (median)", "min-max", "vs ceiling"], rows),
         f"\nOffered load: one event enqueued every {1 / payload['rate']:.3f} s for {payload['duration_s']} s:\n",
         markdown_table(["offered events/s", "events", "searchable", "lost", "delay p50 s", "p95 s", "p99 s", "max s"],
@@ -290,13 +299,15 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="the written indices' refresh interval (INDEX_REFRESH_INTERVAL; default %(default)s)")
     parser.add_argument("--updates", action="store_true",
                         help="after each sustained run, time the same products again as price changes")
+    parser.add_argument("--warm-up", type=int, default=2000, metavar="EVENTS",
+                        help="an untimed sustained pass of this many events first (default %(default)s; 0: none)")
     args = parser.parse_args(argv)
     graphs = parse_graphs(parser, "--graph", args.graph)
     if len(graphs) != 1:
         parser.error(f"--graph takes one M:EF_CONSTRUCTION, not {args.graph!r}")
     args.graph = graphs[0]
     if args.tiny:
-        args.rate, args.duration = 10.0, 5.0
+        args.rate, args.duration, args.warm_up = 10.0, 5.0, min(args.warm_up, 20)
     return finish_args(args)
 
 
@@ -307,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     payload = {**info.as_dict(), "engine": args.engine, "encoder": args.encoder, "batch_size": args.batch_size,
                "graph": str(args.graph), "refresh_interval": args.refresh_interval, "rate": args.rate,
                "duration_s": args.duration, "poll_s": args.poll,
-               "repeats": args.repeats,
+               "repeats": args.repeats, "warm_up": args.warm_up,
                "events": results["sustained"][0]["events"], "results": results}
     payload["summary"] = summarize(results)
     write_outputs(args, "ingestion", payload, render(payload, info))
