@@ -113,9 +113,11 @@ def render(payload: dict[str, Any], info: RunInfo) -> str:
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.performance.lookup_reads", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.performance.lookup_reads",
+                                     description=__doc__.splitlines()[0])
     add_common_args(parser, repeats=3)
-    parser.add_argument("--engines", default="opensearch,elasticsearch", help="comma-separated, run one after the other")
+    parser.add_argument("--engines", default="opensearch,elasticsearch",
+                        help="comma-separated, run one after the other")
     parser.add_argument("--events", type=int, default=4000, help="documents to load and read back")
     parser.add_argument("--batch-size", type=int, default=64, help="the workers' micro-batch (INGEST_BATCH_SIZE)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random vectors")

@@ -29,7 +29,8 @@ class ReversingBulk:
         return [BulkOutcome(a["_id"], a["_op_type"], self.statuses.get(a["_id"], 201)) for a in reversed(self.actions)]
 
     def mget(self, index: str, ids: Sequence[str], realtime: bool = True, vectors: bool = False) -> dict[str, Any]:
-        docs = [{"_id": i, "found": True, "_source": {k: v for k, v in self.held[i].items() if vectors or k != "vector"}}
+        docs = [{"_id": i, "found": True,
+                 "_source": {k: v for k, v in self.held[i].items() if vectors or k != "vector"}}
                 if i in self.held else {"_id": i, "found": False} for i in ids]
         return {"docs": docs}
 
