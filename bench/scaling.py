@@ -442,12 +442,11 @@ def inputs_section(inp: Inputs) -> str:
          f"{GPU_MEASUREMENT['plain_sentence_transformer_titles_per_s']:,.0f} titles/s",
          f"constant `GPU_MEASUREMENT` in `bench/scaling.py`: {GPU_MEASUREMENT['provenance']}"],
         ["ingestion, sustained", f"{inp.sustained:.1f} events/s (median of {inp.ingestion['repeats']}) with "
-         f"{inp.ingestion_workers} Celery "
-         "workers (concurrency 1, one encoder thread each, sharing the 2 cores with the engine)",
+         f"{inp.ingestion_workers} Celery workers (concurrency 1, one encoder thread each, sharing the 2 cores "
+         "with the engine)",
          inp.ingestion_src.cite()],
         ["ingestion, bulk ceiling", f"{inp.ceiling:,.1f} events/s (median of {inp.ingestion['repeats']}; "
-         "precomputed vectors, no queue, one "
-         "2-core node)", inp.ingestion_src.cite()],
+         "precomputed vectors, no queue, one 2-core node)", inp.ingestion_src.cite()],
         *([["ingestion, price changes", f"{inp.updates['summary']['sustained_updates_per_s']['median']:.1f} price "
             f"changes/s against {inp.updates['summary']['sustained_events_per_s']['median']:.1f} new products/s, "
             f"the same {workers_started(inp.updates)} workers in one run "

@@ -111,7 +111,7 @@ def _encode(
         try:
             product = encoder_input(event, image_root)
         except ImageError as exc:
-            rejected.append(EventOutcome(raw, Status.REJECTED, f"product {event.product_id}: {exc}"))
+            rejected.append(_refused(raw, event, exc))
             continue
         ready.append((raw, event, product, input_digest(product)))
     if not ready:
@@ -123,13 +123,12 @@ def _encode(
         if kept is not None and kept[0] == digest:
             done.append(_Encoded(raw, event, product, digest, kept[1]))  # as stored: no conversion
             continue
-        try:
-            # Decoded only on its way to the tower: kept bytes passed this check when first encoded.
-            if product.image is not None:
+        if product.image is not None:
+            try:  # decoded only on its way to the tower: kept bytes passed this check when first encoded
                 check_picture(product.image, Path(event.image or "").name)
-        except ImageError as exc:
-            rejected.append(EventOutcome(raw, Status.REJECTED, f"product {event.product_id}: {exc}"))
-            continue
+            except ImageError as exc:
+                rejected.append(_refused(raw, event, exc))
+                continue
         fresh.append((raw, event, product, digest))
     if not fresh:
         return done, rejected
@@ -141,10 +140,15 @@ def _encode(
             try:
                 done.append(_Encoded(raw, event, product, digest, encoder.encode_products([product])[0].tolist()))
             except ImageError as exc:
-                rejected.append(EventOutcome(raw, Status.REJECTED, f"product {event.product_id}: {exc}"))
+                rejected.append(_refused(raw, event, exc))
         return done, rejected
     done += [_Encoded(*item, vector) for item, vector in zip(fresh, vectors.tolist())]
     return done, rejected
+
+
+def _refused(raw: Any, event: ProductUpsert, error: ImageError) -> EventOutcome:
+    """The outcome of an upsert whose image was refused: parked with the reason, the batch goes on."""
+    return EventOutcome(raw, Status.REJECTED, f"product {event.product_id}: {error}")
 
 
 def _outcome(raw: Any, event: ProductUpsert | ProductDelete, result: BulkOutcome) -> EventOutcome:

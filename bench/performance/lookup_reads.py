@@ -91,8 +91,9 @@ def measure(kind: str, events: Sequence[dict[str, Any]], args: argparse.Namespac
                                                                    **options))
                  for label, options in READS.items()}
         for label, read in reads.items():  # warm up, and check each read returns what it claims
-            source = read(batches[0])["docs"][0]["_source"]
-            if (VECTOR_FIELD in source) != (label != "digest and model only"):
+            source, options = read(batches[0])["docs"][0]["_source"], READS[label]
+            if (VECTOR_FIELD in source) != bool(options.get("vectors")
+                                                or VECTOR_FIELD in options.get("source_includes", ())):
                 raise RuntimeError(f"{kind}: read {label!r} returned fields {sorted(source)}")
         seconds = timed_rounds(reads, batches, args.repeats)
     print(f"{kind}: " + ", ".join(f"{label} {statistics.median(times) * 1000:.1f} ms"

@@ -7,6 +7,7 @@ import numpy as np
 
 from engines import BulkOutcome
 from indexer.pipeline import Status, index_events
+from tests.unit.test_image_files import _jpeg
 from tests.unit.test_query_cache import CountingEncoder
 
 
@@ -129,16 +130,10 @@ def test_a_document_without_a_digest_is_encoded_again():
 
 def test_a_picture_is_decoded_only_on_its_way_to_the_tower(tmp_path, monkeypatch):
     """A broken new picture is parked; a price change with the bytes that made its vector skips the decode."""
-    import io
-
-    from PIL import Image
-
     import indexer.pipeline as pipeline
 
-    buffer = io.BytesIO()
-    Image.new("RGB", (40, 30), (200, 20, 20)).save(buffer, format="JPEG")
-    (tmp_path / "ok.jpg").write_bytes(buffer.getvalue())
-    (tmp_path / "truncated.jpg").write_bytes(buffer.getvalue()[:200])
+    (tmp_path / "ok.jpg").write_bytes(_jpeg())
+    (tmp_path / "truncated.jpg").write_bytes(_jpeg()[:200])
     checked: list[str] = []
     monkeypatch.setattr(pipeline, "check_picture", _counting(pipeline.check_picture, checked))
     engine, encoder = ReversingBulk(), TitleEncoder()
