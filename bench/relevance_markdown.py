@@ -159,7 +159,9 @@ def comparisons(payload: Mapping[str, Any]) -> str:
                   "The same blend without the known-item rule (`query_rewriter.known_item`), and with a BM25 weight "
                   "per query from a ridge model over query and leg features, learned on the dev queries only "
                   "(`query_rewriter.learn_weights`; the penalty, or no model, chosen by 5-fold cross-validation on "
-                  "dev). Each against the best hybrid and against its dense leg, on test.\n",
+                  "dev), and with one leg cut to its top 50 (the other left at 100, the same weight): a leg's "
+                  "sources are a third of the hybrid's engine time (`docs/performance.md`). Each against the best "
+                  "hybrid and against its dense leg, on test.\n",
                   markdown_table(["Engine", "Variant", "Baseline", "Baseline nDCG@10", "Variant nDCG@10",
                                   "Δ [95% CI]", "p (randomization)", "p (paired t)", "wins / ties / losses"],
                                  variant_rows)]

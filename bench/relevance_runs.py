@@ -9,7 +9,7 @@ shortcut by comparing it with the searcher's own ``mode="hybrid"`` answers.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -40,6 +40,9 @@ DevScores = Callable[[Rankings], Mapping[str, float]]
 """Per-query dev nDCG@10 of a set of rankings."""
 LEARNED_METHOD = "min_max"
 """The method whose weight is also learned per query (the default blend)."""
+NARROW_DEPTH = 50
+"""A narrower leg for the variants that ask what the last half of a leg's window adds: the legs'
+sources are a third of the hybrid's engine time (``bench.performance.query_paths``)."""
 
 
 @dataclass(frozen=True)
@@ -68,9 +71,9 @@ class System:
     weight_model: dict[str, Any] | None = None  # a per-query weight model, and how it was chosen
 
 
-def ask(searcher: HybridSearcher, mode: str, text: str) -> Answer:
+def ask(searcher: HybridSearcher, mode: str, text: str, depth: int = DEPTH) -> Answer:
     """``text`` through the searcher in a single-leg mode, keeping the leg's raw scores and order."""
-    response = searcher.search(SearchRequest(query=text, mode=mode, size=DEPTH, depth=DEPTH))  # type: ignore[arg-type]
+    response = searcher.search(SearchRequest(query=text, mode=mode, size=depth, depth=depth))  # type: ignore[arg-type]
     leg_name = "bm25" if mode == "bm25" else "knn"
     in_leg_order = sorted(response.hits, key=lambda hit: hit.ranks[leg_name])
     return Answer([hit.product_id for hit in response.hits],
@@ -95,6 +98,12 @@ def fuse(text: str, bm25: Answer, knn: Answer, method: str, bm25_weight: float, 
 def features(text: str, bm25: Answer, knn: Answer) -> dict[str, float] | None:
     """The per-query weight model's features, from the text the searcher sends (rewritten)."""
     return query_features(rewrite(text).text, bm25.leg, knn.leg)
+
+
+def narrowed(answers: Mapping[str, Answer], depth: int) -> dict[str, Answer]:
+    """Each answer's leg cut to its top ``depth``: what a leg asked for ``depth`` hits returns, as an
+    HNSW search keeps the same candidates whatever the number of hits it hands back."""
+    return {qid: replace(answer, leg=answer.leg[:depth]) for qid, answer in answers.items()}
 
 
 def _rankings(answers: Mapping[str, Answer], query_ids: Sequence[str]) -> Rankings:
@@ -122,6 +131,20 @@ def spot_check(searcher: HybridSearcher, queries: Mapping[str, str], bm25: Mappi
             raise RuntimeError(f"fused legs differ from HybridSearcher for {qid} ({method}, {bm25_weight}) "
                                f"on {searcher.target()}: the benchmark's shortcut is wrong")
     return len(checked)
+
+
+def spot_check_narrowed(searcher: HybridSearcher, queries: Mapping[str, str],
+                        answers: Mapping[str, Mapping[str, Answer]], depth: int) -> int:
+    """Assert that each leg asked for ``depth`` hits returns the top ``depth`` of the stored leg
+    (:func:`narrowed`); returns queries checked."""
+    checked = list(queries)[:SPOT_CHECK_QUERIES]
+    for mode, legs in answers.items():
+        for qid in checked:
+            direct = ask(searcher, mode, queries[qid], depth).leg
+            if [doc for doc, _ in direct] != [doc for doc, _ in legs[qid].leg[:depth]]:
+                raise RuntimeError(f"the {mode} leg of {depth} differs from the top {depth} of the leg of {DEPTH} "
+                                   f"for {qid} on {searcher.target()}: the narrowed variants are wrong")
+    return len(checked) * len(answers)
 
 
 @dataclass(frozen=True)
@@ -182,8 +205,8 @@ def model_systems(
     candidates: int | None = None,
 ) -> tuple[list[System], int]:
     """Dense, client-side hybrid (weights chosen on dev) and, where offered, server-side hybrid rows,
-    plus two variants of the default blend: without the known-item rule, and with per-query weights
-    learned on dev (:mod:`query_rewriter.learn_weights`).
+    plus variants of the default blend: without the known-item rule, with per-query weights learned
+    on dev (:mod:`query_rewriter.learn_weights`), and with either leg cut to :data:`NARROW_DEPTH`.
 
     ``baseline_key`` also returns this index's BM25 leg as the "project analyzer" BM25 row;
     ``candidates`` fixes the kNN leg's HNSW breadth (None: the searcher's own choice). Returns the
@@ -223,6 +246,15 @@ def model_systems(
             ))
             variants.append(learned_system(key, label, engine.kind, index, texts, bm25, knn, queries, method,
                                            chosen, per_query))
+            checked += spot_check_narrowed(searcher, queries.test, {"bm25": bm25, "knn": knn}, NARROW_DEPTH)
+            for leg, legs in (("kNN", (bm25, narrowed(knn, NARROW_DEPTH))),
+                              ("BM25", (narrowed(bm25, NARROW_DEPTH), knn))):
+                variants.append(System(
+                    f"{key}/{leg.lower()}-{NARROW_DEPTH}", engine.kind, "Hybrid variant",
+                    f"{label}, {leg} leg of {NARROW_DEPTH}", index,
+                    _fused(texts, *legs, test_ids, method, chosen), _fused(texts, *legs, dev_ids, method, chosen),
+                    method=method, bm25_weight=chosen,
+                ))
     if engine.supports_server_hybrid:
         systems += [server_system(searcher, system, queries) for system in systems if system.family == "Hybrid"]
     return systems + variants, checked

@@ -6,8 +6,9 @@
 ``_msearch`` with each leg's sources. Each alternative here changes one of those choices and
 keeps everything else (rewrite-free text, the same bodies, the same min-max blend of the same
 100-candidate legs), so a faster one could replace the shipped path without changing a ranking
-(except ``kNN leg of 50``, which narrows the candidate window and is timed only to show its
-price). Paths are interleaved query by query, as in :mod:`bench.performance.query`.
+(except the rows with a leg of 50, which narrow the candidate window: ``python -m bench.relevance``
+scores that narrowing, these rows time it against the same two legs at 100). Paths are
+interleaved query by query, as in :mod:`bench.performance.query`.
 
 The peer comparison (issue #14, part 3) runs in the same rounds: our client-side hybrid against
 OpenSearch's own server-side ``hybrid`` query (neural-search, the same min-max normalisation and
@@ -46,6 +47,7 @@ from bench.performance.common import (
 from bench.performance.engine_index import bulk_load, engine_stack
 from bench.performance.query import measure
 from bench.performance.stats import median_summary, paired_ratios
+from bench.relevance_runs import NARROW_DEPTH
 from bench.report import markdown_table
 from engines import SearchEngine
 from es_mappings import PRODUCT_FIELDS, UNSHOWN_FIELDS
@@ -67,6 +69,9 @@ NO_TOTALS = {"track_total_hits": False}
 PIPELINE = "perf-query-paths-blend"
 """The stored pipeline both peer rows name: min-max, the searcher's default weights."""
 SHOWN = [f.name for f in PRODUCT_FIELDS if f.name not in UNSHOWN_FIELDS]
+LEGS = "both legs in one _msearch, query vector supplied, no searcher around them"
+NARROWED = {leg: f"the same with a {leg} leg of {NARROW_DEPTH} (changes the window)" for leg in ("kNN", "BM25")}
+"""A leg cut to its top ``NARROW_DEPTH``, timed against :data:`LEGS` (both at ``DEPTH``) in the same rounds."""
 """The same sources the legs return, named by includes instead of excludes (a design experiment)."""
 PEER_TARGETS = {"p50 vs server-side": 0.8, "p50 vs BM25": 1.3, "p99 vs BM25": 1.5}
 Ask = Callable[[str], Any]
@@ -128,18 +133,14 @@ def build_paths(
         return engine.search(index, {"size": len(ids), "query": {"ids": {"values": ids}},
                                      "_source": {"excludes": list(UNSHOWN_FIELDS)}})
 
-    def knn_leg_50(query: str) -> list[str]:
-        bm25, knn = engine.msearch(index, [bm25_body(query, [], DEPTH),
-                                           knn_body(engine, vector(query), [], 50, candidates)])
-        return _blend(bm25, knn)
-
-    def legs(extra: dict[str, Any]) -> Ask:
+    def legs(extra: dict[str, Any], bm25_depth: int = DEPTH, knn_depth: int = DEPTH) -> Ask:
         """Both legs in one ``_msearch`` with the supplied vector and the min-max blend, nothing else:
-        the searcher's round trip alone, so that ``extra`` (a body setting) is all that differs."""
+        the searcher's round trip alone, so that ``extra`` (a body setting) or a leg's depth is all
+        that differs."""
         def ask(query: str) -> list[str]:
             vector = supplied.encode_queries([query])[0].tolist()
-            bm25, knn = engine.msearch(index, [{**bm25_body(query, [], DEPTH), **extra},
-                                               {**knn_body(engine, vector, [], DEPTH, candidates), **extra}])
+            bm25, knn = engine.msearch(index, [{**bm25_body(query, [], bm25_depth), **extra},
+                                               {**knn_body(engine, vector, [], knn_depth, candidates), **extra}])
             return _blend(bm25, knn)
         return ask
 
@@ -162,10 +163,11 @@ def build_paths(
         "BM25 leg on a thread while encoding, then the kNN leg": overlapped,
         "legs without sources, then _mget of the page": page_sources_after(mget),
         "legs without sources, then an ids query for the page": page_sources_after(ids_query),
-        "kNN leg of 50 instead of 100 (changes the window)": knn_leg_50,
-        "both legs in one _msearch, query vector supplied, no searcher around them": legs({}),
+        LEGS: legs({}),
         "the same without hit totals (track_total_hits false)": legs(NO_TOTALS),
         "the same with sources named by includes, not excludes": legs({"_source": {"includes": SHOWN}}),
+        NARROWED["kNN"]: legs({}, knn_depth=NARROW_DEPTH),
+        NARROWED["BM25"]: legs({}, bm25_depth=NARROW_DEPTH),
         OURS: lambda q: peer.search(SearchRequest(query=q, mode="hybrid", rewrite=False)),
         SERVER: server(DEPTH),
         SERVER_PAGE: server(PAGE),
@@ -187,7 +189,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {"engine": args.engine, "query_encoder": variant_label(args.encoder), "queries": len(queries),
             "rounds": rounds, "medians": {label: median_summary(r) for label, r in rounds.items()},
             "vs_shipped": {label: paired_ratios(r, shipped, ["p50", "p99"]) for label, r in rounds.items()},
-            "peer": peer_ratios(rounds)}
+            "peer": peer_ratios(rounds),
+            "narrowed": {label: paired_ratios(rounds[label], rounds[LEGS], ["p50", "p99"])
+                         for label in NARROWED.values()}}
 
 
 def peer_ratios(rounds: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -217,6 +221,10 @@ def render(result: dict[str, Any], info: RunInfo) -> str:
         "Against the peer, our client-side hybrid with the query vector supplied (paired within rounds): "
         + ", ".join(f"{ratios['p50']:.2f}x p50 and {ratios['p99']:.2f}x p99 of *{label}*"
                     for label, ratios in result["peer"].items()) + ".",
+        "",
+        f"A leg of {NARROW_DEPTH} against the same two legs of {DEPTH} (paired within rounds): "
+        + ", ".join(f"*{label}* {ratios['p50']:.2f}x p50 and {ratios['p99']:.2f}x p99"
+                    for label, ratios in result["narrowed"].items()) + ".",
         "",
         f"Issue #14 part 3, with the query vector supplied (the BM25 targets with the query tower in the loop are "
         f"judged in the target 1 table): {peer_verdict(result['peer'])}.",

@@ -19,7 +19,16 @@ from bench.relevance_eval import (
     wins_and_losses,
 )
 from bench.relevance_markdown import END, PLACEHOLDER, START, kept_discussion, render
-from bench.relevance_runs import BREADTH_GRID, WEIGHT_GRID, Answer, Queries, breadth_sweep, fuse, model_systems
+from bench.relevance_runs import (
+    BREADTH_GRID,
+    WEIGHT_GRID,
+    Answer,
+    Queries,
+    breadth_sweep,
+    fuse,
+    model_systems,
+    narrowed,
+)
 from bench.relevance_stack import IndexSpec, spec_events
 from engines.base import SearchEngine
 from query_rewriter.blend import METHODS, blend, leg_weights
@@ -102,6 +111,17 @@ def test_fuse_is_the_search_modules_blend():
     assert all(sum(leg_weights(w).values()) == pytest.approx(1.0) for w in WEIGHT_GRID)
 
 
+def test_a_narrowed_leg_keeps_its_top_and_the_fused_ranking_loses_only_what_it_cut():
+    bm25 = Answer(["a", "b"], [("a", 9.0), ("b", 3.0)], {"a": "A", "b": "B"})
+    knn = {"q": Answer(["c", "a", "d"], [("c", 0.9), ("a", 0.8), ("d", 0.1)])}
+    cut = narrowed(knn, 2)["q"]
+    assert cut.leg == [("c", 0.9), ("a", 0.8)] and cut.ranked == knn["q"].ranked
+    # min-max over the cut leg: c 1.0 and a 0.0 for kNN, a 1.0 and b 0.0 for BM25; BM25 weight 0.3:
+    # c = 0.7 * 1.0, a = 0.3 * 1.0 + 0.7 * 0.0, b = 0.0
+    assert fuse("x", bm25, cut, "min_max", 0.3) == ["c", "a", "b"]
+    assert "d" in fuse("x", bm25, knn["q"], "min_max", 0.3)
+
+
 class FakeEngine(SearchEngine):
     """Canned legs: BM25 favours "b", kNN favours "a"; the dev judgments below want "a" first."""
 
@@ -109,7 +129,7 @@ class FakeEngine(SearchEngine):
     LEGS = {"bm25": [("b", 8.0), ("c", 7.0), ("a", 1.0)], "knn": [("a", 0.9), ("d", 0.5), ("b", 0.4)]}
 
     def msearch(self, index: str, bodies: Sequence[Mapping[str, Any]], dfs: bool = False) -> list[dict[str, Any]]:
-        legs = [self.LEGS["knn" if "fake_knn" in body else "bm25"] for body in bodies]
+        legs = [self.LEGS["knn" if "fake_knn" in body else "bm25"][:body["size"]] for body in bodies]
         return [{"hits": {"hits": [{"_id": i, "_score": s, "_source": {}} for i, s in leg]}} for leg in legs]
 
     def knn_query(self, field: str, vector: Sequence[float], k: int, filters: Any,
@@ -149,7 +169,7 @@ def test_model_systems_choose_weights_on_dev_and_match_the_searcher():
                                      queries, dev_ndcg, baseline_key="bm25/project")
     by_key = {s.key: s for s in systems}
     assert [s.family for s in systems] == ["BM25", "Dense", "Hybrid", "Hybrid", "Hybrid",
-                                           "Hybrid variant", "Hybrid variant"]
+                                           "Hybrid variant", "Hybrid variant", "Hybrid variant", "Hybrid variant"]
     assert by_key["fake/bm25/project"].test["t1"] == ["b", "c", "a"]
     assert by_key["fake/dense/fake"].dev == {"d1": ["a", "d", "b"]}
     min_max = by_key["fake/hybrid/fake/min_max"]
@@ -157,7 +177,8 @@ def test_model_systems_choose_weights_on_dev_and_match_the_searcher():
     assert min_max.dev_curve[min_max.bm25_weight] == max(min_max.dev_curve.values())
     assert min_max.dev["d1"][0] == "a"  # the chosen weight puts the dev answer first
     assert by_key["fake/hybrid/fake/rrf"].dev_curve.keys() == {0.5}
-    assert checked == 3 * len(queries.test)  # every method, every test query (at most 3 each)
+    # every method, every test query (at most 3 each), and both legs once at the narrowed depth
+    assert checked == 3 * len(queries.test) + 2 * len(queries.test)
     # One dev query is too few to learn from: the per-query row keeps the global weight everywhere.
     learned = by_key["fake/hybrid/fake/min_max/per-query"]
     assert learned.weight_model is not None and learned.weight_model["alpha"] is None
