@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from acebert.blend_choice import best_setting
+from bench import relevance_runs
 from bench.relevance import load_split, parse_model, parse_models
 from bench.relevance_eval import (
     NO_RESULTS,
@@ -177,12 +178,47 @@ def test_model_systems_choose_weights_on_dev_and_match_the_searcher():
     assert min_max.dev_curve[min_max.bm25_weight] == max(min_max.dev_curve.values())
     assert min_max.dev["d1"][0] == "a"  # the chosen weight puts the dev answer first
     assert by_key["fake/hybrid/fake/rrf"].dev_curve.keys() == {0.5}
-    # every method, every test query (at most 3 each), and both legs once at the narrowed depth
-    assert checked == 3 * len(queries.test) + 2 * len(queries.test)
+    assert checked == 3 * len(queries.test)  # every method, every test query (at most 3 each)
     # One dev query is too few to learn from: the per-query row keeps the global weight everywhere.
     learned = by_key["fake/hybrid/fake/min_max/per-query"]
     assert learned.weight_model is not None and learned.weight_model["alpha"] is None
     assert learned.test == min_max.test
+
+
+def test_the_narrowed_variants_blend_the_top_of_a_leg(monkeypatch):
+    monkeypatch.setattr(relevance_runs, "NARROW_DEPTH", 1)
+    queries = Queries(test={"t1": "shoes"}, dev={"d1": "tops"})
+    systems, _ = model_systems(FakeEngine("http://fake"), CountingEncoder(), "idx", "fake", "Fake model", queries,
+                               lambda rankings: {qid: 0.0 for qid in rankings})
+    by_key = {s.key: s for s in systems}
+    weight = by_key["fake/hybrid/fake/min_max"].bm25_weight
+    assert weight is not None
+    bm25, knn = FakeEngine.LEGS["bm25"], FakeEngine.LEGS["knn"]
+    # A kNN leg of one keeps "a" alone: "d" is gone, and "b" and "c" come from the BM25 leg only.
+    assert by_key["fake/hybrid/fake/min_max/knn-1"].test["t1"] == fuse(
+        "shoes", Answer([], bm25), Answer([], knn[:1]), "min_max", weight)
+    assert "d" not in by_key["fake/hybrid/fake/min_max/knn-1"].test["t1"]
+    assert by_key["fake/hybrid/fake/min_max/bm25-1"].test["t1"] == fuse(
+        "shoes", Answer([], bm25[:1]), Answer([], knn), "min_max", weight)
+
+
+class ReorderingEngine(FakeEngine):
+    """An engine whose narrower answer is not the top of its wider one (as no real engine should do)."""
+
+    def msearch(self, index: str, bodies: Sequence[Mapping[str, Any]], dfs: bool = False) -> list[dict[str, Any]]:
+        responses = super().msearch(index, bodies, dfs)
+        if bodies[0]["size"] == relevance_runs.NARROW_DEPTH:
+            for response in responses:
+                response["hits"]["hits"].reverse()
+        return responses
+
+
+def test_the_narrowed_variants_refuse_an_engine_whose_narrower_leg_is_not_the_top_of_the_wider(monkeypatch):
+    monkeypatch.setattr(relevance_runs, "NARROW_DEPTH", 2)
+    queries = Queries(test={"t1": "shoes"}, dev={"d1": "tops"})
+    with pytest.raises(RuntimeError, match="narrowed variants are wrong"):
+        model_systems(ReorderingEngine("http://fake"), CountingEncoder(), "idx", "fake", "Fake model", queries,
+                      lambda rankings: {qid: 0.0 for qid in rankings})
 
 
 def test_parse_model_names_the_index_and_whether_images_are_encoded(tmp_path):
