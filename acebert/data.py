@@ -69,7 +69,7 @@ def load_catalog(directory: str | Path, products_file: str = "products.csv", che
     ``check_images`` also refuses a row whose image file does not exist (training would fail on it
     minutes later).
     """
-    directory = Path(directory)
+    directory = Path(directory).absolute()  # a relative --catalog must not make relative image paths
     path = directory / products_file
     if not path.is_file():
         raise DataError(f"catalogue not found: {path} (a CSV with columns product_id, title and optionally "

@@ -71,6 +71,21 @@ def test_a_text_only_catalogue_needs_no_image_column(tmp_path):
     ]
 
 
+def test_a_catalogue_given_by_a_relative_path_yields_image_paths_a_worker_elsewhere_can_read(tmp_path, monkeypatch):
+    from indexer.catalog import catalog_events
+    from indexer.image_files import image_path
+
+    shop = tmp_path / "shop"
+    (shop / "images").mkdir(parents=True)
+    (shop / "images" / "p1.jpg").write_bytes(b"\xff\xd8")
+    (shop / "products.csv").write_text("product_id,title,image\np1,Red shirt,images/p1.jpg\n")
+    monkeypatch.chdir(tmp_path)
+    [event] = catalog_events("shop")
+    assert event["image"] == str(shop / "images" / "p1.jpg")
+    # The worker resolves it against its image root, whatever its own working directory.
+    assert image_path(event["image"], shop) == shop.resolve() / "images" / "p1.jpg"
+
+
 def test_a_catalogue_without_titles_names_the_missing_column(tmp_path):
     from acebert.data import load_catalog
 
