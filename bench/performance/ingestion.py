@@ -106,6 +106,19 @@ def sustained(system: System, events: list[dict[str, Any]], prefix: str, poll_s:
             "enqueue_s": enqueued - started}
 
 
+def warm_up_pass(system: System, events: list[dict[str, Any]], updates: bool, poll_s: float) -> list[dict[str, float]]:
+    """``events`` as one untimed sustained pass (then their price changes, with ``updates``).
+
+    Why: the engine's and the workers' first minutes are their slowest (JIT, caches, the first
+    segments), and every run's first repeat was its slowest before this pass."""
+    passes = [sustained(system, events, "w-", poll_s)]
+    if updates:
+        passes.append(sustained(system, [price_update(event) for event in events], "w-", poll_s))
+    print("warm-up pass, not timed: " + ", ".join(f"{r['events_per_s']:.1f}" for r in passes) + " events/s",
+          flush=True)
+    return passes
+
+
 class PacedProducer(threading.Thread):
     """Enqueues one event at a time on a fixed schedule, recording when each was handed over."""
 
@@ -191,13 +204,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"worker logs in {stack.run_dir}", flush=True)
         results["worker_start_s"] = [w.started_in_s for w in workers]
         warm_up(system, catalogue_events(args.catalog, catalog.head(WARM_UP_EVENTS), "warm-"), args.poll)
-        if args.warm_up:  # untimed: the engine's and the workers' first minutes are their slowest
-            events = catalogue_events(args.catalog, catalog.head(args.warm_up), "w-")
-            results["warm_up"] = [sustained(system, events, "w-", args.poll)]
-            if args.updates:
-                results["warm_up"].append(sustained(system, [price_update(e) for e in events], "w-", args.poll))
-            rates = ", ".join(f"{r['events_per_s']:.1f}" for r in results["warm_up"])
-            print(f"warm-up pass, not timed: {rates} events/s", flush=True)
+        if args.warm_up:
+            results["warm_up"] = warm_up_pass(system, catalogue_events(args.catalog, catalog.head(args.warm_up), "w-"),
+                                              args.updates, args.poll)
         for repeat in range(args.repeats):
             fresh_index()
             events = catalogue_events(args.catalog, catalog, f"s{repeat}-")
