@@ -142,6 +142,12 @@ class TrainConfig(BaseModel):
         None, gt=0, description="train the alignment in the first N epochs only, so the last ones tune for queries "
         "alone (None: every epoch)"
     )
+    # The backbones' embeddings and first N transformer layers keep their pretrained weights: no weight gradients
+    # for them, about 1.4x faster steps on a 2-core CPU at 3 of 6 layers (docs/acebert.md, "Frozen lower layers").
+    frozen_layers: int = Field(
+        0, ge=0, description="keep both backbones' embeddings and first N layers at their pretrained weights "
+        "(0: train everything)"
+    )
     eval_each_epoch: bool = True
     threads: int = Field(2, gt=0)
     device: str = "auto"

@@ -142,6 +142,23 @@ def _lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
     return factor
 
 
+def freeze_lower_layers(model: AceBert, layers: int) -> None:
+    """Keep each backbone's embeddings and first ``layers`` transformer layers at their pretrained weights.
+
+    Why: on a CPU the backward pass is most of a step. Frozen layers need no weight gradients,
+    and the query tower, which has nothing trainable below them, no gradients through them at
+    all, while the product tower still passes gradients down to its image tokens.
+    """
+    if layers == 0:
+        return
+    for bert in {id(b): b for b in (model.query_bert, model.product_bert) if b is not None}.values():
+        if layers > len(bert.encoder.layer):
+            raise ValueError(f"frozen_layers = {layers}, but a tower has only {len(bert.encoder.layer)} layers")
+        bert.embeddings.requires_grad_(False)
+        for layer in bert.encoder.layer[:layers]:
+            layer.requires_grad_(False)
+
+
 class Trainer:
     """Holds the model, optimiser and RNG for one run; :meth:`fit` runs (or resumes) it."""
 
@@ -159,10 +176,11 @@ class Trainer:
         self.featurizer = Featurizer(self.tokenizer.backend_tokenizer, run.model)
         self.matching = InBatchContrastive(cfg.temperature, cfg.learn_temperature, cfg.grade1_weight)
         self.matching.to(self.device)
+        freeze_lower_layers(self.model, cfg.frozen_layers)
         new_modules = [m for m in (self.model.image_tokens, self.model.query_proj, self.model.product_proj) if m is not None]
         new_params = [p for m in new_modules for p in m.parameters()] + list(self.model.domain_classifier.parameters())
         new_ids = {id(p) for p in new_params}
-        bert_params = [p for p in self.model.parameters() if id(p) not in new_ids]
+        bert_params = [p for p in self.model.parameters() if id(p) not in new_ids and p.requires_grad]
         self.optimizer = torch.optim.AdamW(
             [
                 {"params": bert_params, "lr": cfg.lr},

@@ -147,3 +147,18 @@ def test_the_image_title_loss_trains_on_its_share_of_products_with_images(tmp_pa
 def test_without_the_image_title_weight_nothing_is_drawn_for_it(tmp_path: Path) -> None:
     run = _run(tmp_path, "off", max_products=48, image_title_share=0.5)
     assert Trainer(run, load_training_data(run), progress=False).image_title_pool == {}
+
+
+def test_frozen_layers_keep_their_pretrained_weights_and_the_rest_still_learns(tmp_path: Path) -> None:
+    run = _run(tmp_path, "frozen", batch_size=8, max_products=32, max_train_pairs=8, frozen_layers=2)
+    trainer = Trainer(run, load_training_data(run), progress=False)
+    towers = {"query": trainer.model.query_bert, "product": trainer.model.product_bert}
+    before = {name: {key: value.clone() for key, value in bert.state_dict().items()} for name, bert in towers.items()}
+    trainer.train_epoch()
+    for name, bert in towers.items():
+        after = bert.state_dict()
+        changed = {key for key in after if not torch.equal(after[key], before[name][key])}
+        assert not any(key.startswith(("embeddings.", "encoder.layer.0.", "encoder.layer.1.")) for key in changed), name
+        assert any(key.startswith("encoder.layer.5.") for key in changed), name
+    with pytest.raises(ValueError, match="only 6 layers"):
+        Trainer(_run(tmp_path, "too-many", max_products=32, frozen_layers=7), load_training_data(run), progress=False)
