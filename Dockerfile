@@ -4,7 +4,9 @@
 #   docker build --build-arg REQUIREMENTS=requirements-serving.lock -t acebert-search:serving .
 FROM python:3.11-slim
 ARG REQUIREMENTS=requirements.lock
-ENV PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 UV_CACHE_DIR=/root/.cache/uv
+# UV_COMPILE_BYTECODE: compile the packages at build time. The unprivileged user below cannot write .pyc files
+# into site-packages, so without it every process would compile torch and its stack from source again.
+ENV PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 UV_CACHE_DIR=/root/.cache/uv UV_COMPILE_BYTECODE=1
 WORKDIR /app
 RUN pip install --no-cache-dir uv
 COPY requirements.lock requirements-serving.lock ./
