@@ -69,10 +69,10 @@ NO_TOTALS = {"track_total_hits": False}
 PIPELINE = "perf-query-paths-blend"
 """The stored pipeline both peer rows name: min-max, the searcher's default weights."""
 SHOWN = [f.name for f in PRODUCT_FIELDS if f.name not in UNSHOWN_FIELDS]
+"""The same sources the legs return, named by includes instead of excludes (a design experiment)."""
 LEGS = "both legs in one _msearch, query vector supplied, no searcher around them"
 NARROWED = {leg: f"the same with a {leg} leg of {NARROW_DEPTH} (changes the window)" for leg in ("kNN", "BM25")}
 """A leg cut to its top ``NARROW_DEPTH``, timed against :data:`LEGS` (both at ``DEPTH``) in the same rounds."""
-"""The same sources the legs return, named by includes instead of excludes (a design experiment)."""
 PEER_TARGETS = {"p50 vs server-side": 0.8, "p50 vs BM25": 1.3, "p99 vs BM25": 1.5}
 Ask = Callable[[str], Any]
 
