@@ -83,12 +83,17 @@ class Settings:
         return cls(**values)
 
     def to_env(self) -> dict[str, str]:
-        """These settings as the environment variables :meth:`from_env` reads back."""
+        """These settings as the environment variables :meth:`from_env` reads back.
+
+        A relative path (the image root) goes out absolute: these variables start another process,
+        such as a worker, whose working directory may differ, and the path must name the same
+        directory there.
+        """
         env = {}
         for name, (attribute, _) in _ENV.items():
             value = getattr(self, attribute)
             if value is not None:
-                env[name] = str(value)
+                env[name] = str(value.absolute() if isinstance(value, Path) else value)
         return env
 
 

@@ -190,7 +190,7 @@ def engine_rankings(args: argparse.Namespace, specs: Sequence[Any], events: Sequ
 
 
 def exact_rankings(specs: Sequence[Any], events: Sequence[Mapping[str, Any]], queries: Mapping[str, str],
-                   blends: Mapping[str, float]) -> Rankings:
+                   blends: Mapping[str, float], catalog: Path) -> Rankings:
     """The same rows without an engine: Okapi BM25 over title and category in process, each model's exact
     cosine top 100, and their min-max blend at the model's weight in ``blends`` (no known-item rule).
 
@@ -209,7 +209,7 @@ def exact_rankings(specs: Sequence[Any], events: Sequence[Mapping[str, Any]], qu
     bm25 = bm25_runs(queries, documents, DEPTH)
     rankings: Rankings = {"bm25": {qid: [pid for pid, _ in bm25[qid][:K]] for qid in queries}}
     for spec, name in model_rows(specs):
-        dense = exact_dense(encoder_for(spec.encoder), spec.with_images, events, queries, name)
+        dense = exact_dense(encoder_for(spec.encoder), spec.with_images, events, queries, name, catalog)
         weights = leg_weights(blends[f"hybrid {name}"])
         rankings[f"knn {name}"] = {qid: list(dense[qid])[:K] for qid in queries}
         rankings[f"hybrid {name}"] = {
@@ -219,15 +219,16 @@ def exact_rankings(specs: Sequence[Any], events: Sequence[Mapping[str, Any]], qu
 
 
 def exact_dense(encoder: Any, with_images: bool, events: Sequence[Mapping[str, Any]], queries: Mapping[str, str],
-                name: str) -> dict[str, dict[str, float]]:
-    """Each query's exact cosine top 100 over ``events`` encoded by ``encoder`` (with their photos or not)."""
+                name: str, catalog: Path) -> dict[str, dict[str, float]]:
+    """Each query's exact cosine top 100 over ``events`` encoded by ``encoder`` (with their photos, whose paths
+    are relative to ``catalog`` as in a catalogue event, or not)."""
     from acebert.blend_choice import DEPTH
     from acebert.encoder import ProductInput
     from acebert.evaluate import encode_inputs, search
 
     ids = [str(event["product_id"]) for event in events]
-    products = [ProductInput(event["title"], event.get("image") if with_images else None, event.get("category"))
-                for event in events]
+    products = [ProductInput(event["title"], str(catalog / event["image"]) if with_images and event.get("image")
+                             else None, event.get("category")) for event in events]
     vectors = encode_inputs(encoder, products, desc=f"encode {name}")
     return dict(zip(queries, search(encoder.encode_queries(list(queries.values())), vectors, ids, DEPTH)))
 
@@ -249,7 +250,7 @@ HEADROOM_VIEWS = ("photo as colour words", "titles intact")
 
 
 def headroom_rankings(specs: Sequence[Any], views: Mapping[str, Sequence[Mapping[str, Any]]],
-                      queries: Mapping[str, str]) -> Rankings:
+                      queries: Mapping[str, str], catalog: Path) -> Rankings:
     """Each title-only model's exact kNN rows on the catalogue ``views`` (by :data:`HEADROOM_VIEWS` name)."""
     from bench.relevance import encoder_for
 
@@ -259,7 +260,7 @@ def headroom_rankings(specs: Sequence[Any], views: Mapping[str, Sequence[Mapping
             continue
         encoder = encoder_for(spec.encoder)
         for view, events in views.items():
-            dense = exact_dense(encoder, False, events, queries, f"{name} [{view}]")
+            dense = exact_dense(encoder, False, events, queries, f"{name} [{view}]", catalog)
             rankings[f"knn {name} [{view}]"] = {qid: list(dense[qid])[:K] for qid in queries}
     return rankings
 
@@ -308,12 +309,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     _log(f"{len(queries)} colour queries; {changed} of {len(events)} titles lost a colour word")
     specs = parse_models(args.models)
     blends = {f"hybrid {name}": served_bm25_weight(spec.encoder) for spec, name in model_rows(specs)}
-    rankings = (exact_rankings(specs, events, queries, blends) if args.exact
+    rankings = (exact_rankings(specs, events, queries, blends, args.catalog) if args.exact
                 else engine_rankings(args, specs, events, queries, blends))
     headroom = {}
     if args.headroom:
         views = dict(zip(HEADROOM_VIEWS, (photo_as_words(originals, events), originals)))
-        headroom = headroom_rankings(specs, views, queries)
+        headroom = headroom_rankings(specs, views, queries, args.catalog)
     return {"catalog": str(args.catalog), "queries_file": str(args.queries),
             "engine": "none (exact search in process)" if args.exact else args.engine, "exact": args.exact,
             "products": len(events), "blinded_titles": changed, "held_out_share": args.held_out_share,

@@ -61,12 +61,16 @@ def cmd_enqueue(args: argparse.Namespace) -> None:
 
 
 def cmd_load_catalog(args: argparse.Namespace) -> None:
+    from acebert.data import DataError
     from indexer.catalog import catalog_events
 
     system = _system(args)
-    events = catalog_events(args.catalog, version=args.version, limit=args.limit)
+    try:  # image paths relative to PRODUCT_IMAGE_ROOT, which must hold the catalogue's photos
+        events = catalog_events(args.catalog, system.settings.image_root, version=args.version, limit=args.limit)
+    except DataError as error:
+        raise SystemExit(f"hybrid-search load-catalog: {error}") from None
     if args.direct:
-        counts = _index_directly(system, events, args.batch_size, Path(args.catalog))
+        counts = _index_directly(system, events, args.batch_size)
         print(json.dumps(counts))
         if counts.get("parked"):
             print(f"{counts['parked']} events parked: hybrid-search dead-letters list", file=sys.stderr)
@@ -78,7 +82,7 @@ def cmd_load_catalog(args: argparse.Namespace) -> None:
 DIRECT_RETRIES = 4
 
 
-def _index_directly(system: System, events: list[Any], batch_size: int, image_root: Path) -> dict[str, int]:
+def _index_directly(system: System, events: list[Any], batch_size: int) -> dict[str, int]:
     """Bulk-index in this process. Items the engine answered 429/5xx are retried with back-off;
     what still fails, and what can never succeed, is parked in the dead-letter list (replayable
     through the workers), so a direct load loses nothing either."""
@@ -92,7 +96,7 @@ def _index_directly(system: System, events: list[Any], batch_size: int, image_ro
         batch = events[start : start + batch_size]
         for attempt in range(DIRECT_RETRIES + 1):
             report = index_events(batch, engine=system.engine, encoder=system.models.for_writes().encoder,
-                                  index=system.names.write_alias, image_root=image_root)
+                                  index=system.names.write_alias, image_root=system.settings.image_root)
             for outcome in report.with_status(Status.INDEXED, Status.DELETED, Status.STALE):
                 counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
             rejected = report.with_status(Status.REJECTED)
@@ -284,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_enqueue)
 
     p = sub.add_parser("load-catalog", help="queue (or index directly) a products.csv catalogue")
-    p.add_argument("catalog", help="directory holding products.csv (and images/)")
+    p.add_argument("catalog", help="directory holding products.csv (and images/); its photos must be under "
+                                   "PRODUCT_IMAGE_ROOT, and events name them relative to it")
     p.add_argument("--version", type=int, default=1, help="event version of every product")
     p.add_argument("--limit", type=int)
     p.add_argument("--direct", action="store_true", help="bulk-index in this process, bypassing the workers")

@@ -92,7 +92,7 @@ def test_each_hybrid_row_names_the_bm25_weight_it_was_served_with():
     assert "| knn acebert | 0.500 |" in table and "| bm25 | 0.500 |" in table
 
 
-def test_the_exact_path_ranks_bm25_knn_and_the_served_blend_in_process():
+def test_the_exact_path_ranks_bm25_knn_and_the_served_blend_in_process(tmp_path):
     import numpy as np
 
     from bench.probe_colour import exact_rankings
@@ -104,7 +104,7 @@ def test_the_exact_path_ranks_bm25_knn_and_the_served_blend_in_process():
               {"product_id": "3", "title": "Cotton Socks"},
               {"product_id": "4", "title": "Silk Saree", "category": "Apparel > Saree"}]
     queries = {"q1": "wallet", "q2": "sneakers for jogging"}
-    rankings = exact_rankings([parse_model("minilm")], events, queries, {"hybrid minilm": 0.5})
+    rankings = exact_rankings([parse_model("minilm")], events, queries, {"hybrid minilm": 0.5}, tmp_path)
     assert set(rankings) == {"bm25", "knn minilm", "hybrid minilm"}
     assert rankings["bm25"] == {"q1": ["1"], "q2": []}  # only "wallet" matches a title or category word
     encoder = encoder_for("minilm")
@@ -157,7 +157,7 @@ def test_headroom_needs_exact_search():
     assert parse_args(["--exact", "--headroom"]).headroom
 
 
-def test_headroom_rankings_rank_each_view_with_each_title_only_model():
+def test_headroom_rankings_rank_each_view_with_each_title_only_model(tmp_path):
     from bench.probe_colour import exact_rankings, headroom_rankings
     from bench.relevance import parse_model
 
@@ -165,11 +165,41 @@ def test_headroom_rankings_rank_each_view_with_each_title_only_model():
               {"product_id": "2", "title": "Blue Wallet", "image": "2.jpg"}]
     queries = {"q1": "blue wallet"}
     views = {"titles intact": events, "blind": blind_events(events)}
-    rankings = headroom_rankings([parse_model("minilm")], views, queries)
+    rankings = headroom_rankings([parse_model("minilm")], views, queries, tmp_path)
     assert set(rankings) == {"knn minilm [titles intact]", "knn minilm [blind]"}
     assert rankings["knn minilm [titles intact]"]["q1"][0] == "2"  # the colour word decides
     assert rankings["knn minilm [blind]"] == exact_rankings([parse_model("minilm")], blind_events(events), queries,
-                                                              {"hybrid minilm": 0.5})["knn minilm"]
+                                                              {"hybrid minilm": 0.5}, tmp_path)["knn minilm"]
+
+
+def test_exact_search_reads_each_photo_under_the_catalogue_as_a_worker_does(tmp_path):
+    """Catalogue events name photos relative to the catalogue (``indexer.catalog``); the in-process
+    encoder must get the same files, and none for a title-only row or a title-only model."""
+    import numpy as np
+
+    from bench.probe_colour import exact_dense
+
+    class Recording:
+        dimension = 2
+
+        def __init__(self):
+            self.products = []
+
+        def encode_products(self, products, batch_size=64):
+            self.products += products
+            return np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (len(products), 1))
+
+        def encode_queries(self, texts, batch_size=64):
+            return np.array([[1.0, 0.0]] * len(texts), dtype=np.float32)
+
+    events = [{"product_id": "1", "title": "Red Wallet", "image": "images/1.jpg", "category": "Wallets"},
+              {"product_id": "2", "title": "Blue Wallet"}]
+    for with_images, photos in ((True, [str(tmp_path / "images" / "1.jpg"), None]), (False, [None, None])):
+        encoder = Recording()
+        dense = exact_dense(encoder, with_images, events, {"q": "wallet"}, "recording", tmp_path)
+        assert [product.image for product in encoder.products] == photos
+        assert [product.category for product in encoder.products] == ["Wallets", None]
+        assert set(dense["q"]) == {"1", "2"}
 
 
 def test_each_query_set_and_option_writes_its_own_report(tmp_path, monkeypatch):

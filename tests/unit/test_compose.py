@@ -135,3 +135,11 @@ def test_docker_compose_accepts_the_file():
     missing = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
                              env={k: v for k, v in env.items() if k != "API_KEY"}, capture_output=True, text=True)
     assert missing.returncode != 0 and "API_KEY" in missing.stderr
+
+
+def test_a_relative_image_root_travels_to_another_process_absolute(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    env = Settings(image_root=Path("shop")).to_env()
+    assert env["PRODUCT_IMAGE_ROOT"] == str(tmp_path / "shop")  # a worker started elsewhere finds the same directory

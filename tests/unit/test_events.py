@@ -1,3 +1,5 @@
+import shutil
+
 import pytest
 
 from indexer.documents import build_document, category_path
@@ -71,19 +73,49 @@ def test_a_text_only_catalogue_needs_no_image_column(tmp_path):
     ]
 
 
-def test_a_catalogue_given_by_a_relative_path_yields_image_paths_a_worker_elsewhere_can_read(tmp_path, monkeypatch):
-    from indexer.catalog import catalog_events
-    from indexer.image_files import image_path
-
+def _shop(tmp_path):
+    """A catalogue directory ``shop`` with one photo, ``images/p1.jpg``, and one title-only product."""
     shop = tmp_path / "shop"
     (shop / "images").mkdir(parents=True)
     (shop / "images" / "p1.jpg").write_bytes(b"\xff\xd8")
-    (shop / "products.csv").write_text("product_id,title,image\np1,Red shirt,images/p1.jpg\n")
+    (shop / "products.csv").write_text("product_id,title,image\np1,Red shirt,images/p1.jpg\np2,Blue cap,\n")
+    return shop
+
+
+def test_catalogue_events_name_photos_relative_to_the_image_root_wherever_the_catalogue_is_read_from(
+        tmp_path, monkeypatch):
+    from indexer.catalog import catalog_events
+    from indexer.image_files import image_path
+
+    shop = _shop(tmp_path)
     monkeypatch.chdir(tmp_path)
-    [event] = catalog_events("shop")
-    assert event["image"] == str(shop / "images" / "p1.jpg")
-    # The worker resolves it against its image root, whatever its own working directory.
-    assert image_path(event["image"], shop) == shop.resolve() / "images" / "p1.jpg"
+    for directory in ("shop", shop):  # a relative --catalog as well
+        first, second = catalog_events(directory)  # the root defaults to the catalogue directory
+        assert first["image"] == "images/p1.jpg" and "image" not in second
+        assert catalog_events(directory, image_root=tmp_path)[0]["image"] == "shop/images/p1.jpg"
+    # A worker resolves it against its own root, wherever that is mounted: here a copy elsewhere.
+    mounted = tmp_path / "app" / "data"
+    shutil.copytree(shop, mounted)
+    assert image_path(catalog_events(shop)[0]["image"], mounted) == mounted.resolve() / "images" / "p1.jpg"
+
+
+def test_a_catalogue_reached_through_a_symlinked_directory_is_still_under_its_root(tmp_path):
+    from indexer.catalog import catalog_events
+
+    shop = _shop(tmp_path)
+    (tmp_path / "link").symlink_to(shop)
+    assert catalog_events(tmp_path / "link", image_root=shop)[0]["image"] == "images/p1.jpg"
+
+
+def test_a_catalogue_whose_photos_are_outside_the_image_root_is_refused_with_the_setting_to_change(tmp_path):
+    from acebert.data import DataError
+    from indexer.catalog import catalog_events
+
+    shop = _shop(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with pytest.raises(DataError, match="outside the image root .*set PRODUCT_IMAGE_ROOT to the catalogue directory"):
+        catalog_events(shop, image_root=elsewhere)
 
 
 def test_a_catalogue_without_titles_names_the_missing_column(tmp_path):
@@ -109,3 +141,16 @@ def test_the_input_digest_follows_what_the_tower_reads_and_nothing_else():
     assert input_digest(ProductInput("ab", None, "c")) != input_digest(ProductInput("a", None, "bc"))
     with pytest.raises(TypeError, match="bytes"):
         input_digest(ProductInput("Red shirt", "photos/1.jpg"))
+
+
+def test_load_catalog_refuses_photos_outside_product_image_root_before_it_reaches_redis(tmp_path, monkeypatch):
+    """Nothing listens at these addresses: the refusal must come before any event is queued."""
+    from service.cli import main
+
+    shop = _shop(tmp_path)
+    monkeypatch.setenv("PRODUCT_IMAGE_ROOT", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:9/0")
+    monkeypatch.setenv("SEARCH_URL", "http://127.0.0.1:9")
+    for direct in ([], ["--direct"]):
+        with pytest.raises(SystemExit, match="^hybrid-search load-catalog: photo .* set PRODUCT_IMAGE_ROOT"):
+            main(["load-catalog", str(shop), *direct])
