@@ -1,7 +1,7 @@
 """The blind-title colour probe: colour words removed from the titles, so only a photo can carry the colour.
 
 ``python -m bench.probe_colour [--catalog DIR] [--queries TSV --qrels TSV] [--models minilm,acebert:CKPT,..]
-[--exact [--headroom]]``
+[--exact [--headroom] [--photo-leg W[,W..]]]``
 
 The judged colour queries are few when the titles name the colour: the title then answers them
 and the image tokens have nothing to add. This probe indexes the same catalogue with every colour
@@ -20,6 +20,8 @@ about 0.01 nDCG@10 here, which is the size of the image gain being measured. ``-
 the engine out (:func:`exact_rankings`) to compare checkpoints in minutes. ``--headroom`` (with
 ``--exact``) adds what the target can be measured against: each title-only model with the colour
 words kept where a product has a photo (:func:`photo_as_words`), the most a photo could add.
+``--photo-leg`` (with ``--exact``) adds each title + image model with a second, weighted kNN leg over
+its photos' own vectors (:func:`with_photo_leg`).
 
 :data:`COLOURS` is a fixed, generic list of English colour names. It is not read from
 ``attributes.csv``, and training must not use it: an augmentation tuned to this probe would only
@@ -126,12 +128,14 @@ def image_gain_rows(qrels: Mapping[str, Mapping[str, int]],
         with_image = image_twin(label)
         if with_image not in scores:
             continue
-        title, image = scores[label], scores[with_image]
-        low, high = bootstrap_ci(image - title)
-        rows.append({"model": with_image.removeprefix("knn "), "title_only": float(title.mean()),
-                     "title_image": float(image.mean()), "gain": float((image - title).mean()),
-                     "relative": float(image.mean() / title.mean() - 1) if title.mean() else float("nan"),
-                     "ci": [low, high]})
+        title = scores[label]
+        for row in (with_image, *(other for other in scores if other.startswith(with_image + PHOTO_LEG))):
+            image = scores[row]
+            low, high = bootstrap_ci(image - title)
+            rows.append({"model": row.removeprefix("knn "), "title_only": float(title.mean()),
+                         "title_image": float(image.mean()), "gain": float((image - title).mean()),
+                         "relative": float(image.mean() / title.mean() - 1) if title.mean() else float("nan"),
+                         "ci": [low, high]})
     return rows
 
 
@@ -190,14 +194,15 @@ def engine_rankings(args: argparse.Namespace, specs: Sequence[Any], events: Sequ
 
 
 def exact_rankings(specs: Sequence[Any], events: Sequence[Mapping[str, Any]], queries: Mapping[str, str],
-                   blends: Mapping[str, float], catalog: Path) -> Rankings:
+                   blends: Mapping[str, float], catalog: Path, photo_weights: Sequence[float] = ()) -> Rankings:
     """The same rows without an engine: Okapi BM25 over title and category in process, each model's exact
     cosine top 100, and their min-max blend at the model's weight in ``blends`` (no known-item rule).
 
     Why: comparing checkpoints is about the vectors, and an HNSW build moves these rows by about
     0.01, the size of the effect measured; exact search has no build noise and needs no ingestion,
     so a pair of checkpoints is compared in minutes. The engine path is the one that shows what a
-    deployment serves.
+    deployment serves. ``photo_weights`` adds a row per weight to each title + image model:
+    :func:`with_photo_leg`.
     """
     from acebert.blend_choice import DEPTH
     from acebert.pairs import bm25_runs
@@ -209,9 +214,14 @@ def exact_rankings(specs: Sequence[Any], events: Sequence[Mapping[str, Any]], qu
     bm25 = bm25_runs(queries, documents, DEPTH)
     rankings: Rankings = {"bm25": {qid: [pid for pid, _ in bm25[qid][:K]] for qid in queries}}
     for spec, name in model_rows(specs):
-        dense = exact_dense(encoder_for(spec.encoder), spec.with_images, events, queries, name, catalog)
+        encoder = encoder_for(spec.encoder)
+        dense = exact_dense(encoder, spec.with_images, events, queries, name, catalog)
         weights = leg_weights(blends[f"hybrid {name}"])
         rankings[f"knn {name}"] = {qid: list(dense[qid])[:K] for qid in queries}
+        if photo_weights and spec.with_images and spec.encoder != "minilm":  # MiniLM never reads a photo
+            photo = exact_dense(encoder, True, photo_events(events), queries, f"{name} [photo]", catalog)
+            for weight in photo_weights:
+                rankings[f"knn {name}{PHOTO_LEG}{weight:g}"] = with_photo_leg(dense, photo, weight)
         rankings[f"hybrid {name}"] = {
             qid: [item.doc_id for item in blend({"bm25": bm25[qid], "knn": list(dense[qid].items())}, weights)[:K]]
             for qid in queries}
@@ -231,6 +241,32 @@ def exact_dense(encoder: Any, with_images: bool, events: Sequence[Mapping[str, A
                              else None, event.get("category")) for event in events]
     vectors = encode_inputs(encoder, products, desc=f"encode {name}")
     return dict(zip(queries, search(encoder.encode_queries(list(queries.values())), vectors, ids, DEPTH)))
+
+
+PHOTO_LEG = " + photo leg "
+
+
+def photo_events(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The products with a photo, each with an empty title: the product tower's vector of a photo (and the
+    category) alone, the input the image-title alignment trains against a title (``acebert.train``)."""
+    return [{**event, "title": ""} for event in events if event.get("image")]
+
+
+def with_photo_leg(dense: Mapping[str, Mapping[str, float]], photo: Mapping[str, Mapping[str, float]],
+                   weight: float) -> dict[str, list[str]]:
+    """Each query's top 10 of the dense leg min-max blended with a photo-vector leg at ``weight`` (the dense
+    leg the rest), as two weighted kNN legs of an engine would be (issue #11's "image-vector leg").
+
+    Why a leg of its own: in the title + image vector the title dominates, so a blind title can bury the
+    product whose photo shows the asked colour; a second leg over the photo's own vector lets the photo
+    vote separately, at a weight chosen on dev. A product without a photo is simply absent from that leg.
+    """
+    from query_rewriter.blend import blend
+
+    weights = {"knn": 1 - weight, "photo": weight}
+    return {qid: [item.doc_id for item in blend({"knn": list(dense[qid].items()),
+                                                 "photo": list(photo[qid].items())}, weights)[:K]]
+            for qid in dense}
 
 
 def photo_as_words(originals: Sequence[Mapping[str, Any]],
@@ -309,7 +345,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     _log(f"{len(queries)} colour queries; {changed} of {len(events)} titles lost a colour word")
     specs = parse_models(args.models)
     blends = {f"hybrid {name}": served_bm25_weight(spec.encoder) for spec, name in model_rows(specs)}
-    rankings = (exact_rankings(specs, events, queries, blends, args.catalog) if args.exact
+    rankings = (exact_rankings(specs, events, queries, blends, args.catalog, args.photo_leg) if args.exact
                 else engine_rankings(args, specs, events, queries, blends))
     headroom = {}
     if args.headroom:
@@ -317,6 +353,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         headroom = headroom_rankings(specs, views, queries, args.catalog)
     return {"catalog": str(args.catalog), "queries_file": str(args.queries),
             "engine": "none (exact search in process)" if args.exact else args.engine, "exact": args.exact,
+            "photo_leg": list(args.photo_leg),
             "products": len(events), "blinded_titles": changed, "held_out_share": args.held_out_share,
             **breadth(args.candidates, len(events)),
             "colour_queries": len(queries),
@@ -372,6 +409,12 @@ def markdown(payload: Mapping[str, Any]) -> str:
         system = row["system"] if weight is None else f"{row['system']} (BM25 {weight:g})"
         lines.append(f"| {system} | {row['ndcg@10']:.3f} | {row['vs_baseline']:+.3f} "
                      f"({row['ci'][0]:+.3f} to {row['ci'][1]:+.3f}) |")
+    if payload.get("photo_leg"):
+        lines += ["", "`knn MODEL + photo leg W` (`--photo-leg`): the title + image model's dense leg min-max blended "
+                  "with a second kNN leg over each photo's own vector (the product tower given the photo and the "
+                  "category, no title), weights 1 − W and W, as two kNN legs of an engine would be; a product "
+                  "without a photo is absent from that leg. W is chosen on the dev queries (`--queries "
+                  "queries_dev.tsv`), not on these."]
     if payload.get("image_gain"):
         lines += ["", "What the image tokens add: dense title + image against dense title only, same checkpoint, "
                   "paired per query (issue #11 target: +20%).", "",
@@ -422,15 +465,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--headroom", action="store_true",
                         help="with --exact: also score each title-only model with the colour words kept where a "
                              "product has a photo, and kept everywhere: the most a photo could add")
+    parser.add_argument("--photo-leg", type=_weights, default=(), metavar="W[,W..]",
+                        help="with --exact: also each title + image model's dense leg blended with a second kNN leg "
+                             "over each photo's own vector, at each photo weight W (choose it on the dev queries)")
     parser.add_argument("--run-dir", type=Path, default=cache_root() / "bench-probes",
                         help="engine data and worker logs (kept between runs so indices can be reused)")
     parser.add_argument("--results", type=Path, default=None, help="output directory (default: docs/results, docs/)")
     args = parser.parse_args(argv)
     if args.headroom and not args.exact:
         parser.error("--headroom compares exact rankings (no index-build noise); add --exact")
+    if args.photo_leg and not args.exact:
+        parser.error("--photo-leg needs a second vector field in the engine; it runs with --exact only")
     args.queries = args.queries or args.catalog / "queries_test.tsv"
     args.qrels = args.qrels or args.catalog / "qrels_test.tsv"
     return args
+
+
+def _weights(text: str) -> tuple[float, ...]:
+    """``0.1,0.2`` as weights strictly between 0 and 1."""
+    weights = tuple(float(part) for part in text.split(",") if part.strip())
+    if not weights or not all(0 < weight < 1 for weight in weights):
+        raise argparse.ArgumentTypeError(f"give weights between 0 and 1 (exclusive), comma-separated: {text!r}")
+    return weights
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -443,7 +499,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # change is chosen on): each its own report, beside the plain test one rather than over it
     split = args.queries.stem.removeprefix("queries_")
     suffix = "".join(f"-{part}" for part, on in (("held-out", args.held_out_share is not None),
-                                                 ("headroom", args.headroom), (split, split != "test")) if on)
+                                                 ("headroom", args.headroom), ("photo-leg", bool(args.photo_leg)),
+                                                 (split, split != "test")) if on)
     paths = write_report(name + suffix, payload, markdown, doc.with_name(f"{doc.stem}{suffix}.md"), args.results)
     _log(f"wrote {paths[0]} and {paths[1]}")
     return 0

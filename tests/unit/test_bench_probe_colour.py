@@ -216,3 +216,51 @@ def test_each_query_set_and_option_writes_its_own_report(tmp_path, monkeypatch):
     assert names[0] == ["probe-colour.json", "probe-colour.md"]
     assert "probe-colour-exact-held-out-headroom.md" in names[1]
     assert "probe-colour-exact-dev.json" in names[2] and "probe-colour-exact-dev.md" in names[2]
+    probe.main(["--exact", "--photo-leg", "0.2", "--queries", "/d/queries_dev.tsv", "--qrels", "/d/qrels_dev.tsv",
+                "--results", str(tmp_path)])
+    assert "probe-colour-exact-photo-leg-dev.md" in {p.name for p in tmp_path.iterdir()}
+
+
+def test_the_photo_leg_takes_weights_between_0_and_1_and_exact_search_only():
+    from bench.probe_colour import parse_args
+
+    assert parse_args(["--exact", "--photo-leg", "0.1,0.3"]).photo_leg == (0.1, 0.3)
+    assert parse_args([]).photo_leg == ()
+    for argv in (["--photo-leg", "0.1"], ["--exact", "--photo-leg", "1"], ["--exact", "--photo-leg", "0"],
+                 ["--exact", "--photo-leg", "x"]):
+        with pytest.raises(SystemExit):
+            parse_args(argv)
+
+
+def test_photo_events_are_the_products_with_a_photo_without_their_titles():
+    from bench.probe_colour import photo_events
+
+    events = [{"product_id": "1", "title": "Red Bag", "image": "images/1.jpg", "category": "Bags"},
+              {"product_id": "2", "title": "Blue Cap", "image": None},
+              {"product_id": "3", "title": "Green Belt"}]
+    assert photo_events(events) == [{"product_id": "1", "title": "", "image": "images/1.jpg", "category": "Bags"}]
+
+
+def test_the_photo_leg_is_a_min_max_blend_of_the_two_legs_at_its_weight():
+    from bench.probe_colour import with_photo_leg
+
+    dense = {"q": {"a": 0.9, "b": 0.8, "c": 0.5}}
+    photo = {"q": {"c": 0.7, "b": 0.4}}  # "a" has no photo
+    # min-max: dense a 1, b (0.8 - 0.5) / 0.4 = 0.75, c floor 0.001; photo c 1, b floor 0.001
+    w = 0.3
+    a, b, c = (1 - w) * 1.0, (1 - w) * 0.75 + w * 0.001, (1 - w) * 0.001 + w * 1.0
+    assert (a, b, c) == pytest.approx((0.7, 0.5253, 0.3007))
+    assert with_photo_leg(dense, photo, w) == {"q": ["a", "b", "c"]}
+    w = 0.5  # now c: 0.5005 against b: 0.3755 and a: 0.5
+    assert with_photo_leg(dense, photo, w) == {"q": ["c", "a", "b"]}
+
+
+def test_image_gain_has_a_row_for_each_photo_leg_of_the_same_checkpoint():
+    qrels = {"q1": {"a": 2}}
+    rankings = {"knn acebert-title": {"q1": ["x", "a"]}, "knn acebert": {"q1": ["x", "a"]},
+                "knn acebert + photo leg 0.2": {"q1": ["a"]},
+                "knn acebert@other + photo leg 0.2": {"q1": ["a"]}}  # another checkpoint: not paired here
+    rows = image_gain_rows(qrels, rankings)
+    assert [row["model"] for row in rows] == ["acebert", "acebert + photo leg 0.2"]
+    second = 1 / 1.5849625007211563
+    assert rows[1]["gain"] == pytest.approx(1 - second) and rows[1]["relative"] == pytest.approx(1 / second - 1)
