@@ -1,6 +1,7 @@
-"""The identifier probe: known-item queries built from the catalogue, where exact words matter.
+"""The identifier and brand probes: queries built from the catalogue, where exact words matter.
 
-``python -m bench.probes [--catalog DIR] [--engine opensearch] [--encoder minilm] [--queries N]``
+``python -m bench.probes [--catalog DIR] [--engine opensearch] [--encoder minilm] [--queries N]
+[--brand-queries N]``
 
 The judged query sets describe products ("red handbag for women"); shoppers also type what
 they saw on a box or a previous order: a brand and a model or line name ("Gel Pulse III",
@@ -15,7 +16,15 @@ dense (kNN) and hybrid (min-max with the blend stored with the model, as a deplo
 serves, or 0.5/0.5 for a model without one) and each gets success@1 and MRR@10, with paired 95%
 bootstrap intervals of the differences.
 
-Writes ``docs/results/probe-identifiers.json`` and ``docs/probes.md``. The generator and the
+The brand probe asks what shoppers type more often than a model name: a brand and a kind of
+product ("puma shoes"). :func:`brand_queries` builds them from the titles alone: the brand is a
+title's first word and the kind its last, and every product whose title has that first and last
+word is relevant (nDCG@10, binary). The same rows run, with the hybrid also without its brand rule
+(:mod:`query_rewriter.brand`). The rule reads a brand the way this generator defines one (the
+word titles lead with), so the probe shows what the rule recovers, not that it generalises; the
+judged queries in ``docs/relevance.md`` show that it leaves descriptive queries alone.
+
+Writes ``docs/results/probe-identifiers.json`` and ``docs/probes.md``. The generators and the
 metrics are unit-tested in ``tests/unit/test_bench_probes.py``.
 """
 from __future__ import annotations
@@ -48,7 +57,18 @@ MODES: dict[str, dict[str, Any]] = {
     NO_RULE: {"mode": "hybrid", "known_item": False},
 }
 """Each row's search request fields; "hybrid" is the searcher's blend: the model's stored weights
-(``blend.json``), else min-max 0.5/0.5, with the known-item rule."""
+(``blend.json``), else min-max 0.5/0.5, with the known-item and brand rules."""
+NO_BRAND_RULE = "hybrid without the brand rule"
+BRAND_MODES: dict[str, dict[str, Any]] = {
+    "bm25": {"mode": "bm25"},
+    "knn": {"mode": "knn"},
+    "hybrid": {"mode": "hybrid"},
+    NO_BRAND_RULE: {"mode": "hybrid", "brand_first": False},
+}
+BRAND_MIN_PRODUCTS = 3
+"""A brand and kind become a query when at least this many titles have them (and the brand
+``BRAND_MIN_TITLES`` titles in all), so that a page of ten has several right answers to rank."""
+BRAND_MIN_TITLES = 5
 
 
 def at_weight(mode: str, bm25_weight: float) -> str:
@@ -104,6 +124,57 @@ def identifier_queries(titles: Mapping[str, str], limit: int | None = None, seed
             items.append(KnownItem(f"id-{pid}", " ".join(query_words), pid))
     random.Random(seed).shuffle(items)
     return items[:limit] if limit is not None else items
+
+
+@dataclass(frozen=True)
+class BrandQuery:
+    query_id: str
+    query: str
+    relevant: frozenset[str]
+
+
+def brand_queries(titles: Mapping[str, str], limit: int | None = None, seed: int = 0) -> list[BrandQuery]:
+    """"brand kind" queries from ``{product_id: title}``: a title's first word and its last, both
+    alphabetic, at least 3 letters and different, in a seeded order; every product whose title has
+    the same first and last word is relevant."""
+    groups: dict[tuple[str, str], set[str]] = {}
+    brand_titles: Counter[str] = Counter()
+    for pid, title in titles.items():
+        tokens = [w.lower() for w in words(title)]
+        if len(tokens) < 3 or not all(w.isalpha() and len(w) >= 3 for w in (tokens[0], tokens[-1])):
+            continue
+        brand_titles[tokens[0]] += 1
+        if tokens[0] != tokens[-1]:
+            groups.setdefault((tokens[0], tokens[-1]), set()).add(pid)
+    pairs = sorted(pair for pair, pids in groups.items()
+                   if len(pids) >= BRAND_MIN_PRODUCTS and brand_titles[pair[0]] >= BRAND_MIN_TITLES)
+    random.Random(seed).shuffle(pairs)
+    items = [BrandQuery(f"brand-{brand}-{kind}", f"{brand} {kind}", frozenset(groups[(brand, kind)]))
+             for brand, kind in pairs]
+    return items[:limit] if limit is not None else items
+
+
+def brand_scores(items: Sequence[BrandQuery], rankings: Mapping[str, Mapping[str, list[str]]]
+                 ) -> dict[str, np.ndarray]:
+    """Each mode's nDCG@10 per brand query, in the order of ``items``, ready to pair."""
+    from acebert.metrics import per_query
+    from bench.relevance_eval import to_run
+
+    qrels = {item.query_id: {pid: 1 for pid in item.relevant} for item in items}
+    scores = {}
+    for mode, ranked in rankings.items():
+        by_query = per_query(qrels, to_run(ranked))
+        scores[mode] = np.array([by_query[item.query_id] for item in items])
+    return scores
+
+
+def ndcg_difference(scores: Mapping[str, np.ndarray], a: str, b: str) -> dict[str, Any]:
+    """Mean nDCG@10 of ``a`` minus ``b``, with a paired bootstrap interval over queries."""
+    from acebert.metrics import bootstrap_ci
+
+    diffs = scores[a] - scores[b]
+    low, high = bootstrap_ci(diffs)
+    return {"a": a, "b": b, "ndcg@10": float(diffs.mean()), "ci": [low, high]}
 
 
 def known_item_scores(target: str, ranked: Sequence[str]) -> tuple[float, float]:
@@ -178,8 +249,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                      **{mode: tops[mode][:3] for mode in MODES}})
                 if per_query["hybrid"][-1][0] < per_query["bm25"][-1][0]:
                     misses.append(hybrid_miss(item, answers["bm25"], tops["hybrid"]))
+            brands = brand_queries(dict(zip(catalog["product_id"], catalog["title"])), args.brand_queries, args.seed)
+            _log(f"{len(brands)} brand queries")
+            brand_rankings: dict[str, dict[str, list[str]]] = {mode: {} for mode in BRAND_MODES}
+            for brand_item in tqdm(brands, desc="brand queries", unit="query"):
+                for mode, fields in BRAND_MODES.items():
+                    hits = searcher.search(SearchRequest(brand_item.query, size=K, depth=100, **fields)).hits
+                    brand_rankings[mode][brand_item.query_id] = [hit.product_id for hit in hits]
         finally:
             engine.close()
+    scores = brand_scores(brands, brand_rankings)
     return {"catalog": str(args.catalog), "products": len(catalog), "queries": len(items), "engine": args.engine,
             "encoder": args.encoder, "model_version": encoder.model_version, "seed": args.seed,
             "blend": blend, "bm25_weights": args.bm25_weight,
@@ -190,7 +269,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             paired_differences(per_query, "hybrid", NO_RULE),
                             *(paired_differences(per_query, at_weight("hybrid", w), other)
                               for w in args.bm25_weight for other in ("bm25", at_weight(NO_RULE, w)))],
-            "examples": examples, "misses": misses}
+            "examples": examples, "misses": misses,
+            "brands": {"queries": len(brands), "min_products": BRAND_MIN_PRODUCTS, "min_titles": BRAND_MIN_TITLES,
+                       "scores": {mode: float(values.mean()) for mode, values in scores.items()},
+                       "differences": [ndcg_difference(scores, "hybrid", NO_BRAND_RULE),
+                                       ndcg_difference(scores, "hybrid", "bm25"),
+                                       ndcg_difference(scores, "hybrid", "knn"),
+                                       ndcg_difference(scores, NO_BRAND_RULE, "bm25")],
+                       "examples": [{"query": item.query, "relevant": len(item.relevant),
+                                     **{mode: brand_rankings[mode][item.query_id][:3] for mode in BRAND_MODES}}
+                                    for item in brands[:8]]}}
 
 
 def markdown(payload: Mapping[str, Any]) -> str:
@@ -250,8 +338,38 @@ def markdown(payload: Mapping[str, Any]) -> str:
         cells = [f"{hit['product_id']} {hit['title']} ({hit['score']:.2f})" if hit else "-" for hit in pair]
         hybrid = ", ".join(miss["hybrid"])
         lines.append(f"| {miss['query']} | {miss['product_id']} | {cells[0]} | {cells[1]} | {hybrid} |")
+    if payload.get("brands"):
+        lines += brand_markdown(payload["brands"], payload["catalog"], payload["seed"], blend)
     lines.append("")
     return "\n".join(lines)
+
+
+def brand_markdown(brands: Mapping[str, Any], catalog: str, seed: int, blend: float) -> list[str]:
+    """The brand probe's section of ``docs/probes.md``."""
+    lines = ["", "## Brand queries: a brand and a kind of product", "",
+             f"{brands['queries']} queries \"brand kind\" built from the titles of `{catalog}` by "
+             f"`bench.probes.brand_queries` (seed {seed}): a title's first word as the brand and its last as the "
+             f"kind, kept where at least {brands['min_products']} titles have both (and {brands['min_titles']} the "
+             "brand); every product whose title has that first and last word is relevant (binary nDCG@10). No "
+             "query is picked by hand and no judgment file is read.", "",
+             "| mode | nDCG@10 |", "|---|---:|"]
+    lines += [f"| {mode} | {value:.3f} |" for mode, value in brands["scores"].items()]
+    lines += ["", "Paired differences of nDCG@10 (95% bootstrap interval over queries):", ""]
+    lines += [f"- {d['a']} − {d['b']}: {d['ndcg@10']:+.3f} ({d['ci'][0]:+.3f} to {d['ci'][1]:+.3f})"
+              for d in brands["differences"]]
+    rule = brands["differences"][0]
+    scores = brands["scores"]
+    lines += ["", f"Reading: the dense leg alone scores {scores['knn']:.3f} on brand queries against BM25's "
+              f"{scores['bm25']:.3f}, and the blend at BM25 {blend:g} without the brand rule "
+              f"{scores[NO_BRAND_RULE]:.3f}; the brand rule (`query_rewriter.brand`) adds {rule['ndcg@10']:+.3f}. "
+              "The rule reads a brand as this generator defines one (the word titles lead with), so this shows "
+              "what it recovers, not that it generalises; on the judged queries (`docs/relevance.md`) it must "
+              "leave the ranking as it was.", "",
+              "Examples (top 3 product ids per mode):", "",
+              "| query | relevant | bm25 | knn | hybrid | hybrid without the rule |", "|---|---:|---|---|---|---|"]
+    lines += [f"| {e['query']} | {e['relevant']} | {', '.join(e['bm25'])} | {', '.join(e['knn'])} | "
+              f"{', '.join(e['hybrid'])} | {', '.join(e[NO_BRAND_RULE])} |" for e in brands["examples"]]
+    return lines
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -262,6 +380,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--engine", default="opensearch", choices=("opensearch", "elasticsearch"))
     parser.add_argument("--encoder", default="minilm", help="the dense model's encoder spec (default: %(default)s)")
     parser.add_argument("--queries", type=int, default=500, help="at most this many queries (default: %(default)s)")
+    parser.add_argument("--brand-queries", type=int, default=300,
+                        help="at most this many brand queries (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bm25-weight", type=lambda text: [float(w) for w in text.split(",")], default=[],
                         help="also report the hybrid at these BM25 weights, comma-separated (the 'hybrid' row "

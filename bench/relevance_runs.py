@@ -19,6 +19,7 @@ from acebert.blend_choice import WEIGHT_GRID, best_setting
 from acebert.encoder import Encoder
 from engines import SearchEngine
 from query_rewriter.blend import METHODS, blend, leg_weights
+from query_rewriter.brand import brand_first, brand_words
 from query_rewriter.known_item import known_item, promote
 from query_rewriter.learn_weights import Example, learn
 from query_rewriter.query_weights import query_features
@@ -51,7 +52,8 @@ class Answer:
 
     ranked: list[str]
     leg: Leg  # (product id, raw engine score) in the leg's own rank order
-    titles: dict[str, str | None] = field(default_factory=dict)  # the leg's titles (the known-item rule reads them)
+    titles: dict[str, str | None] = field(default_factory=dict)  # the leg's titles (the known-item and brand rules
+    # read them)
 
 
 @dataclass
@@ -87,11 +89,15 @@ def ask_all(searcher: HybridSearcher, mode: str, queries: Mapping[str, str], lab
 
 def fuse(text: str, bm25: Answer, knn: Answer, method: str, bm25_weight: float, with_known_item: bool = True
          ) -> list[str]:
-    """The hybrid ranking the searcher would return for these two legs (top ``DEPTH``), with its
-    known-item rule (:mod:`query_rewriter.known_item`) applied to the query ``text``."""
+    """The hybrid ranking the searcher would return for these two legs (top ``DEPTH``), with its brand
+    and known-item rules (:mod:`query_rewriter.brand`, :mod:`query_rewriter.known_item`) applied to the
+    query ``text``."""
     fused = blend({"bm25": bm25.leg, "knn": knn.leg}, leg_weights(bm25_weight), method)
+    sent = rewrite(text).text
+    titles = {**knn.titles, **bm25.titles}
+    fused = brand_first(fused, brand_words(sent, bm25.leg, titles), titles)
     if with_known_item:
-        fused = promote(fused, known_item(rewrite(text).text, bm25.leg, bm25.titles))
+        fused = promote(fused, known_item(sent, bm25.leg, titles))
     return [item.doc_id for item in fused[:DEPTH]]
 
 

@@ -31,11 +31,12 @@ from query_rewriter.blend import Blended, Leg
 KNOWN_ITEM_MARGIN = 1.25
 """BM25 top-1 over top-2 score ratio above which the top product counts as singled out (chosen
 before measuring; ``docs/probes.md`` shows how often the rule fires on each query set)."""
-_WORD = re.compile(r"[a-z0-9]+")
+WORD = re.compile(r"[a-z0-9]+")
+"""A word of a query or title, matched lower-cased: the identifier probe's runs of letters and digits."""
 
 
 def words(text: str) -> set[str]:
-    return set(_WORD.findall(text.lower()))
+    return set(WORD.findall(text.lower()))
 
 
 def known_item(

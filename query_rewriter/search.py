@@ -20,6 +20,7 @@ from es_mappings import UNSHOWN_FIELDS, VECTOR_FIELD
 from query_rewriter.blend import METHODS, Blended, Method, blend_tiers, tier_depths
 from query_rewriter.cursor import CursorState, CursorStore, format_cursor, parse_cursor
 from query_rewriter.facets import Facets, facet_counts
+from query_rewriter.brand import brand_first, brand_words
 from query_rewriter.known_item import known_item, promote
 from query_rewriter.requests import SOURCE, Filters, bm25_body, bm25_query, knn_body
 from query_rewriter.rewrite import rewrite
@@ -50,6 +51,8 @@ class SearchRequest:
     thresholds: Thresholds = Thresholds()
     # Hybrid: a product BM25 singles out by every query word stays first (query_rewriter.known_item).
     known_item: bool = True
+    # Hybrid: a query that names a brand keeps that brand's products first (query_rewriter.brand).
+    brand_first: bool = True
     # None: a plain page. NEW_CURSOR: freeze the list and answer with next_cursor. Else a
     # next_cursor from an earlier page; the other fields are then taken from the cursor.
     cursor: str | None = None
@@ -86,7 +89,7 @@ class SearchRequest:
         """What a cursor must remember to extend its list the way this request made it."""
         return {"query": self.query, "filters": vars(self.filters), "mode": self.mode, "method": self.method,
                 "weights": dict(self.weights or {}), "rewrite": self.rewrite, "dfs": self.dfs,
-                "thresholds": vars(self.thresholds), "known_item": self.known_item}
+                "thresholds": vars(self.thresholds), "known_item": self.known_item, "brand_first": self.brand_first}
 
     @classmethod
     def from_cursor_fields(cls, fields: Mapping[str, Any], **extra: Any) -> SearchRequest:
@@ -308,9 +311,12 @@ class HybridSearcher:
             if len(legs) == 1:
                 weights = {name: 1.0 for name in legs}
             tiers = blend_tiers(legs, weights, request.method, depths)
-            if request.known_item and len(legs) == 2:
-                titles = {pid: sources.get(pid, {}).get("title") for pid, _ in legs["bm25"]}
-                tiers[0] = promote(tiers[0], known_item(text, legs["bm25"], titles))
+            if len(legs) == 2:
+                titles = {pid: source.get("title") for pid, source in sources.items()}
+                if request.brand_first:
+                    tiers[0] = brand_first(tiers[0], brand_words(text, legs["bm25"], titles), titles)
+                if request.known_item:
+                    tiers[0] = promote(tiers[0], known_item(text, legs["bm25"], titles))
             timings["blend"] = (time.perf_counter() - t) * 1000
 
         removed["fused"] = 0

@@ -136,6 +136,7 @@ def cmd_search(args: argparse.Namespace) -> None:
         filters=Filters(args.category, args.brand, args.price_min, args.price_max),
         page=args.page, size=args.size, depth=args.depth,
         thresholds=Thresholds(args.min_bm25, args.min_knn, args.min_score), known_item=args.known_item,
+        brand_first=args.brand_first,
     )
     response = _system(args).searcher.search(request)
     if args.json:
@@ -318,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-score", type=float, help="drop hits whose fused score is lower")
     p.add_argument("--no-known-item", dest="known_item", action="store_false",
                    help="hybrid: let the blend rank a product BM25 singles out by every query word (default: first)")
+    p.add_argument("--no-brand-first", dest="brand_first", action="store_false",
+                   help="hybrid: let the blend rank other brands among those a query names (default: the named "
+                        "brand's products first)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 

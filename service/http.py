@@ -169,6 +169,9 @@ def search(
     min_score: float | None = Query(None, ge=0, le=1e6, description="Minimum fused score of a hit."),
     known_item: bool = Query(True, description=(
         "hybrid: a product BM25 singles out by every word of the query (a brand and model name) stays first.")),
+    brand_first: bool = Query(True, description=(
+        "hybrid: a query that names a brand (a word the titles lead with, e.g. 'puma shoes') keeps that brand's "
+        "products first.")),
     cursor: str | None = Query(None, max_length=100, description=(
         "new: keep this result list for 10 minutes and answer with next_cursor, so the next pages neither "
         "repeat nor skip a product while the index changes. A next_cursor: the page after the previous one "
@@ -180,7 +183,8 @@ def search(
         request = SearchRequest(
             query=q, mode=mode, method=method, weights=request_weights(bm25_weight, knn_weight),
             filters=Filters(category, brand, price_min, price_max), page=page, size=size, depth=depth, dfs=dfs,
-            thresholds=Thresholds(min_bm25, min_knn, min_score), known_item=known_item, cursor=cursor,
+            thresholds=Thresholds(min_bm25, min_knn, min_score), known_item=known_item, brand_first=brand_first,
+            cursor=cursor,
         )
         response = system.searcher.search(request)
     except ValueError as exc:

@@ -63,6 +63,22 @@ def test_filters_apply_to_both_legs(planted: Stack):
     assert "planted-knn" not in {h.product_id for h in rewritten.hits}
 
 
+def test_a_query_that_names_a_brand_keeps_its_products_first_and_other_queries_as_blended(planted: Stack):
+    """Through the real engine, with the dense leg alone deciding the blend (BM25 weight 0): the
+    sample's Puma titles lead with "Puma", so "puma shoe" names a brand; "black shoe" names none."""
+    dense_order = {"bm25": 0.0, "knn": 1.0}
+    kept = search(planted, "puma shoe", weights=dense_order, depth=50, size=50)
+    plain = search(planted, "puma shoe", weights=dense_order, depth=50, size=50, brand_first=False)
+    puma = [h.product_id for h in plain.hits if h.source["title"].lower().startswith("puma")]
+    others = [h.product_id for h in plain.hits if not h.source["title"].lower().startswith("puma")]
+    assert len(puma) >= 3 and others
+    assert [h.product_id for h in kept.hits] == puma + others  # each part in blend order
+    assert [h.product_id for h in plain.hits] != puma + others  # the dense leg alone mixes brands here
+    no_brand = search(planted, "black shoe", weights=dense_order, depth=50, size=50)
+    assert no_brand.hits == search(planted, "black shoe", weights=dense_order, depth=50, size=50,
+                                   brand_first=False).hits
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_pagination_across_the_blend_has_no_duplicates_or_gaps(planted: Stack, method: str):
     whole = search(planted, "men shoes", method=method, depth=60, size=60)

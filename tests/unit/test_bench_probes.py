@@ -1,11 +1,12 @@
-"""The identifier probe's generator and metrics (pure functions)."""
+"""The identifier and brand probes' generators and metrics (pure functions)."""
 from __future__ import annotations
 
 import pytest
 
 from bench.probes import (
-    NO_RULE, RARE_DF, KnownItem, hybrid_miss, identifier_queries, known_item_scores, markdown, modes,
-    paired_differences, summarise,
+    BRAND_MIN_PRODUCTS, BRAND_MIN_TITLES, BRAND_MODES, NO_BRAND_RULE, NO_RULE, RARE_DF, BrandQuery, brand_markdown,
+    brand_queries, brand_scores, hybrid_miss, identifier_queries, KnownItem, known_item_scores, markdown, modes,
+    ndcg_difference, paired_differences, summarise,
 )
 from query_rewriter.search import Hit
 
@@ -79,3 +80,48 @@ def test_extra_weights_add_a_hybrid_with_and_without_the_rule_at_each():
     assert rows["hybrid, BM25 0.1"] == {"mode": "hybrid", "weights": {"bm25": 0.1, "knn": 0.9}}
     assert rows[f"{NO_RULE}, BM25 0.3"] == {"mode": "hybrid", "known_item": False, "weights": {"bm25": 0.3, "knn": 0.7}}
     assert modes() == modes([]) and len(modes()) == 4
+
+
+BRAND_TITLES = {
+    "1": "Puma Men Black Running Shoes", "2": "Puma Women White Shoes", "3": "Puma Men Blue Sports Shoes",
+    "4": "Puma Men Grey Tshirt", "5": "Puma Women Pink Tshirt",
+    "6": "Nike Men Blue Shoes", "7": "Nike Men Black Shoes", "8": "Nike Men Red Shoes", "9": "Nike Women Shoe",
+    "9b": "Nike Unisex Cap",
+    "10": "Lee Men Blue Jeans", "11": "Lee Men Black Jeans", "12": "Lee Women Jeans",  # Lee: 3 titles < 5
+    "13": "Asics Shoes", "14": "3M Men Black Shoes",  # too short; a brand with a digit
+}
+
+
+def test_a_brand_query_is_a_first_and_last_title_word_with_every_product_that_has_both():
+    assert (BRAND_MIN_PRODUCTS, BRAND_MIN_TITLES) == (3, 5)
+    items = {item.query: item.relevant for item in brand_queries(BRAND_TITLES)}
+    # puma shoes: 3 titles; puma tshirt: 2 < 3; nike shoes: 3 ("shoe" is another word; Nike has 5 titles);
+    # lee jeans: 3, but Lee has 3 titles in all < 5
+    assert items == {"puma shoes": {"1", "2", "3"}, "nike shoes": {"6", "7", "8"}}
+    assert [item.query_id for item in brand_queries(BRAND_TITLES, limit=1, seed=3)] == \
+        [item.query_id for item in brand_queries(BRAND_TITLES, seed=3)][:1]
+
+
+def test_brand_scores_are_binary_ndcg_at_ten_and_pair_by_query():
+    items = [BrandQuery("q1", "puma shoes", frozenset({"a", "b"})), BrandQuery("q2", "nike shoes", frozenset({"c"}))]
+    rankings = {"bm25": {"q1": ["a", "b"], "q2": ["x", "c"]}, "knn": {"q1": ["x", "a"], "q2": []}}
+    scores = brand_scores(items, rankings)
+    ideal = 1 + 1 / 1.5849625007211563  # two relevant at ranks 1 and 2
+    assert scores["bm25"] == pytest.approx([1.0, 1 / 1.5849625007211563])
+    assert scores["knn"] == pytest.approx([(1 / 1.5849625007211563) / ideal, 0.0])
+    difference = ndcg_difference(scores, "bm25", "knn")
+    assert difference["ndcg@10"] == pytest.approx(((1 - scores["knn"][0]) + 1 / 1.5849625007211563) / 2)
+
+
+def test_the_brand_section_names_its_rows_and_what_the_rule_adds():
+    assert list(BRAND_MODES) == ["bm25", "knn", "hybrid", NO_BRAND_RULE]
+    assert BRAND_MODES[NO_BRAND_RULE] == {"mode": "hybrid", "brand_first": False}
+    brands = {"queries": 2, "min_products": 3, "min_titles": 5,
+              "scores": {"bm25": 0.98, "knn": 0.28, "hybrid": 0.87, NO_BRAND_RULE: 0.40},
+              "differences": [{"a": "hybrid", "b": NO_BRAND_RULE, "ndcg@10": 0.47, "ci": [0.43, 0.51]}] * 4,
+              "examples": [{"query": "puma shoes", "relevant": 3, "bm25": ["1"], "knn": ["6"], "hybrid": ["1"],
+                            NO_BRAND_RULE: ["6"]}]}
+    text = "\n".join(brand_markdown(brands, "cat", 0, 0.1))
+    assert "| hybrid without the brand rule | 0.400 |" in text
+    assert "the brand rule (`query_rewriter.brand`) adds +0.470" in text
+    assert "| puma shoes | 3 | 1 | 6 | 1 | 6 |" in text
