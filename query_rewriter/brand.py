@@ -40,12 +40,17 @@ def brand_words(query: str, bm25: Leg, titles: Mapping[str, str | None]) -> froz
     ``bm25`` is the leg with raw scores; ``titles`` holds the titles of its products (a product
     without one is left out of the count).
     """
-    leg_titles = [titles.get(product_id) for product_id, _ in bm25]
-    parsed = [(first_word(title), words(title)) for title in leg_titles if title]
+    leg_titles = [title for title in (titles.get(product_id) for product_id, _ in bm25) if title]
+    firsts = [first_word(title) for title in leg_titles]
     brands = set()
     for word in words(query):
-        holding = [first for first, held in parsed if word in held]
-        if len(holding) >= BRAND_MIN_TITLES and holding.count(word) >= BRAND_SHARE * len(holding):
+        leading = firsts.count(word)
+        # Fewer than BRAND_MIN_TITLES leading titles can never reach the share of as many holding ones: the
+        # common case, a descriptive query, stops here without reading every title's words.
+        if leading < BRAND_MIN_TITLES:
+            continue
+        holding = sum(word in words(title) for title in leg_titles)
+        if leading >= BRAND_SHARE * holding:
             brands.add(word)
     return frozenset(brands)
 
