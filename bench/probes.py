@@ -49,22 +49,15 @@ RESULTS_NAME = "probe-identifiers"
 MARKDOWN = REPO_ROOT / "docs" / "probes.md"
 RARE_DF = 3
 MAX_DISTINCTIVE = 3
-NO_RULE = "hybrid without the known-item rule"
-MODES: dict[str, dict[str, Any]] = {
-    "bm25": {"mode": "bm25"},
-    "knn": {"mode": "knn"},
-    "hybrid": {"mode": "hybrid"},
-    NO_RULE: {"mode": "hybrid", "known_item": False},
+SERVED_MODES: dict[str, dict[str, Any]] = {
+    "bm25": {"mode": "bm25"}, "knn": {"mode": "knn"}, "hybrid": {"mode": "hybrid"},
 }
 """Each row's search request fields; "hybrid" is the searcher's blend: the model's stored weights
 (``blend.json``), else min-max 0.5/0.5, with the known-item and brand rules."""
+NO_RULE = "hybrid without the known-item rule"
+MODES: dict[str, dict[str, Any]] = {**SERVED_MODES, NO_RULE: {"mode": "hybrid", "known_item": False}}
 NO_BRAND_RULE = "hybrid without the brand rule"
-BRAND_MODES: dict[str, dict[str, Any]] = {
-    "bm25": {"mode": "bm25"},
-    "knn": {"mode": "knn"},
-    "hybrid": {"mode": "hybrid"},
-    NO_BRAND_RULE: {"mode": "hybrid", "brand_first": False},
-}
+BRAND_MODES: dict[str, dict[str, Any]] = {**SERVED_MODES, NO_BRAND_RULE: {"mode": "hybrid", "brand_first": False}}
 BRAND_MIN_PRODUCTS = 3
 """A brand and kind become a query when at least this many titles have them (and the brand
 ``BRAND_MIN_TITLES`` titles in all), so that a page of ten has several right answers to rank."""
