@@ -149,16 +149,10 @@ def brand_queries(titles: Mapping[str, str], limit: int | None = None, seed: int
 
 def brand_scores(items: Sequence[BrandQuery], rankings: Mapping[str, Mapping[str, list[str]]]
                  ) -> dict[str, np.ndarray]:
-    """Each mode's nDCG@10 per brand query, in the order of ``items``, ready to pair."""
-    from acebert.metrics import per_query
-    from bench.relevance_eval import to_run
+    """Each mode's nDCG@10 per brand query (binary judgments), in query id order, ready to pair."""
+    from bench.probe_colour import query_scores
 
-    qrels = {item.query_id: {pid: 1 for pid in item.relevant} for item in items}
-    scores = {}
-    for mode, ranked in rankings.items():
-        by_query = per_query(qrels, to_run(ranked))
-        scores[mode] = np.array([by_query[item.query_id] for item in items])
-    return scores
+    return query_scores({item.query_id: {pid: 1 for pid in item.relevant} for item in items}, rankings)
 
 
 def ndcg_difference(scores: Mapping[str, np.ndarray], a: str, b: str) -> dict[str, Any]:

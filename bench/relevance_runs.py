@@ -19,12 +19,10 @@ from acebert.blend_choice import WEIGHT_GRID, best_setting
 from acebert.encoder import Encoder
 from engines import SearchEngine
 from query_rewriter.blend import METHODS, blend, leg_weights
-from query_rewriter.brand import brand_first, brand_words
-from query_rewriter.known_item import known_item, promote
 from query_rewriter.learn_weights import Example, learn
 from query_rewriter.query_weights import query_features
 from query_rewriter.rewrite import rewrite
-from query_rewriter.search import HybridSearcher, SearchRequest
+from query_rewriter.search import HybridSearcher, SearchRequest, word_rules
 
 DEPTH = 100
 RRF_BM25_WEIGHT = 0.5
@@ -93,11 +91,8 @@ def fuse(text: str, bm25: Answer, knn: Answer, method: str, bm25_weight: float, 
     and known-item rules (:mod:`query_rewriter.brand`, :mod:`query_rewriter.known_item`) applied to the
     query ``text``."""
     fused = blend({"bm25": bm25.leg, "knn": knn.leg}, leg_weights(bm25_weight), method)
-    sent = rewrite(text).text
-    titles = {**knn.titles, **bm25.titles}
-    fused = brand_first(fused, brand_words(sent, bm25.leg, titles), titles)
-    if with_known_item:
-        fused = promote(fused, known_item(sent, bm25.leg, titles))
+    fused = word_rules(fused, rewrite(text).text, bm25.leg, {**knn.titles, **bm25.titles},
+                       with_known_item=with_known_item)
     return [item.doc_id for item in fused[:DEPTH]]
 
 

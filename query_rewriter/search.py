@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Literal, Mapping, get_args
+from typing import Any, Callable, Literal, Mapping, Sequence, get_args
 
 from acebert.encoder import Encoder
 from engines import HybridQuery, SearchEngine
 from es_mappings import UNSHOWN_FIELDS, VECTOR_FIELD
-from query_rewriter.blend import METHODS, Blended, Method, blend_tiers, tier_depths
+from query_rewriter.blend import METHODS, Blended, Leg, Method, blend_tiers, tier_depths
+from query_rewriter.brand import brand_first, brand_words
 from query_rewriter.cursor import CursorState, CursorStore, format_cursor, parse_cursor
 from query_rewriter.facets import Facets, facet_counts
-from query_rewriter.brand import brand_first, brand_words
 from query_rewriter.known_item import known_item, promote
 from query_rewriter.requests import SOURCE, Filters, bm25_body, bm25_query, knn_body
 from query_rewriter.rewrite import rewrite
@@ -313,10 +313,7 @@ class HybridSearcher:
             tiers = blend_tiers(legs, weights, request.method, depths)
             if len(legs) == 2:
                 titles = {pid: source.get("title") for pid, source in sources.items()}
-                if request.brand_first:
-                    tiers[0] = brand_first(tiers[0], brand_words(text, legs["bm25"], titles), titles)
-                if request.known_item:
-                    tiers[0] = promote(tiers[0], known_item(text, legs["bm25"], titles))
+                tiers[0] = word_rules(tiers[0], text, legs["bm25"], titles, request.brand_first, request.known_item)
             timings["blend"] = (time.perf_counter() - t) * 1000
 
         removed["fused"] = 0
@@ -337,6 +334,22 @@ class HybridSearcher:
         hits = response["hits"]["hits"]
         blended = [Blended(h["_id"], float(h["_score"])) for h in hits]
         return blended, {h["_id"]: h.get("_source", {}) for h in hits}
+
+
+def word_rules(fused: Sequence[Blended], text: str, bm25: Leg, titles: Mapping[str, str | None],
+               with_brand_first: bool = True, with_known_item: bool = True) -> list[Blended]:
+    """A hybrid blend after the rules that read the query's words in the BM25 leg's titles: a named brand's
+    products first (:mod:`query_rewriter.brand`), then a known item on top (:mod:`query_rewriter.known_item`).
+
+    ``text`` is the query as sent to the engine (rewritten); ``titles`` covers the blended products. One
+    function, so that the relevance bench's offline fusion applies exactly what the searcher does.
+    """
+    ranked = list(fused)
+    if with_brand_first:
+        ranked = brand_first(ranked, brand_words(text, bm25, titles), titles)
+    if with_known_item:
+        ranked = promote(ranked, known_item(text, bm25, titles))
+    return ranked
 
 
 def server_hybrid_query(
