@@ -90,6 +90,9 @@ VARIANTS: dict[str, list[str]] = {
     # the product tower on the backbone's first 3 of 6 layers (the query tower keeps all 6): about twice the
     # products/s on a CPU (issue #14's 2.5x plain SentenceTransformer); what does it cost in relevance?
     "product_layers_3": ["model.product_layers=3"],
+    # catalogue title spans matched to their products at 0.3: the trained towers forget the brands the base model
+    # read (a brand-kind probe: dense nDCG@10 0.29 against MiniLM's 0.88); does matching title words keep them?
+    "title_span_0.3": ["train.title_span_weight=0.3"],
     "lambda_0.3": ["train.adversarial=true", "train.lambda_max=0.3"],
     "lambda_0.1": ["train.adversarial=true", "train.lambda_max=0.1"],
 }

@@ -52,3 +52,14 @@ def augment_products(
             title = drop_title_words(product.title, word_dropout, rng)
         augmented.append(dataclasses.replace(product, title=title))
     return augmented
+
+
+def title_span(title: str, max_words: int, rng: random.Random) -> str:
+    """A run of 1 to ``max_words`` consecutive whitespace-separated words of ``title`` (length, then start,
+    uniform): the few words a shopper copies from a listing, for the title-span matching loss."""
+    words = title.split()
+    if not words:
+        return title
+    length = rng.randint(1, min(max_words, len(words)))
+    start = rng.randint(0, len(words) - length)
+    return " ".join(words[start : start + length])

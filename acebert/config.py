@@ -142,6 +142,14 @@ class TrainConfig(BaseModel):
         None, gt=0, description="train the alignment in the first N epochs only, so the last ones tune for queries "
         "alone (None: every epoch)"
     )
+    # Title-span matching: a third in-batch softmax in each step, the query tower's vector of a few consecutive words
+    # of a catalogue title against the product tower's vector of the whole product. The judged training queries
+    # name colours, genders and kinds only, so without it the towers learn to ignore every other title word (brands,
+    # lines, materials) that the base model read; shoppers type those too.
+    title_span_weight: float = Field(
+        0.0, ge=0, description="weight of the title-span matching loss (0: off, nothing drawn)"
+    )
+    title_span_words: int = Field(3, gt=0, description="longest title span drawn, in words")
     # The backbones' embeddings and first N transformer layers keep their pretrained weights: no weight gradients
     # for them. At 3 of 6 layers, training on the 500-product sample ran 1.3-1.5x faster on a 2-core CPU and lost
     # 0.03 held-out nDCG@10 in both seeds tried, so the default trains everything (docs/acebert.md, "Frozen lower

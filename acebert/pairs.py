@@ -179,3 +179,27 @@ def image_title_batch(titles: Mapping[str, str], size: int, rng: random.Random) 
     excluded = torch.tensor([[j != i and keys[j] == keys[i] for j in range(len(keys))] for i in range(len(keys))],
                             dtype=torch.bool)
     return TitleBatch(product_ids, excluded)
+
+
+@dataclass(frozen=True)
+class SpanBatch:
+    """One step of title-span matching: row ``i``'s span (words of product ``i``'s title) matches column ``i``;
+    ``excluded[i, j]``: product ``j``'s title holds every word of span ``i`` too (masked, not a negative)."""
+
+    product_ids: list[str]
+    spans: list[str]
+    excluded: torch.Tensor
+
+
+def title_span_batch(titles: Mapping[str, str], size: int, max_words: int, rng: random.Random) -> SpanBatch:
+    """``size`` products drawn without replacement from ``titles`` (all when fewer), each with a span of its title
+    (:func:`acebert.augment.title_span`). A span such as "Nike" matches every Nike product of the batch, so those
+    columns are masked rather than pushed away."""
+    from acebert.augment import title_span
+
+    product_ids = rng.sample(list(titles), min(size, len(titles)))
+    spans = [title_span(titles[pid], max_words, rng) for pid in product_ids]
+    words = [set(titles[pid].lower().split()) for pid in product_ids]
+    excluded = torch.tensor([[j != i and set(spans[i].lower().split()) <= words[j] for j in range(len(spans))]
+                             for i in range(len(spans))], dtype=torch.bool)
+    return SpanBatch(product_ids, spans, excluded)

@@ -39,7 +39,15 @@ from acebert.losses import InBatchContrastive, domain_loss
 from acebert.metrics import Qrels
 from acebert.minilm import base_model_path
 from acebert.model import AceBert, dann_lambda
-from acebert.pairs import Batch, TrainingExamples, bm25_negative_pools, image_title_batch, in_share, make_batches
+from acebert.pairs import (
+    Batch,
+    TrainingExamples,
+    bm25_negative_pools,
+    image_title_batch,
+    in_share,
+    make_batches,
+    title_span_batch,
+)
 from acebert.tensors import device_tensors
 
 STATE_FILE = "training_state.pt"
@@ -203,6 +211,8 @@ class Trainer:
         if cfg.image_title_weight and len(self.image_title_pool) < 2:
             raise ValueError(f"image_title_weight is set but only {len(self.image_title_pool)} products with an image "
                              f"are in image_title_share {cfg.image_title_share}: set image_title_weight = 0")
+        self.span_titles = ({pid: product.title for pid, product in data.products.items() if product.title.split()}
+                            if cfg.title_span_weight else {})
         self.step = 0
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
@@ -223,7 +233,8 @@ class Trainer:
         domain, accuracy = domain_loss(self.model, q, p[: len(q)], reversal)
         aligning = cfg.image_title_weight and (cfg.image_title_epochs is None or self.epoch < cfg.image_title_epochs)
         align = self.image_title_loss() if aligning else match.new_zeros(())
-        loss = match + cfg.domain_loss_weight * domain + cfg.image_title_weight * align
+        spans = self.title_span_loss() if cfg.title_span_weight else match.new_zeros(())
+        loss = match + cfg.domain_loss_weight * domain + cfg.image_title_weight * align + cfg.title_span_weight * spans
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -231,7 +242,7 @@ class Trainer:
         self.scheduler.step()
         self.step += 1
         return {"loss": loss.item(), "match": match.item(), "domain": domain.item(), "domain_acc": accuracy,
-                "lambda": reversal, "align": align.item()}
+                "lambda": reversal, "align": align.item(), "spans": spans.item()}
 
     def image_title_loss(self) -> torch.Tensor:
         """In-batch softmax of each drawn product's title (query tower) against the same products
@@ -244,6 +255,18 @@ class Trainer:
         i = self.model.encode_products(*device_tensors(images, self.device))
         excluded = batch.excluded.to(self.device)
         return self.matching(t, i, excluded, torch.zeros_like(excluded))
+
+    def title_span_loss(self) -> torch.Tensor:
+        """In-batch softmax of a few words of each drawn catalogue title (query tower) against the whole products
+        (product tower), spans as rows."""
+        cfg = self.run.train
+        batch = title_span_batch(self.span_titles, cfg.batch_size, cfg.title_span_words, self.rng)
+        spans = self.featurizer.queries(batch.spans)
+        products = self.featurizer.products([self.data.products[pid] for pid in batch.product_ids])
+        s = self.model.encode_queries(*device_tensors(spans, self.device))
+        p = self.model.encode_products(*device_tensors(products, self.device))
+        excluded = batch.excluded.to(self.device)
+        return self.matching(s, p, excluded, torch.zeros_like(excluded))
 
     def train_epoch(self) -> dict[str, float]:
         cfg = self.run.train

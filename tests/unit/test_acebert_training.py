@@ -23,7 +23,7 @@ from acebert.evaluate import search
 from acebert.metrics import evaluate_run
 from acebert.minilm import base_model_path
 from acebert.model import AceBert
-from acebert.pairs import in_share
+from acebert.pairs import in_share, make_batches
 from acebert.train import Trainer, load_training_data, train
 
 DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared/data/fashion"
@@ -147,6 +147,35 @@ def test_the_image_title_loss_trains_on_its_share_of_products_with_images(tmp_pa
 def test_without_the_image_title_weight_nothing_is_drawn_for_it(tmp_path: Path) -> None:
     run = _run(tmp_path, "off", max_products=48, image_title_share=0.5)
     assert Trainer(run, load_training_data(run), progress=False).image_title_pool == {}
+
+
+def test_the_title_span_loss_matches_words_of_catalogue_titles_to_their_products(tmp_path: Path) -> None:
+    run = _run(tmp_path, "spans", epochs=1, batch_size=8, max_products=48, max_train_pairs=16, title_span_weight=1.0)
+    data = load_training_data(run)
+    trainer = Trainer(run, data, progress=False)
+    assert set(trainer.span_titles) == set(data.products)  # every catalogue product the run trains on
+
+    trainer.model.zero_grad()
+    loss = trainer.title_span_loss()
+    loss.backward()
+    # spans go through the query tower, whole products through the product tower: both get its gradient
+    assert loss.item() > 0
+    assert trainer.model.query_bert.embeddings.word_embeddings.weight.grad.abs().sum() > 0
+    assert trainer.model.product_bert.embeddings.word_embeddings.weight.grad.abs().sum() > 0
+
+    out = train(run, progress=False)
+    assert json.loads((out / "config.json").read_text())["history"][0]["train"]["spans"] > 0
+
+
+def test_without_the_title_span_weight_nothing_is_drawn_for_it(tmp_path: Path) -> None:
+    run = _run(tmp_path, "no-spans", max_products=48)
+    trainer = Trainer(run, load_training_data(run), progress=False)
+    assert trainer.span_titles == {}
+    examples = trainer.data.examples
+    batch = make_batches(examples, examples.epoch_pairs(trainer.rng, 8, 16), 8, 0, trainer.rng)[0]
+    state = trainer.rng.getstate()
+    assert trainer.train_step(batch)["spans"] == 0
+    assert trainer.rng.getstate() == state  # the step drew nothing: a run without spans repeats as before
 
 
 def test_frozen_layers_keep_their_pretrained_weights_and_the_rest_still_learns(tmp_path: Path) -> None:
