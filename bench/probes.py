@@ -37,7 +37,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -79,6 +79,7 @@ def modes(bm25_weights: Sequence[float] = ()) -> dict[str, dict[str, Any]]:
         rows[at_weight(NO_RULE, weight)] = {"mode": "hybrid", "known_item": False, "weights": weights}
     return rows
 K = 10
+EXACT_ENGINE = "none (exact search in process: Okapi BM25 over title and category, exact cosine)"
 _WORD = re.compile(r"[A-Za-z0-9]+")
 
 
@@ -185,13 +186,106 @@ def paired_differences(per_query: Mapping[str, Sequence[tuple[float, float]]], a
     return {"a": a, "b": b, "mrr@10": float(diffs.mean()), "ci": [low, high]}
 
 
-def hybrid_miss(item: KnownItem, bm25_hits: Sequence[Any], hybrid_top: Sequence[str]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Found:
+    """One result of a probe query: the product, its title, and its BM25 leg score (None outside that leg)."""
+
+    product_id: str
+    title: str | None
+    bm25: float | None
+
+
+Search = Callable[[str, Mapping[str, Any]], list[Found]]
+"""A probe query's top ``K`` for a row's search request fields (:data:`MODES`, :data:`BRAND_MODES`)."""
+
+
+def hybrid_miss(item: KnownItem, bm25_found: Sequence[Found], hybrid_top: Sequence[str]) -> dict[str, Any]:
     """A query BM25 answers first and the hybrid does not: what the known-item rule saw (BM25's first two
     products, their titles and scores) and what the hybrid put first, so a reader can see why it did not fire."""
     return {"query": item.query, "product_id": item.product_id,
-            "bm25": [{"product_id": hit.product_id, "title": hit.source.get("title"), "score": hit.leg_scores["bm25"]}
-                     for hit in bm25_hits[:2]],
+            "bm25": [{"product_id": found.product_id, "title": found.title, "score": found.bm25}
+                     for found in bm25_found[:2]],
             "hybrid": list(hybrid_top[:3])}
+
+
+def engine_search(searcher: Any) -> Search:
+    """The rows through the real engine: the searcher as a deployment serves it."""
+    from query_rewriter.search import SearchRequest
+
+    def search(text: str, fields: Mapping[str, Any]) -> list[Found]:
+        hits = searcher.search(SearchRequest(text, size=K, depth=100, **fields)).hits
+        return [Found(hit.product_id, hit.source.get("title"), hit.leg_scores.get("bm25")) for hit in hits]
+
+    return search
+
+
+def exact_search(encoder: Any, catalog: Path, texts: Sequence[str], bm25_weight: float) -> Search:
+    """The rows without an engine, for comparing checkpoints in minutes: Okapi BM25 over title and category
+    in process, the model's exact cosine top 100, their min-max blend, and the searcher's word rules
+    (:func:`query_rewriter.search.word_rules`) on the rewritten query, as the relevance bench's offline fusion
+    applies them. Both legs of every text are computed up front, the query vectors in one batch.
+
+    Why: the probes compare the vectors of two checkpoints; exact search has no HNSW build noise and needs
+    no ingestion. In-process BM25 is not the engine's analyzer (it scores title and category only), so its
+    rows differ from the engine's by a few points; compare exact rows with exact rows.
+    """
+    from acebert.blend_choice import DEPTH
+    from acebert.pairs import bm25_runs
+    from bench.probe_colour import exact_dense
+    from indexer.catalog import catalog_events
+    from query_rewriter.blend import blend
+    from query_rewriter.rewrite import rewrite
+    from query_rewriter.search import word_rules
+
+    events = catalog_events(catalog)
+    titles = {str(event["product_id"]): event["title"] for event in events}
+    documents = {pid: f"{event['title']} {event.get('category') or ''}" for pid, event in zip(titles, events)}
+    unique = dict.fromkeys(rewrite(text).text for text in texts)
+    keys = {text: f"q{n}" for n, text in enumerate(unique)}
+    bm25 = bm25_runs({key: text for text, key in keys.items()}, documents, DEPTH)
+    dense = exact_dense(encoder, True, events, {key: text for text, key in keys.items()}, "probe", catalog)
+
+    def search(text: str, fields: Mapping[str, Any]) -> list[Found]:
+        sent = rewrite(text).text
+        bm25_leg, knn_leg = bm25[keys[sent]], list(dense[keys[sent]].items())
+        if fields["mode"] == "bm25":
+            ranked = [pid for pid, _ in bm25_leg]
+        elif fields["mode"] == "knn":
+            ranked = [pid for pid, _ in knn_leg]
+        else:
+            fused = blend({"bm25": bm25_leg, "knn": knn_leg}, fields.get("weights") or leg_weights(bm25_weight))
+            ranked = [item.doc_id for item in word_rules(fused, sent, bm25_leg, titles,
+                                                         fields.get("brand_first", True),
+                                                         fields.get("known_item", True))]
+        scores = dict(bm25_leg)
+        return [Found(pid, titles.get(pid), scores.get(pid)) for pid in ranked[:K]]
+
+    return search
+
+
+def probe(search: Search, items: Sequence[KnownItem], brands: Sequence[BrandQuery],
+          rows: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Every row of both probes through ``search``: per-query known-item scores, examples, misses, and the
+    brand queries' rankings."""
+    from tqdm import tqdm
+
+    per_query: dict[str, list[tuple[float, float]]] = {mode: [] for mode in rows}
+    examples, misses = [], []
+    for item in tqdm(items, desc="identifier queries", unit="query"):
+        answers = {mode: search(item.query, fields) for mode, fields in rows.items()}
+        tops = {mode: [found.product_id for found in answer] for mode, answer in answers.items()}
+        for mode in rows:
+            per_query[mode].append(known_item_scores(item.product_id, tops[mode]))
+        if len(examples) < 8:
+            examples.append({"query": item.query, "product_id": item.product_id,
+                             **{mode: tops[mode][:3] for mode in MODES}})
+        if per_query["hybrid"][-1][0] < per_query["bm25"][-1][0]:
+            misses.append(hybrid_miss(item, answers["bm25"], tops["hybrid"]))
+    brand_rankings: dict[str, dict[str, list[str]]] = {mode: {} for mode in BRAND_MODES}
+    for brand_item in tqdm(brands, desc="brand queries", unit="query"):
+        for mode, fields in BRAND_MODES.items():
+            brand_rankings[mode][brand_item.query_id] = [found.product_id for found in search(brand_item.query, fields)]
+    return {"per_query": per_query, "examples": examples, "misses": misses, "brand_rankings": brand_rankings}
 
 
 def _log(message: str) -> None:
@@ -199,64 +293,54 @@ def _log(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from tqdm import tqdm
-
     from acebert.data import load_catalog
     from acebert.loading import load_encoder
     from bench.relevance import served_bm25_weight
-    from bench.relevance_stack import IndexSpec, ingest
-    from devstack import local_stack
-    from engines import connect
-    from indexer.catalog import catalog_events
-    from query_rewriter.search import HybridSearcher, SearchRequest
 
     catalog = load_catalog(args.catalog)
-    items = identifier_queries(dict(zip(catalog["product_id"], catalog["title"])), args.queries, args.seed)
-    _log(f"{len(items)} identifier queries from {len(catalog)} products")
+    titles = dict(zip(catalog["product_id"], catalog["title"]))
+    items = identifier_queries(titles, args.queries, args.seed)
+    brands = brand_queries(titles, args.brand_queries, args.seed)
+    _log(f"{len(items)} identifier queries and {len(brands)} brand queries from {len(catalog)} products")
     encoder = load_encoder(args.encoder)
-    spec = IndexSpec(args.encoder.replace(":", "-").replace("/", "-")[-40:].strip("-").lower(), args.encoder)
-    with local_stack(args.run_dir, engines=(args.engine,), heap="2g") as stack:
-        engine = connect(args.engine, stack.engines[args.engine].url)
-        try:
-            ingestion = ingest(stack, engine, spec, catalog_events(args.catalog), encoder.dimension,
-                               encoder.model_version, args.catalog, args.reindex)
-            blend = served_bm25_weight(args.encoder)
-            searcher = HybridSearcher.over(engine, encoder, spec.names.read_alias, weights=leg_weights(blend))
-            rows = modes(args.bm25_weight)
-            per_query: dict[str, list[tuple[float, float]]] = {mode: [] for mode in rows}
-            examples, misses = [], []
-            for item in tqdm(items, desc="identifier queries", unit="query"):
-                tops, answers = {}, {}
-                for mode, fields in rows.items():
-                    answers[mode] = searcher.search(SearchRequest(item.query, size=K, depth=100, **fields)).hits
-                    tops[mode] = [hit.product_id for hit in answers[mode]]
-                    per_query[mode].append(known_item_scores(item.product_id, tops[mode]))
-                if len(examples) < 8:
-                    examples.append({"query": item.query, "product_id": item.product_id,
-                                     **{mode: tops[mode][:3] for mode in MODES}})
-                if per_query["hybrid"][-1][0] < per_query["bm25"][-1][0]:
-                    misses.append(hybrid_miss(item, answers["bm25"], tops["hybrid"]))
-            brands = brand_queries(dict(zip(catalog["product_id"], catalog["title"])), args.brand_queries, args.seed)
-            _log(f"{len(brands)} brand queries")
-            brand_rankings: dict[str, dict[str, list[str]]] = {mode: {} for mode in BRAND_MODES}
-            for brand_item in tqdm(brands, desc="brand queries", unit="query"):
-                for mode, fields in BRAND_MODES.items():
-                    hits = searcher.search(SearchRequest(brand_item.query, size=K, depth=100, **fields)).hits
-                    brand_rankings[mode][brand_item.query_id] = [hit.product_id for hit in hits]
-        finally:
-            engine.close()
+    blend = served_bm25_weight(args.encoder)
+    rows = modes(args.bm25_weight)
+    ingestion_reused = None
+    if args.exact:
+        texts = [item.query for item in items] + [brand_item.query for brand_item in brands]
+        found = probe(exact_search(encoder, args.catalog, texts, blend), items, brands, rows)
+    else:
+        from bench.relevance_stack import IndexSpec, ingest
+        from devstack import local_stack
+        from engines import connect
+        from indexer.catalog import catalog_events
+        from query_rewriter.search import HybridSearcher
+
+        spec = IndexSpec(args.encoder.replace(":", "-").replace("/", "-")[-40:].strip("-").lower(), args.encoder)
+        with local_stack(args.run_dir, engines=(args.engine,), heap="2g") as stack:
+            engine = connect(args.engine, stack.engines[args.engine].url)
+            try:
+                ingestion = ingest(stack, engine, spec, catalog_events(args.catalog), encoder.dimension,
+                                   encoder.model_version, args.catalog, args.reindex)
+                ingestion_reused = ingestion.reused
+                searcher = HybridSearcher.over(engine, encoder, spec.names.read_alias, weights=leg_weights(blend))
+                found = probe(engine_search(searcher), items, brands, rows)
+            finally:
+                engine.close()
+    per_query, brand_rankings = found["per_query"], found["brand_rankings"]
     scores = brand_scores(brands, brand_rankings)
-    return {"catalog": str(args.catalog), "products": len(catalog), "queries": len(items), "engine": args.engine,
+    return {"catalog": str(args.catalog), "products": len(catalog), "queries": len(items),
+            "engine": EXACT_ENGINE if args.exact else args.engine,
             "encoder": args.encoder, "model_version": encoder.model_version, "seed": args.seed,
             "blend": blend, "bm25_weights": args.bm25_weight,
-            "ingestion_reused": ingestion.reused, "scores": summarise(per_query),
+            "ingestion_reused": ingestion_reused, "scores": summarise(per_query),
             "differences": [paired_differences(per_query, "bm25", "knn"),
                             paired_differences(per_query, "hybrid", "knn"),
                             paired_differences(per_query, "hybrid", "bm25"),
                             paired_differences(per_query, "hybrid", NO_RULE),
                             *(paired_differences(per_query, at_weight("hybrid", w), other)
                               for w in args.bm25_weight for other in ("bm25", at_weight(NO_RULE, w)))],
-            "examples": examples, "misses": misses,
+            "examples": found["examples"], "misses": found["misses"],
             "brands": {"queries": len(brands), "min_products": BRAND_MIN_PRODUCTS, "min_titles": BRAND_MIN_TITLES,
                        "scores": {mode: float(values.mean()) for mode, values in scores.items()},
                        "differences": [ndcg_difference(scores, "hybrid", NO_BRAND_RULE),
@@ -373,6 +457,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--bm25-weight", type=lambda text: [float(w) for w in text.split(",")], default=[],
                         help="also report the hybrid at these BM25 weights, comma-separated (the 'hybrid' row "
                              "uses the model's stored blend.json, or 0.5/0.5)")
+    parser.add_argument("--exact", action="store_true",
+                        help="no engine: in-process Okapi BM25 and exact cosine search, the same blend and word rules "
+                             "(compares checkpoints in minutes; rows differ from the engine's, compare like with like)")
     parser.add_argument("--reindex", action="store_true", help="rebuild the index even when it is current")
     parser.add_argument("--run-dir", type=Path, default=cache_root() / "bench-probes",
                         help="engine data and worker logs (kept between runs so the index can be reused)")

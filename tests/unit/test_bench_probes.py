@@ -5,10 +5,9 @@ import pytest
 
 from bench.probes import (
     BRAND_MIN_PRODUCTS, BRAND_MIN_TITLES, BRAND_MODES, NO_BRAND_RULE, NO_RULE, RARE_DF, BrandQuery, brand_markdown,
-    brand_queries, brand_scores, hybrid_miss, identifier_queries, KnownItem, known_item_scores, markdown, modes,
-    ndcg_difference, paired_differences, summarise,
+    brand_queries, brand_scores, exact_search, Found, hybrid_miss, identifier_queries, KnownItem, known_item_scores, markdown, modes,
+    ndcg_difference, paired_differences, probe, summarise,
 )
-from query_rewriter.search import Hit
 
 TITLES = {
     "1": "Asics Men Gel Pulse III Black Sports Shoes",
@@ -50,8 +49,8 @@ def test_summaries_and_paired_differences():
     assert diff["mrr@10"] == pytest.approx(0.5) and diff["ci"] == pytest.approx([0.5, 0.5])
 
 
-def _hit(product_id: str, score: float) -> Hit:
-    return Hit(product_id, 1.0, {"title": TITLES[product_id]}, {"bm25": score}, {}, {})  # the raw score is the leg's
+def _hit(product_id: str, score: float) -> Found:
+    return Found(product_id, TITLES[product_id], score)  # the raw score is the BM25 leg's
 
 
 def test_a_hybrid_miss_records_what_the_known_item_rule_saw_and_the_report_lists_it():
@@ -125,3 +124,69 @@ def test_the_brand_section_names_its_rows_and_what_the_rule_adds():
     assert "| hybrid without the brand rule | 0.400 |" in text
     assert "the brand rule (`query_rewriter.brand`) adds +0.470" in text
     assert "| puma shoes | 3 | 1 | 6 | 1 | 6 |" in text
+
+
+def test_probe_scores_every_row_and_keeps_what_the_hybrid_missed():
+    items = [KnownItem("id-1", "Asics Gel Pulse III", "1"), KnownItem("id-2", "Asics Gel Kayano", "2")]
+    brands = [BrandQuery("brand-nike-shoes", "nike shoes", frozenset({"3", "4"}))]
+    asked = []
+
+    def search(text, fields):  # BM25 finds each known item first; every other row puts product 5 first
+        asked.append((text, dict(fields)))
+        target = next((item.product_id for item in items if item.query == text), "3")
+        order = [target, "5"] if fields["mode"] == "bm25" else ["5", target]
+        return [Found(pid, TITLES[pid], 2.0 if fields["mode"] == "bm25" else None) for pid in order]
+
+    found = probe(search, items, brands, modes())
+    assert found["per_query"]["bm25"] == [(1.0, 1.0), (1.0, 1.0)]
+    assert found["per_query"]["hybrid"] == found["per_query"]["knn"] == [(0.0, 0.5), (0.0, 0.5)]
+    assert [miss["product_id"] for miss in found["misses"]] == ["1", "2"]
+    assert found["misses"][0]["bm25"][0] == {"product_id": "1", "title": TITLES["1"], "score": 2.0}
+    assert found["brand_rankings"][NO_BRAND_RULE] == {"brand-nike-shoes": ["5", "3"]}
+    assert len(asked) == 2 * len(modes()) + len(BRAND_MODES)  # each query once per row
+
+
+class _WordEncoder:
+    """Bag-of-words vectors over ``VOCABULARY``, which has no brand in it: a dense leg as brand-blind as the trained
+    default's (``docs/probes.md``); cosine counts shared words, the photo is ignored."""
+
+    VOCABULARY = ["men", "women", "kids", "black", "shoes"]
+    dimension = len(VOCABULARY)
+    model_version = "words"
+
+    def _vectors(self, texts):
+        import numpy as np
+
+        rows = np.array([[float(word in text.lower().split()) for word in self.VOCABULARY] for text in texts])
+        return (rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-9)).astype("float32")
+
+    def encode_queries(self, texts, batch_size=64):
+        return self._vectors(texts)
+
+    def encode_products(self, products, batch_size=64):
+        return self._vectors([product.title for product in products])
+
+
+SHOES = {"1": "Puma Shoes", "2": "Puma Men Shoes", "3": "Nike Men Black Shoes", "4": "Nike Women Black Shoes",
+         "5": "Nike Kids Black Shoes", "6": "Adidas Shoes",
+         **{str(n): f"Titan Men Watch {n}" for n in range(7, 17)}}  # so that Okapi's IDF is positive for both words
+
+
+def test_exact_search_ranks_each_row_in_process_with_the_word_rules(tmp_path):
+    rows = "\n".join(f"{pid},{title},{'Accessories > Watches' if 'Watch' in title else 'Footwear > Shoes'},"
+                     for pid, title in SHOES.items())
+    (tmp_path / "products.csv").write_text(f"product_id,title,category,image\n{rows}\n")
+    search = exact_search(_WordEncoder(), tmp_path, ["nike shoes"], 0.1)
+    bm25 = search("nike shoes", {"mode": "bm25"})
+    assert {found.product_id for found in bm25[:3]} == {"3", "4", "5"}  # both query words
+    assert len(bm25) == 6 and all(found.title == SHOES[found.product_id] and found.bm25 > 0 for found in bm25)
+    # the dense leg sees only "shoes": "Puma Shoes" and "Adidas Shoes" are nearest, the Nike titles (two more
+    # words each) furthest; at BM25 0.1 the blend follows it, and the brand rule puts Nike's three first
+    assert [found.product_id for found in search("nike shoes", {"mode": "knn"})][:2] in (["1", "6"], ["6", "1"])
+    without = search("nike shoes", BRAND_MODES[NO_BRAND_RULE])
+    assert {found.product_id for found in without[:2]} == {"1", "6"}
+    served = search("nike shoes", BRAND_MODES["hybrid"])
+    assert {found.product_id for found in served[:3]} == {"3", "4", "5"}
+    assert [f.product_id for f in served[3:]] == [f.product_id for f in without if f.product_id not in "345"]
+    with pytest.raises(KeyError):
+        search("a query it was not built for", {"mode": "bm25"})
