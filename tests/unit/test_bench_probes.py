@@ -5,8 +5,8 @@ import pytest
 
 from bench.probes import (
     BRAND_MIN_PRODUCTS, BRAND_MIN_TITLES, BRAND_MODES, NO_BRAND_RULE, NO_RULE, RARE_DF, BrandQuery, brand_markdown,
-    brand_queries, brand_scores, exact_search, Found, hybrid_miss, identifier_queries, KnownItem, known_item_scores, markdown, modes,
-    ndcg_difference, paired_differences, probe, summarise,
+    brand_queries, brand_scores, exact_search, Found, hybrid_miss, identifier_queries, KnownItem, known_item_scores,
+    markdown, modes, ndcg_difference, paired_differences, probe, summarise,
 )
 
 TITLES = {
