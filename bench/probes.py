@@ -1,7 +1,7 @@
 """The identifier and brand probes: queries built from the catalogue, where exact words matter.
 
 ``python -m bench.probes [--catalog DIR] [--engine opensearch] [--encoder minilm] [--queries N]
-[--brand-queries N]``
+[--brand-queries N] [--exact]``
 
 The judged query sets describe products ("red handbag for women"); shoppers also type what
 they saw on a box or a previous order: a brand and a model or line name ("Gel Pulse III",
@@ -23,6 +23,9 @@ word is relevant (nDCG@10, binary). The same rows run, with the hybrid also with
 (:mod:`query_rewriter.brand`). The rule reads a brand the way this generator defines one (the
 word titles lead with), so the probe shows what the rule recovers, not that it generalises; the
 judged queries in ``docs/relevance.md`` show that it leaves descriptive queries alone.
+
+``--exact`` runs the same rows without an engine (:func:`exact_search`), to compare checkpoints in
+minutes; its in-process BM25 is not the engine's, so its rows compare with other exact rows only.
 
 Writes ``docs/results/probe-identifiers.json`` and ``docs/probes.md``. The generators and the
 metrics are unit-tested in ``tests/unit/test_bench_probes.py``.
