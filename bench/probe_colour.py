@@ -209,9 +209,7 @@ def exact_rankings(specs: Sequence[Any], events: Sequence[Mapping[str, Any]], qu
     from bench.relevance import encoder_for
     from query_rewriter.blend import blend, leg_weights
 
-    ids = [str(event["product_id"]) for event in events]
-    documents = {pid: f"{event['title']} {event.get('category', '')}" for pid, event in zip(ids, events)}
-    bm25 = bm25_runs(queries, documents, DEPTH)
+    bm25 = bm25_runs(queries, bm25_documents(events), DEPTH)
     rankings: Rankings = {"bm25": {qid: [pid for pid, _ in bm25[qid][:K]] for qid in queries}}
     for spec, name in model_rows(specs):
         encoder = encoder_for(spec.encoder)
@@ -226,6 +224,12 @@ def exact_rankings(specs: Sequence[Any], events: Sequence[Mapping[str, Any]], qu
             qid: [item.doc_id for item in blend({"bm25": bm25[qid], "knn": list(dense[qid].items())}, weights)[:K]]
             for qid in queries}
     return rankings
+
+
+def bm25_documents(events: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Product id -> the text the in-process BM25 leg scores: title and category (the engines' BM25 also reads
+    the fields a catalogue event may add, such as the brand and the description)."""
+    return {str(event["product_id"]): f"{event['title']} {event.get('category') or ''}" for event in events}
 
 
 def exact_dense(encoder: Any, with_images: bool, events: Sequence[Mapping[str, Any]], queries: Mapping[str, str],

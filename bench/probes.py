@@ -234,7 +234,7 @@ def exact_search(encoder: Any, catalog: Path, texts: Sequence[str], bm25_weight:
     """
     from acebert.blend_choice import DEPTH
     from acebert.pairs import bm25_runs
-    from bench.probe_colour import exact_dense
+    from bench.probe_colour import bm25_documents, exact_dense
     from indexer.catalog import catalog_events
     from query_rewriter.blend import blend
     from query_rewriter.rewrite import rewrite
@@ -242,10 +242,9 @@ def exact_search(encoder: Any, catalog: Path, texts: Sequence[str], bm25_weight:
 
     events = catalog_events(catalog)
     titles = {str(event["product_id"]): event["title"] for event in events}
-    documents = {pid: f"{event['title']} {event.get('category') or ''}" for pid, event in zip(titles, events)}
     unique = dict.fromkeys(rewrite(text).text for text in texts)
     keys = {text: f"q{n}" for n, text in enumerate(unique)}
-    bm25 = bm25_runs({key: text for text, key in keys.items()}, documents, DEPTH)
+    bm25 = bm25_runs({key: text for text, key in keys.items()}, bm25_documents(events), DEPTH)
     dense = exact_dense(encoder, True, events, {key: text for text, key in keys.items()}, "probe", catalog)
 
     def search(text: str, fields: Mapping[str, Any]) -> list[Found]:
