@@ -199,7 +199,8 @@ def title_span_batch(titles: Mapping[str, str], size: int, max_words: int, rng: 
 
     product_ids = rng.sample(list(titles), min(size, len(titles)))
     spans = [title_span(titles[pid], max_words, rng) for pid in product_ids]
-    words = [set(titles[pid].lower().split()) for pid in product_ids]
-    excluded = torch.tensor([[j != i and set(spans[i].lower().split()) <= words[j] for j in range(len(spans))]
+    span_words = [set(span.lower().split()) for span in spans]
+    title_words = [set(titles[pid].lower().split()) for pid in product_ids]
+    excluded = torch.tensor([[j != i and span_words[i] <= title_words[j] for j in range(len(spans))]
                              for i in range(len(spans))], dtype=torch.bool)
     return SpanBatch(product_ids, spans, excluded)

@@ -249,24 +249,25 @@ class Trainer:
         without their titles (product tower: image and category), titles as rows."""
         batch = image_title_batch(self.image_title_pool, self.run.train.batch_size, self.rng)
         products = [self.data.products[pid] for pid in batch.product_ids]
-        titles = self.featurizer.queries([product.title for product in products])
-        images = self.featurizer.products([dataclasses.replace(product, title="") for product in products])
-        t = self.model.encode_queries(*device_tensors(titles, self.device))
-        i = self.model.encode_products(*device_tensors(images, self.device))
-        excluded = batch.excluded.to(self.device)
-        return self.matching(t, i, excluded, torch.zeros_like(excluded))
+        return self.texts_to_products([product.title for product in products],
+                                      [dataclasses.replace(product, title="") for product in products], batch.excluded)
 
     def title_span_loss(self) -> torch.Tensor:
         """In-batch softmax of a few words of each drawn catalogue title (query tower) against the whole products
         (product tower), spans as rows."""
         cfg = self.run.train
         batch = title_span_batch(self.span_titles, cfg.batch_size, cfg.title_span_words, self.rng)
-        spans = self.featurizer.queries(batch.spans)
-        products = self.featurizer.products([self.data.products[pid] for pid in batch.product_ids])
-        s = self.model.encode_queries(*device_tensors(spans, self.device))
-        p = self.model.encode_products(*device_tensors(products, self.device))
-        excluded = batch.excluded.to(self.device)
-        return self.matching(s, p, excluded, torch.zeros_like(excluded))
+        return self.texts_to_products(batch.spans, [self.data.products[pid] for pid in batch.product_ids],
+                                      batch.excluded)
+
+    def texts_to_products(self, texts: list[str], products: list[ProductInput], excluded: torch.Tensor
+                          ) -> torch.Tensor:
+        """In-batch softmax of catalogue-derived texts (query tower) against products (product tower), row ``i``
+        matching column ``i``, ``excluded`` masked, no grade 1: the shape of both catalogue losses above."""
+        t = self.model.encode_queries(*device_tensors(self.featurizer.queries(texts), self.device))
+        p = self.model.encode_products(*device_tensors(self.featurizer.products(products), self.device))
+        excluded = excluded.to(self.device)
+        return self.matching(t, p, excluded, torch.zeros_like(excluded))
 
     def train_epoch(self) -> dict[str, float]:
         cfg = self.run.train
