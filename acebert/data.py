@@ -61,7 +61,8 @@ def require_value(path: str | Path, line: int, row: dict[str, str], column: str)
 
 
 def load_catalog(directory: str | Path, products_file: str = "products.csv", check_images: bool = False) -> pd.DataFrame:
-    """The catalogue as ``product_id, title, category, image`` (strings; ``image`` None if absent).
+    """The catalogue as ``product_id, title, category, image`` (strings; ``image`` None if absent), and any
+    other column of the file as it is (``brand``, read by :func:`indexer.catalog.catalog_events`).
 
     Image paths in the file are relative to ``directory``; they are returned absolute so callers
     do not need to know where the catalogue lives. Missing titles become ``""`` so a product with
@@ -73,8 +74,8 @@ def load_catalog(directory: str | Path, products_file: str = "products.csv", che
     path = directory / products_file
     if not path.is_file():
         raise DataError(f"catalogue not found: {path} (a CSV with columns product_id, title and optionally "
-                        "category, image)")
-    header, rows = read_rows(path, ("product_id", "title"), ",", optional=("category", "image"))
+                        "category, brand, image)")
+    header, rows = read_rows(path, ("product_id", "title"), ",", optional=("category", "brand", "image"))
     seen: dict[str, int] = {}
     for line, row in rows:
         product_id = require_value(path, line, row, "product_id")

@@ -242,6 +242,7 @@ def exact_search(encoder: Any, catalog: Path, texts: Sequence[str], bm25_weight:
 
     events = catalog_events(catalog)
     titles = {str(event["product_id"]): event["title"] for event in events}
+    brands = {str(event["product_id"]): event.get("brand") for event in events}
     unique = dict.fromkeys(rewrite(text).text for text in texts)
     keys = {text: f"q{n}" for n, text in enumerate(unique)}
     bm25 = bm25_runs({key: text for text, key in keys.items()}, bm25_documents(events), DEPTH)
@@ -256,7 +257,7 @@ def exact_search(encoder: Any, catalog: Path, texts: Sequence[str], bm25_weight:
             ranked = [pid for pid, _ in knn_leg]
         else:
             fused = blend({"bm25": bm25_leg, "knn": knn_leg}, fields.get("weights") or leg_weights(bm25_weight))
-            ranked = [item.doc_id for item in word_rules(fused, sent, bm25_leg, titles,
+            ranked = [item.doc_id for item in word_rules(fused, sent, bm25_leg, titles, brands,
                                                          fields.get("brand_first", True),
                                                          fields.get("known_item", True))]
         scores = dict(bm25_leg)

@@ -50,8 +50,9 @@ class Answer:
 
     ranked: list[str]
     leg: Leg  # (product id, raw engine score) in the leg's own rank order
-    titles: dict[str, str | None] = field(default_factory=dict)  # the leg's titles (the known-item and brand rules
-    # read them)
+    # the leg's titles and brand fields (the known-item and brand rules read them)
+    titles: dict[str, str | None] = field(default_factory=dict)
+    brands: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -78,7 +79,8 @@ def ask(searcher: HybridSearcher, mode: str, text: str, depth: int = DEPTH) -> A
     in_leg_order = sorted(response.hits, key=lambda hit: hit.ranks[leg_name])
     return Answer([hit.product_id for hit in response.hits],
                   [(hit.product_id, hit.leg_scores[leg_name]) for hit in in_leg_order],
-                  {hit.product_id: hit.source.get("title") for hit in in_leg_order})
+                  {hit.product_id: hit.source.get("title") for hit in in_leg_order},
+                  {hit.product_id: hit.source.get("brand") for hit in in_leg_order})
 
 
 def ask_all(searcher: HybridSearcher, mode: str, queries: Mapping[str, str], label: str) -> dict[str, Answer]:
@@ -92,7 +94,7 @@ def fuse(text: str, bm25: Answer, knn: Answer, method: str, bm25_weight: float, 
     query ``text``."""
     fused = blend({"bm25": bm25.leg, "knn": knn.leg}, leg_weights(bm25_weight), method)
     fused = word_rules(fused, rewrite(text).text, bm25.leg, {**knn.titles, **bm25.titles},
-                       with_known_item=with_known_item)
+                       {**knn.brands, **bm25.brands}, with_known_item=with_known_item)
     return [item.doc_id for item in fused[:DEPTH]]
 
 

@@ -1,4 +1,4 @@
-"""A catalogue file (``products.csv``: product_id, title, category, image) as upsert events."""
+"""A catalogue file (``products.csv``: product_id, title, category, brand, image) as upsert events."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,8 +33,9 @@ def catalog_events(directory: str | Path, image_root: str | Path | None = None, 
             "version": version,
             "title": row.title,
         }
-        if getattr(row, "category", ""):
-            event["category"] = row.category
+        for name in ("category", "brand"):  # optional columns; the brand one feeds the searcher's brand rule
+            if getattr(row, name, ""):
+                event[name] = getattr(row, name)
         if row.image:
             event["image"] = _relative_to(Path(row.image), root, directory)
         events.append(event)

@@ -313,7 +313,9 @@ class HybridSearcher:
             tiers = blend_tiers(legs, weights, request.method, depths)
             if len(legs) == 2:
                 titles = {pid: source.get("title") for pid, source in sources.items()}
-                tiers[0] = word_rules(tiers[0], text, legs["bm25"], titles, request.brand_first, request.known_item)
+                brands = {pid: source.get("brand") for pid, source in sources.items()}
+                tiers[0] = word_rules(tiers[0], text, legs["bm25"], titles, brands, request.brand_first,
+                                      request.known_item)
             timings["blend"] = (time.perf_counter() - t) * 1000
 
         removed["fused"] = 0
@@ -337,18 +339,23 @@ class HybridSearcher:
 
 
 def word_rules(fused: Sequence[Blended], text: str, bm25: Leg, titles: Mapping[str, str | None],
-               with_brand_first: bool = True, with_known_item: bool = True) -> list[Blended]:
+               brands: Mapping[str, str | None], with_brand_first: bool = True, with_known_item: bool = True
+               ) -> list[Blended]:
     """A hybrid blend after the rules that read the query's words in the BM25 leg's titles: a named brand's
     products first (:mod:`query_rewriter.brand`), then a known item on top (:mod:`query_rewriter.known_item`).
 
-    ``text`` is the query as sent to the engine (rewritten); ``titles`` covers the blended products. One
-    function, so that the relevance bench's offline fusion applies exactly what the searcher does.
+    ``text`` is the query as sent to the engine (rewritten); ``titles`` and ``brands`` (the events' brand
+    fields, where sent) cover the blended products. One function, so that the relevance bench's offline
+    fusion applies exactly what the searcher does.
     """
     ranked = list(fused)
     if with_brand_first:
-        ranked = brand_first(ranked, brand_words(text, bm25, titles), titles)
+        ranked = brand_first(ranked, brand_words(text, bm25, titles, brands), titles, brands)
     if with_known_item:
-        ranked = promote(ranked, known_item(text, bm25, titles))
+        # A shopper may name a known item's brand as its brand field spells it ("Quokkaware Kettle 3" for
+        # "Quokka Steel Kettle 3"), so the rule reads the field's words with the title's.
+        labels = {pid: " ".join(part for part in (brands.get(pid), title) if part) for pid, title in titles.items()}
+        ranked = promote(ranked, known_item(text, bm25, labels))
     return ranked
 
 

@@ -152,6 +152,20 @@ def test_a_cursor_neither_repeats_nor_skips_while_products_change(quokkas: Stack
         search(planted, "", cursor="not-a-token:10")
 
 
+def test_a_brand_field_names_a_brand_that_no_title_holds(quokkas: Stack):
+    """The quokkas' titles lead with "Quokka" and their brand field says "Quokkaware": the rule reads the
+    field from the legs' sources. With the dense leg alone deciding the blend, "quokkaware shoe" puts
+    shoes first; the rule moves the brand's products ahead of them."""
+    dense_order = {"bm25": 0.0, "knn": 1.0}
+    kept = search(quokkas, "quokkaware shoe", weights=dense_order, depth=50, size=50)
+    plain = search(quokkas, "quokkaware shoe", weights=dense_order, depth=50, size=50, brand_first=False)
+    assert plain.hits[0].source.get("brand") != "Quokkaware"
+    named = sum(h.source.get("brand") == "Quokkaware" for h in kept.hits)
+    assert named >= 3 and all(h.source.get("brand") == "Quokkaware" for h in kept.hits[:named])
+    others = [h.product_id for h in kept.hits[named:]]
+    assert others == [h.product_id for h in plain.hits if h.source.get("brand") != "Quokkaware"][:len(others)]
+
+
 def test_facets_agree_with_the_hits(quokkas: Stack):
     response = search(quokkas, "quokka kettle", depth=30, size=30, filters=Filters(category="Home"))
     assert response.hits and response.total == len(response.hits)

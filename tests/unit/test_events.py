@@ -73,6 +73,14 @@ def test_a_text_only_catalogue_needs_no_image_column(tmp_path):
     ]
 
 
+def test_a_catalogues_brand_column_reaches_the_events_where_a_row_has_one(tmp_path):
+    from indexer.catalog import catalog_events
+
+    (tmp_path / "products.csv").write_text("product_id,title,brand\np1,Men Derby Shoes,Red Tape\np2,Blue jeans,\n")
+    first, second = catalog_events(tmp_path)
+    assert first["brand"] == "Red Tape" and "brand" not in second
+
+
 def _shop(tmp_path):
     """A catalogue directory ``shop`` with one photo, ``images/p1.jpg``, and one title-only product."""
     shop = tmp_path / "shop"

@@ -86,3 +86,14 @@ def test_the_searcher_keeps_the_known_item_first_in_a_hybrid():
     assert [h.product_id for h in with_rule.hits] == ["b", "a", "c", "d"]
     described = searcher.search(SearchRequest("puma black sneakers", mode="hybrid"))
     assert described.hits[0].product_id == "a"  # "b" lacks the query's words: the blend decides
+
+
+def test_a_known_items_query_may_name_its_brand_as_the_brand_field_spells_it():
+    from query_rewriter.search import word_rules
+
+    fused = [Blended("p2", 0.9), Blended("p3", 0.8), Blended("p1", 0.7)]
+    kettles = {"p1": "Quokka Steel Kettle 3", "p2": "Quokka Steel Kettle 13", "p3": "Steel Kettle 3"}
+    brands = {"p1": "Quokkaware", "p2": "Quokkaware", "p3": None}
+    ranked = word_rules(fused, "quokkaware kettle 3", LEG, kettles, brands, with_brand_first=False)
+    assert [b.doc_id for b in ranked] == ["p1", "p2", "p3"]
+    assert word_rules(fused, "quokkaware kettle 3", LEG, kettles, {}, with_brand_first=False) == fused

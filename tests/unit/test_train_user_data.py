@@ -107,7 +107,7 @@ def test_catalogue_errors_and_a_text_only_catalogue(tmp_path: Path) -> None:
     catalog = load_catalog(tmp_path, check_images=True)  # no image column: title-only products
     assert list(catalog["image"]) == [None, None] and list(catalog["category"]) == ["", ""]
     _write(tmp_path / "products.csv", "product_id,name\n1,Red dress\n")
-    with pytest.raises(DataError, match=r"missing columns \['title'\]; .*optional category, image"):
+    with pytest.raises(DataError, match=r"missing columns \['title'\]; .*optional category, brand, image"):
         load_catalog(tmp_path)
     _write(tmp_path / "products.csv", "product_id,title\n1,Red dress\n1,Blue jeans\n")
     with pytest.raises(DataError, match=r"products.csv:3: product_id '1' already on line 2"):
