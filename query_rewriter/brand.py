@@ -22,6 +22,7 @@ lead with a brand, or a query with no brand word, nothing changes.
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Mapping, Sequence
 
 from query_rewriter.blend import Blended, Leg
@@ -59,9 +60,10 @@ def brand_words(query: str, bm25: Leg, titles: Mapping[str, str | None], brands:
     """
     leg = [(titles.get(product_id), brands.get(product_id)) for product_id, _ in bm25]
     sold = [sold_under(title, brand) for title, brand in leg]
+    sold_by = Counter(word for under in sold for word in under)
     found = set()
     for word in words(query):
-        leading = sum(word in under for under in sold)
+        leading = sold_by[word]
         # Fewer than BRAND_MIN_TITLES products sold under the word can never reach the share of as many holding
         # it: the common case, a descriptive query, stops here without reading every title's words.
         if leading < BRAND_MIN_TITLES:

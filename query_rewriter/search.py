@@ -353,8 +353,11 @@ def word_rules(fused: Sequence[Blended], text: str, bm25: Leg, titles: Mapping[s
         ranked = brand_first(ranked, brand_words(text, bm25, titles, brands), titles, brands)
     if with_known_item:
         # A shopper may name a known item's brand as its brand field spells it ("Quokkaware Kettle 3" for
-        # "Quokka Steel Kettle 3"), so the rule reads the field's words with the title's.
-        labels = {pid: " ".join(part for part in (brands.get(pid), title) if part) for pid, title in titles.items()}
+        # "Quokka Steel Kettle 3"), so the rule reads the field's words with the title's (of the BM25 leg's
+        # products, the only ones it reads).
+        labels = titles
+        if any(brands.get(pid) for pid, _ in bm25):
+            labels = {pid: f"{brands.get(pid) or ''} {titles.get(pid) or ''}" for pid, _ in bm25}
         ranked = promote(ranked, known_item(text, bm25, labels))
     return ranked
 
