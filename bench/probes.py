@@ -20,8 +20,9 @@ The brand probe asks what shoppers type more often than a model name: a brand an
 product ("puma shoes"). :func:`brand_queries` builds them from the titles alone: the brand is a
 title's first word and the kind its last, and every product whose title has that first and last
 word is relevant (nDCG@10, binary). The same rows run, with the hybrid also without its brand rule
-(:mod:`query_rewriter.brand`). The rule reads a brand the way this generator defines one (the
-word titles lead with), so the probe shows what the rule recovers, not that it generalises; the
+(:mod:`query_rewriter.brand`). On a catalogue without a brand column the rule reads a brand the
+way this generator defines one (the word titles lead with), so the probe shows what the rule
+recovers, not that it generalises; the
 judged queries in ``docs/relevance.md`` show that it leaves descriptive queries alone.
 
 ``--exact`` runs the same rows without an engine (:func:`exact_search`), to compare checkpoints in
