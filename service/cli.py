@@ -289,8 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_enqueue)
 
     p = sub.add_parser("load-catalog", help="queue (or index directly) a products.csv catalogue")
-    p.add_argument("catalog", help="directory holding products.csv (and images/); its photos must be under "
-                                   "PRODUCT_IMAGE_ROOT, and events name them relative to it")
+    p.add_argument("catalog", help="directory holding products.csv (product_id, title[, category, brand, image]) "
+                                   "and its images; its photos must be under PRODUCT_IMAGE_ROOT, and events name "
+                                   "them relative to it")
     p.add_argument("--version", type=int, default=1, help="event version of every product")
     p.add_argument("--limit", type=int)
     p.add_argument("--direct", action="store_true", help="bulk-index in this process, bypassing the workers")
