@@ -14,7 +14,8 @@ re-evaluating all of them.
 checkpoint directory; another seed adds ``-seed<N>``), and writes a second table between
 ``<!-- ablation-seeds:start -->`` and ``<!-- ablation-seeds:end -->``: mean and sample sd over
 seeds, and a paired test against ``full`` over test queries (each query's nDCG@10 averaged over
-the seeds first), because single-seed differences under about 0.01 are noise here.
+the seeds first), because single-seed differences under about 0.01 are noise here. It leaves the doc as it
+is when its table holds rows of variants this machine's ``ablation-seeds.json`` lacks, and says so.
 """
 from __future__ import annotations
 
@@ -247,6 +248,21 @@ def write_into_doc(doc: Path, table: str, start: str = START, end: str = END, he
     doc.write_text(text)
 
 
+def rows_it_would_drop(doc: Path, variants: Sequence[str], start: str = SEEDS_START, end: str = SEEDS_END
+                       ) -> list[str]:
+    """The variants of the doc's table between the markers (the first cell of each body row) not in ``variants``.
+
+    Why: ``ablation-seeds.json`` lives beside the checkpoints, so a fresh machine holds only the variants it
+    trained; rewriting the doc's table from it would silently drop the rows other machines measured.
+    """
+    text = doc.read_text() if doc.is_file() else ""
+    if start not in text or end not in text:
+        return []
+    rows = text.split(start, 1)[1].split(end, 1)[0].strip().splitlines()[2:]  # past the header and its rule
+    named = [row.split("|")[1].strip() for row in rows if row.startswith("|")]
+    return [name for name in named if name not in variants]
+
+
 def previous_results(path: Path, rerun: Sequence[str]) -> dict[str, dict[str, Any]]:
     """The variant rows of an earlier run that this run does not redo (empty if there is none)."""
     if not path.is_file():
@@ -315,7 +331,13 @@ def run_seeds(args: argparse.Namespace, names: Sequence[str], seeds: Sequence[in
             out.write_text(json.dumps(by_seed, indent=2) + "\n")
     ordered = {key: by_seed[key] for key in VARIANTS if key in by_seed}
     table = seeds_table(ordered)
-    write_into_doc(args.doc, table, SEEDS_START, SEEDS_END, "Ablations over seeds")
+    dropped = rows_it_would_drop(args.doc, list(ordered))
+    if dropped:
+        print(f"{args.doc} left as it is: its seed table has rows for {dropped}, which {out} lacks (trained on "
+              "another machine). Pass --doc PATH to write this table elsewhere and merge the rows by hand, or "
+              "rerun those variants here.", file=sys.stderr)
+    else:
+        write_into_doc(args.doc, table, SEEDS_START, SEEDS_END, "Ablations over seeds")
     print(table)
     return 0
 

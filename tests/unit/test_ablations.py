@@ -8,10 +8,13 @@ import pytest
 
 from acebert.ablations import (
     END,
+    SEEDS_END,
+    SEEDS_START,
     START,
     VARIANTS,
     markdown_table,
     previous_results,
+    rows_it_would_drop,
     seed_mean_per_query,
     seeds_table,
     variant_config,
@@ -150,3 +153,12 @@ def test_a_cached_seed_report_is_reused_only_for_the_checkpoint_it_scored(tmp_pa
     (tmp_path / WEIGHTS).write_bytes(b"retrained")  # same directory, other weights: score it again
     assert not report_is_current(report, run)
     assert not report_is_current({**report, "checkpoint": "/elsewhere"}, run)
+
+
+def test_the_seed_table_names_the_rows_a_rewrite_would_drop(tmp_path: Path) -> None:
+    doc = tmp_path / "acebert.md"
+    assert rows_it_would_drop(doc, ["full"]) == []  # no doc yet: the table is appended
+    runs = {"full": {"13": _seeded({"a": 0.5})}, "no_image": {"13": _seeded({"a": 0.4})}}
+    write_into_doc(doc, seeds_table(runs), SEEDS_START, SEEDS_END)
+    assert rows_it_would_drop(doc, ["full", "no_image", "adversarial"]) == []
+    assert rows_it_would_drop(doc, ["full", "adversarial"]) == ["no_image"]
