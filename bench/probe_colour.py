@@ -147,11 +147,20 @@ Rankings = dict[str, dict[str, list[str]]]  # row -> query id -> product ids, be
 
 
 def model_rows(specs: Sequence[Any]) -> list[tuple[Any, str]]:
-    """Each model spec with its row name (:func:`probe_name`)."""
+    """Each model spec with its row name (:func:`probe_name`), which also names its engine index.
+
+    Rows carry the checkpoint's directory, so several checkpoints of one kind (a variant's seeds) are compared in
+    one run; two specs that would share a row, and so an index, are refused.
+    """
     from bench.relevance import DEFAULT_CHECKPOINT
 
-    return [(spec, probe_name(spec.name, None if spec.encoder == "minilm" else spec.encoder, DEFAULT_CHECKPOINT))
+    rows = [(spec, probe_name(spec.name, None if spec.encoder == "minilm" else spec.encoder, DEFAULT_CHECKPOINT))
             for spec in specs]
+    names = [name for _, name in rows]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"{', '.join(twice)} given twice: name each model and checkpoint directory once")
+    return rows
 
 
 def engine_rankings(args: argparse.Namespace, specs: Sequence[Any], events: Sequence[Mapping[str, Any]],
@@ -334,7 +343,7 @@ def headroom_rows(qrels: Mapping[str, Mapping[str, int]], rankings: Mapping[str,
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from acebert.data import load_catalog
-    from bench.relevance import breadth, load_split, parse_models, served_bm25_weight
+    from bench.relevance import breadth, load_split, served_bm25_weight
     from indexer.catalog import catalog_events
 
     catalog = load_catalog(args.catalog)
@@ -347,7 +356,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     qrels = {qid: split.qrels[qid] for qid in queries}
     changed = sum(e["title"] != t for e, t in zip(events, catalog["title"]))
     _log(f"{len(queries)} colour queries; {changed} of {len(events)} titles lost a colour word")
-    specs = parse_models(args.models)
+    specs = args.models
     blends = {f"hybrid {name}": served_bm25_weight(spec.encoder) for spec, name in model_rows(specs)}
     rankings = (exact_rankings(specs, events, queries, blends, args.catalog, args.photo_leg) if args.exact
                 else engine_rankings(args, specs, events, queries, blends))
@@ -449,7 +458,7 @@ def markdown(payload: Mapping[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    from bench.relevance import DATA, add_candidates_argument
+    from bench.relevance import DATA, add_candidates_argument, parse_model
     from devstack.install import cache_root
 
     parser = argparse.ArgumentParser(prog="python -m bench.probe_colour", description=__doc__.split("\n")[0])
@@ -480,6 +489,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--headroom compares exact rankings (no index-build noise); add --exact")
     if args.photo_leg and not args.exact:
         parser.error("--photo-leg needs a second vector field in the engine; it runs with --exact only")
+    try:
+        args.models = [parse_model(item.strip()) for item in args.models.split(",") if item.strip()]
+        model_rows(args.models)
+    except ValueError as error:
+        parser.error(f"--models: {error}")
     args.queries = args.queries or args.catalog / "queries_test.tsv"
     args.qrels = args.qrels or args.catalog / "qrels_test.tsv"
     return args

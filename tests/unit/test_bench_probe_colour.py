@@ -149,6 +149,22 @@ def test_headroom_is_the_photo_as_words_gain_and_the_image_gets_its_share_of_it(
     assert row["share"] == pytest.approx(((1 + second) / 2 - second) / (1 - second))  # one half
 
 
+def test_several_checkpoints_of_one_kind_are_one_run_and_a_repeated_one_is_refused(tmp_path, capsys):
+    """Rows (and engine indices) carry the checkpoint directory: a variant's seeds are compared side by side."""
+    from bench.probe_colour import parse_args
+
+    for name in ("a", "a-seed14"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+    a, b = tmp_path / "a", tmp_path / "a-seed14"
+    models = parse_args(["--models", f"minilm,acebert:{a},acebert:{b},acebert-title:{a}"]).models
+    assert [(spec.name, spec.encoder) for spec in models] == [
+        ("minilm", "minilm"), ("acebert", str(a)), ("acebert", str(b)), ("acebert-title", str(a))]
+    with pytest.raises(SystemExit):
+        parse_args(["--models", f"acebert:{a},acebert:{a}"])
+    assert "acebert@a given twice" in capsys.readouterr().err
+
+
 def test_headroom_needs_exact_search():
     from bench.probe_colour import parse_args
 
