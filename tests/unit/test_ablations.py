@@ -55,8 +55,11 @@ def test_variants_measured_before_the_colour_default_still_train_what_they_measu
         return (run.model.colour_bins, run.train.image_title_weight, run.train.head_lr, run.model.raw_image_tokens,
                 run.train.epochs)
 
-    assert colour_settings("full") == (8, 0.3, 5e-3, False, 4)  # the default since the night of 2026-12-06
-    assert colour_settings("epochs_3") == (8, 0.3, 5e-3, False, 3)  # the one before it
+    assert colour_settings("full") == (8, 0.5, 5e-3, False, 5)  # the default since 2026-12-08
+    assert colour_settings("epochs_4") == (8, 0.3, 5e-3, False, 4)  # the one before it
+    assert colour_settings("image_title_0.5") == (8, 0.5, 5e-3, False, 4)  # measured on top of epochs_4
+    assert colour_settings("title_span_0.1") == (8, 0.3, 5e-3, False, 4)  # and so was this one
+    assert colour_settings("epochs_3") == (8, 0.3, 5e-3, False, 3)  # the one before that
     assert colour_settings("colour_only") == (8, 0.3, 5e-3, False, 2)
     assert colour_settings("raw_image_tokens") == (8, 0.3, 5e-3, True, 2)  # the one before that
     assert colour_settings("raw_image_tokens_3_epochs") == (8, 0.3, 5e-3, True, 3)
