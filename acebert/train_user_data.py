@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # acebert does not import the indexing side at run time; only
 
 # Sized for a CPU run of a few minutes (about 30 pairs/s with photos on 2 cores): 3 epochs of
 # at most 1,500 (query, grade-2 product) pairs, so that the demo, which runs it, stays under 2 minutes (the
-# fashion config's fourth epoch won there over 3 seeds, but would add about 20 s here). On a GPU, raise epochs and
+# fashion config's fourth and fifth epochs won there over 3 seeds, but each would add about 20 s here). On a GPU, raise epochs and
 # max_train_pairs.
 USER_DEFAULTS: dict[str, dict[str, Any]] = {
     # use_category: read only where products.csv has a category column; colour_bins: the colour token,
@@ -50,7 +50,7 @@ USER_DEFAULTS: dict[str, dict[str, Any]] = {
     # says why each won
     "train": {"epochs": 3, "batch_size": 32, "max_positives_per_query": 4, "max_train_pairs": 1500,
               "eval_each_epoch": False, "grade1_weight": 1.0, "hard_negatives": 1, "head_lr": 5e-3,
-              "image_title_weight": 0.3, "image_title_share": 0.5},
+              "image_title_weight": 0.5, "image_title_share": 0.5},
 }
 DEFAULT_OUTPUT = Path("~/.cache/acebert-search/checkpoints/my-acebert")
 HOLDOUT_FRACTION = 0.2
