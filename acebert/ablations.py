@@ -90,7 +90,7 @@ VARIANTS: dict[str, list[str]] = {
     "epochs_3": ["train.epochs=3", "train.image_title_weight=0.3"],
     # the alignment at half weight instead of 0.3: the fourth epoch won judged dev but cut the photo's blind-title gain
     # (seed 13: +11.4% on the whole catalogue against +18.2% at 3 epochs); does more alignment give it back?
-    "image_title_0.5": ["train.epochs=4", "train.image_title_weight=0.5"],
+    "image_title_0.5": [*EPOCHS_4, "train.image_title_weight=0.5"],
     # the default from the night of 2026-12-06 to 2026-12-08, which the alignment at 0.5 and a fifth epoch replaced
     "epochs_4": EPOCHS_4,
     # the product tower on the backbone's first 3 of 6 layers (the query tower keeps all 6): about twice the

@@ -38,8 +38,8 @@ if TYPE_CHECKING:  # acebert does not import the indexing side at run time; only
 
 # Sized for a CPU run of a few minutes (about 30 pairs/s with photos on 2 cores): 3 epochs of
 # at most 1,500 (query, grade-2 product) pairs, so that the demo, which runs it, stays under 2 minutes (the
-# fashion config's fourth and fifth epochs won there over 3 seeds, but each would add about 20 s here). On a GPU, raise epochs and
-# max_train_pairs.
+# fashion config's fourth and fifth epochs won there over 3 seeds, but each would add about 20 s here). On a GPU,
+# raise epochs and max_train_pairs.
 USER_DEFAULTS: dict[str, dict[str, Any]] = {
     # use_category: read only where products.csv has a category column; colour_bins: the colour token,
     # which is all the tower reads of a photo without raw_image_tokens

@@ -150,17 +150,12 @@ def model_rows(specs: Sequence[Any]) -> list[tuple[Any, str]]:
     """Each model spec with its row name (:func:`probe_name`), which also names its engine index.
 
     Rows carry the checkpoint's directory, so several checkpoints of one kind (a variant's seeds) are compared in
-    one run; two specs that would share a row, and so an index, are refused.
+    one run (:func:`parse_args` refuses two specs that would share a row, and so an index).
     """
     from bench.relevance import DEFAULT_CHECKPOINT
 
-    rows = [(spec, probe_name(spec.name, None if spec.encoder == "minilm" else spec.encoder, DEFAULT_CHECKPOINT))
+    return [(spec, probe_name(spec.name, None if spec.encoder == "minilm" else spec.encoder, DEFAULT_CHECKPOINT))
             for spec in specs]
-    names = [name for _, name in rows]
-    twice = sorted({name for name in names if names.count(name) > 1})
-    if twice:
-        raise ValueError(f"{', '.join(twice)} given twice: name each model and checkpoint directory once")
-    return rows
 
 
 def engine_rankings(args: argparse.Namespace, specs: Sequence[Any], events: Sequence[Mapping[str, Any]],
@@ -458,7 +453,7 @@ def markdown(payload: Mapping[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    from bench.relevance import DATA, add_candidates_argument, parse_model
+    from bench.relevance import DATA, add_candidates_argument, parse_model, repeated
     from devstack.install import cache_root
 
     parser = argparse.ArgumentParser(prog="python -m bench.probe_colour", description=__doc__.split("\n")[0])
@@ -491,9 +486,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--photo-leg needs a second vector field in the engine; it runs with --exact only")
     try:
         args.models = [parse_model(item.strip()) for item in args.models.split(",") if item.strip()]
-        model_rows(args.models)
     except ValueError as error:
         parser.error(f"--models: {error}")
+    twice = repeated([name for _, name in model_rows(args.models)])
+    if twice:
+        parser.error(f"--models: {', '.join(twice)} given twice: name each model and checkpoint directory once")
     args.queries = args.queries or args.catalog / "queries_test.tsv"
     args.qrels = args.qrels or args.catalog / "qrels_test.tsv"
     return args

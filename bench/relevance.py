@@ -84,6 +84,11 @@ def parse_model(text: str) -> IndexSpec:
     raise ValueError(f"model {text!r}: expected minilm, acebert:CKPT or acebert-title:CKPT")
 
 
+def repeated(names: Sequence[str]) -> list[str]:
+    """The names that occur more than once, sorted: an index or result row named twice would be shared."""
+    return sorted({name for name in names if names.count(name) > 1})
+
+
 def parse_models(text: str) -> list[IndexSpec]:
     """A comma-separated list of :func:`parse_model` items, each kind at most once.
 
@@ -91,8 +96,7 @@ def parse_models(text: str) -> list[IndexSpec]:
     share the first one's index and rows: two checkpoints are compared in two runs.
     """
     specs = [parse_model(item.strip()) for item in text.split(",") if item.strip()]
-    kinds = [spec.name for spec in specs]
-    twice = sorted({kind for kind in kinds if kinds.count(kind) > 1})
+    twice = repeated([spec.name for spec in specs])
     if twice:
         raise ValueError(f"{', '.join(twice)} given twice: name each kind once, and compare two checkpoints of "
                          "one kind in two runs, each with its own --out")
